@@ -1,0 +1,109 @@
+/**
+ * Restoring actors: from their checkpoint entry (migrated if another machine version wrote
+ * it) and, after a crash, by replaying their inputs from the log.
+ *
+ * Invariants:
+ *  1. A restored actor's state is the state after exactly the inputs its entry covers
+ *     (seq <= entry.seq); a rebuild then re-applies, in order, exactly its own inputs with
+ *     entry.seq < seq < the crashing input, skipping inputs that were dead-lettered.
+ *  2. An entry of another machine version is migrated by the definition's `migrate`, or
+ *     never restored blindly: `CHECKPOINT_VERSION` names both versions.
+ *  3. Outputs regenerated during a rebuild are not published again: the originals are either
+ *     acknowledged by the log or still in the worker's outbox.
+ */
+import { ActorHost } from './actor-host.js';
+import { validateInput } from './validate.js';
+import type { Clock } from '../core/clock.js';
+import { decodeEnvelope, type Json } from '../core/envelope.js';
+import { ActorCrashedError, WardenError } from '../core/errors.js';
+import type { ActorEntry, CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import type { ResolvedStage } from '../pipeline/define-pipeline.js';
+import type { Transport } from '../transport/transport.js';
+
+/** What restoring needs to know. */
+export interface RestoreContext {
+  stage: ResolvedStage;
+  scope: CheckpointScope;
+  store: CheckpointStore;
+  transport: Transport;
+  clock: Clock;
+  /** Subject of the partition in the stage's stream. */
+  subject: string;
+}
+
+/** The snapshot of `entry`, migrated to the stage's machine version (invariant 2). */
+export function migrated(stage: ResolvedStage, entry: ActorEntry): Json {
+  const def = stage.actor;
+  if (entry.machineVersion === def.version) return entry.snapshot;
+  if (!def.migrate) {
+    throw new WardenError(
+      'CHECKPOINT_VERSION',
+      `checkpoint of ${stage.name}[${entry.key}] was written by machine version ${entry.machineVersion}; this is version ${def.version} and defines no migrate()`,
+      { nonRetryable: true, details: { key: entry.key, storedVersion: entry.machineVersion, version: def.version } },
+    );
+  }
+  return def.migrate(entry.snapshot, entry.machineVersion);
+}
+
+/** Builds the host for `key` from its checkpoint entry, or a fresh one if it has none. */
+export async function loadActor(ctx: RestoreContext, key: string): Promise<{ host: ActorHost; entry: ActorEntry | undefined }> {
+  const entry = await ctx.store.readActor(ctx.scope, key);
+  if (!entry) return { host: new ActorHost(ctx.stage.actor, key, { clock: ctx.clock }), entry };
+  return { host: new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, snapshot: migrated(ctx.stage, entry) }), entry };
+}
+
+/**
+ * Rebuilds the actor for `key` as it was just before input `beforeSeq`: restore its entry,
+ * then replay its own inputs from the log (invariant 1). `freshFrom` is the sequence a key
+ * without an entry starts from (the position it was created or removed at). An input that
+ * crashes the actor during the replay is added to `poisoned` and the rebuild starts over
+ * without it.
+ */
+export async function rebuildActor(
+  ctx: RestoreContext,
+  key: string,
+  freshFrom: number,
+  beforeSeq: number,
+  poisoned: Set<number>,
+): Promise<{ host: ActorHost; replayed: number }> {
+  for (;;) {
+    const { host: base, entry } = await loadActor(ctx, key);
+    const startSeq = (entry ? entry.seq : freshFrom) + 1;
+    let host = base;
+    let replayed = 0;
+    let crashedAt: number | undefined;
+    const reader = ctx.transport.openReader(ctx.stage.stream, { filterSubject: ctx.subject, startSeq });
+    try {
+      outer: for (;;) {
+        const msgs = await reader.next(512, 0);
+        if (msgs.length === 0) break;
+        for (const msg of msgs) {
+          if (msg.seq >= beforeSeq) break outer;
+          if (poisoned.has(msg.seq)) continue;
+          let env;
+          try {
+            env = decodeEnvelope(msg.data, msg.seq);
+            if (env.key !== key) continue;
+            validateInput(ctx.stage.actor, env, msg.data.length);
+          } catch {
+            continue; // it was dead-lettered when first read
+          }
+          if (host.status === 'done') host = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock });
+          try {
+            host.handle({ ...env.payload, type: env.type }, msg.seq); // outputs dropped (invariant 3)
+            replayed++;
+          } catch (err) {
+            if (!(err instanceof ActorCrashedError)) throw err;
+            crashedAt = msg.seq;
+            break outer;
+          }
+        }
+      }
+    } finally {
+      await reader.close();
+    }
+    if (crashedAt === undefined) return { host, replayed };
+    host.stop();
+    poisoned.add(crashedAt);
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * Typed events a partition worker reports: lifecycle, checkpoints, crashes and dead letters.
+ * Metrics, progress displays and the supervisor listen to these.
+ */
+
+interface Base {
+  stage: string;
+  partition: number;
+}
+
+/** An event without the stage and partition that report it. */
+export type WorkerEventBody =
+  | { type: 'restored'; seq: number; epoch: number; outbox: number; durationMs: number }
+  | { type: 'first-input'; seq: number }
+  | { type: 'checkpoint'; seq: number; bytes: number; actors: number; durationMs: number }
+  | { type: 'checkpoint-failed'; seq: number; error: string }
+  | { type: 'dead-letter'; seq: number; reason: string; error: string }
+  | { type: 'actor-crashed'; key: string; seq: number; attempt: number; error: string }
+  | { type: 'actor-restarted'; key: string; replayed: number; durationMs: number }
+  | { type: 'stopped'; seq: number }
+  | { type: 'killed'; seq: number }
+  | { type: 'failed'; seq: number; error: string };
+
+/** Every event a `PartitionWorker` reports. */
+export type WorkerEvent = Base & WorkerEventBody;

@@ -1,0 +1,97 @@
+/**
+ * The CheckpointStore port. A checkpoint is a cache of "the state of a partition's actors
+ * after applying its log up to sequence `seq`"; the log stays the record of truth.
+ *
+ * Invariants every implementation keeps (the contract suite checks them):
+ *  1. A write is atomic: the partition's meta (seq, epoch, machine version, outbox) and every
+ *     actor entry in it become visible together, or not at all.
+ *  2. A write whose `epoch` is older than the stored epoch is refused (`CHECKPOINT_FENCED`):
+ *     a zombie owner can never overwrite its successor.
+ *  3. A write whose `seq` is lower than the stored seq is refused (`CHECKPOINT_FENCED`):
+ *     positions never go backwards. An equal seq is accepted (an idempotent re-write).
+ *  4. Actor entries not named in a write keep their last written value (a write carries only
+ *     the actors that changed); `removed` keys are deleted in the same atomic step.
+ *  5. Every entry carries a checksum of its bytes; a read that finds a mismatch raises
+ *     `CHECKPOINT_CORRUPT` naming the scope and key, never returns the damaged value.
+ */
+import type { Json } from '../core/envelope.js';
+
+/** Which partition of which operator a checkpoint belongs to. */
+export interface CheckpointScope {
+  operator: string;
+  partition: number;
+}
+
+/** An output produced but not yet acknowledged by the log when the checkpoint was cut. */
+export interface OutboxEntry {
+  subject: string;
+  msgId: string;
+  /** The envelope body, as a JSON string. */
+  body: string;
+}
+
+/** What one checkpoint write carries. */
+export interface CheckpointWrite {
+  scope: CheckpointScope;
+  /** Stream sequence of the partition's last applied input. */
+  seq: number;
+  /** Fencing epoch of the writer. */
+  epoch: number;
+  /** Version of the operator's machine that produced the snapshots. */
+  machineVersion: string;
+  /** Persisted snapshots of the actors that changed since the last write, by key. */
+  actors: Record<string, Json>;
+  /** Keys whose entries are deleted. @default [] */
+  removed?: string[];
+  /** Outputs not yet acknowledged by the log at the cut. */
+  outbox: OutboxEntry[];
+}
+
+/** The stored meta of a partition checkpoint. */
+export interface CheckpointMeta {
+  scope: CheckpointScope;
+  seq: number;
+  epoch: number;
+  machineVersion: string;
+  outbox: OutboxEntry[];
+  /** Number of actor entries stored. */
+  actorCount: number;
+  /** Store clock time of the write (ms). */
+  writtenAtMs: number;
+}
+
+/** One actor's stored entry. */
+export interface ActorEntry {
+  key: string;
+  snapshot: Json;
+  machineVersion: string;
+  /** Sequence of the partition checkpoint that last wrote this entry. */
+  seq: number;
+}
+
+/** Result of a successful write. */
+export interface WriteResult {
+  seq: number;
+  epoch: number;
+  /** Bytes written in this write. */
+  bytes: number;
+}
+
+/** Durable storage for partition checkpoints. */
+export interface CheckpointStore {
+  write(cp: CheckpointWrite): Promise<WriteResult>;
+  /** The partition's checkpoint meta, or undefined if it was never written. */
+  readMeta(scope: CheckpointScope): Promise<CheckpointMeta | undefined>;
+  /** One actor's entry, or undefined. */
+  readActor(scope: CheckpointScope, key: string): Promise<ActorEntry | undefined>;
+  /** Every actor entry of the partition. */
+  readActors(scope: CheckpointScope): Promise<ActorEntry[]>;
+  /** Removes the partition's checkpoint entirely (tests, resets). */
+  clear(scope: CheckpointScope): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** `operator/partition`, for messages and map keys. */
+export function scopeId(scope: CheckpointScope): string {
+  return `${scope.operator}/${scope.partition}`;
+}

@@ -1,0 +1,34 @@
+/**
+ * How checkpoint entries are serialised and checksummed. Shared by every store so an entry
+ * written by one implementation verifies in another.
+ */
+import { createHash } from 'node:crypto';
+import { WardenError } from '../core/errors.js';
+
+/** Hex SHA-1 of a string (an integrity check, not a security boundary). */
+export function checksumOf(body: string): string {
+  return createHash('sha1').update(body).digest('hex');
+}
+
+/** Serialises a value with its checksum: `<40 hex chars><json>`. */
+export function sealEntry(value: unknown): string {
+  const body = JSON.stringify(value);
+  return checksumOf(body) + body;
+}
+
+/** Verifies and parses a sealed entry; a mismatch raises `CHECKPOINT_CORRUPT` naming `what`. */
+export function openEntry<T>(sealed: string, what: string): T {
+  const sum = sealed.slice(0, 40);
+  const body = sealed.slice(40);
+  if (checksumOf(body) !== sum) {
+    throw new WardenError('CHECKPOINT_CORRUPT', `checkpoint entry ${what} fails its checksum`, {
+      nonRetryable: true,
+      details: { what },
+    });
+  }
+  try {
+    return JSON.parse(body) as T;
+  } catch (err) {
+    throw new WardenError('CHECKPOINT_CORRUPT', `checkpoint entry ${what} is not valid JSON`, { cause: err, nonRetryable: true, details: { what } });
+  }
+}

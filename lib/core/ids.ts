@@ -1,0 +1,32 @@
+/**
+ * Deterministic identifiers. A replay regenerates outputs with the same message IDs, so the
+ * stream's duplicate window drops the copies: `<operator>:<key>:<inputSeq>:<n>`.
+ */
+
+/** The message ID of the `n`-th output (0-based) produced by `operator` for `key` at input sequence `inputSeq`. */
+export function outputMessageId(operator: string, key: string, inputSeq: number, n: number): string {
+  return `${operator}:${key}:${inputSeq}:${n}`;
+}
+
+/** The message ID of the dead letter for input `inputSeq` of `operator`. */
+export function deadLetterMessageId(operator: string, inputSeq: number): string {
+  return `dlq:${operator}:${inputSeq}`;
+}
+
+/**
+ * A stable 32-bit FNV-1a hash of a string. Used for partitioning: the same key always lands
+ * on the same partition, on every node and every run.
+ */
+export function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The partition (0..partitions-1) a key belongs to. */
+export function partitionOf(key: string, partitions: number): number {
+  return partitions <= 1 ? 0 : hash32(key) % partitions;
+}

@@ -1,0 +1,63 @@
+/**
+ * warden: fault-tolerant real-time pipelines of supervised xstate actors over a replayable log.
+ * The public API; adapters for real backends live in `warden/nats` and `warden/redis`, test
+ * helpers in `warden/testing`.
+ */
+export { SystemClock, SimulatedClock, sleep, type Clock, type TimerHandle } from './core/clock.js';
+export { encodeEnvelope, decodeEnvelope, envelopeBody, type Envelope, type Json } from './core/envelope.js';
+export {
+  WardenError,
+  ConfigError,
+  ValidationError,
+  TerminalError,
+  ActorCrashedError,
+  CheckpointFencedError,
+  describeError,
+  errorChain,
+  type WardenErrorCode,
+  type WardenErrorOptions,
+} from './core/errors.js';
+export { outputMessageId, deadLetterMessageId, partitionOf } from './core/ids.js';
+export { createLogger, silentLogger, type Logger, type LoggerOptions } from './core/logger.js';
+export {
+  resolveStreamConfig,
+  subjectMatches,
+  type Transport,
+  type StreamConfig,
+  type StoredMessage,
+  type PublishOptions,
+  type PubAck,
+  type StreamInfo,
+  type Reader,
+  type ReaderOptions,
+  type Consumer,
+  type ConsumerOptions,
+  type Delivery,
+} from './transport/transport.js';
+export { InMemoryTransport } from './transport/in-memory-transport.js';
+export {
+  scopeId,
+  type CheckpointStore,
+  type CheckpointScope,
+  type CheckpointWrite,
+  type CheckpointMeta,
+  type ActorEntry,
+  type OutboxEntry,
+  type WriteResult,
+} from './checkpoint/checkpoint-store.js';
+export { InMemoryCheckpointStore } from './checkpoint/in-memory-checkpoint-store.js';
+export { defineActor, type ActorOptions, type ActorDefinition, type PayloadSchema, type StandardSchemaV1 } from './actor/define-actor.js';
+export { ActorHost, type ActorHostOptions, type EmittedEvent } from './actor/actor-host.js';
+export { validateInput } from './actor/validate.js';
+export { PartitionWorker, type PartitionWorkerOptions, type WorkerStats } from './actor/partition-worker.js';
+export type { WorkerEvent } from './actor/worker-events.js';
+export type { DeadLetter } from './actor/dead-letter.js';
+export {
+  definePipeline,
+  type Pipeline,
+  type PipelineOptions,
+  type StageOptions,
+  type ResolvedStage,
+  type CheckpointPolicyOptions,
+} from './pipeline/define-pipeline.js';
+export { startNode, type NodeOptions, type WardenNode, type NodeEvent, type IngestInput, type PartitionStatus } from './pipeline/node.js';

@@ -1,0 +1,156 @@
+/**
+ * Runs the clickstream scenario: feeds clicks, injects bad input, crashes one actor and kills
+ * two operators mid-stream, waits for recovery, then checks the sink's durable state with the
+ * semantics checker. Used by `npm run demo` and by the end-to-end tests.
+ */
+import { faults } from '../../chaos/faults.js';
+import {
+  InMemoryCheckpointStore,
+  InMemoryTransport,
+  SystemClock,
+  silentLogger,
+  startNode,
+  type CheckpointStore,
+  type Logger,
+  type NodeEvent,
+  type Transport,
+} from '../../lib/index.js';
+import { SemanticsChecker, type SemanticsReport } from '../../lib/testing/index.js';
+import type { PageAggregate } from '../../actors/clickstream/pages.js';
+import { generateClicks } from './generate.js';
+import { clickstreamPipeline } from './pipeline.js';
+
+/** Options of a scenario run. */
+export interface ClickstreamOptions {
+  /** Clicks to send. @default 5000 */
+  events?: number;
+  /** Operators to kill, with the fraction of the stream after which each dies. @default sessions at 0.4, pages at 0.7 */
+  kills?: Array<{ stage: string; at: number }>;
+  /** Crash one sessions actor once (a transient fault) after this fraction. @default 0.2; null = none */
+  actorCrashAt?: number | null;
+  transport?: Transport;
+  checkpointStore?: CheckpointStore;
+  logger?: Logger;
+  /** Called with progress lines. */
+  progress?: (line: string) => void;
+  name?: string;
+  /** Duplicate window of the streams. @default 120_000 */
+  duplicateWindowMs?: number;
+  /** Seed of the generated clicks. @default 42 */
+  seed?: number;
+  /** Checkpoint policy of every stage. @default { everyEvents: 200, intervalMs: 250 } */
+  checkpoint?: { everyEvents?: number; intervalMs?: number };
+}
+
+/** What the run measured. */
+export interface ClickstreamResult extends SemanticsReport {
+  /** Bad inputs sent on purpose, and dead letters the pipeline reported. */
+  badInputs: number;
+  deadLettered: number;
+  kills: number;
+  actorCrashes: number;
+  workerRestarts: number;
+  /** Longest time from a kill to the restarted operator applying its first input, ms. */
+  recoveryMs: number;
+  checkpoints: number;
+  durationMs: number;
+}
+
+/** Runs the scenario once. */
+export async function runClickstream(options: ClickstreamOptions = {}): Promise<ClickstreamResult> {
+  const clock = new SystemClock();
+  const total = options.events ?? 5000;
+  const kills = options.kills ?? [{ stage: 'sessions', at: 0.4 }, { stage: 'pages', at: 0.7 }];
+  const actorCrashAt = options.actorCrashAt === undefined ? 0.2 : options.actorCrashAt;
+  const say = options.progress ?? (() => undefined);
+  const transport = options.transport ?? new InMemoryTransport({ clock });
+  const store = options.checkpointStore ?? new InMemoryCheckpointStore({ clock });
+  const pipeline = clickstreamPipeline({ ...options.checkpoint, ...(options.name ? { name: options.name } : {}) });
+  const t0 = clock.now();
+
+  const killedAt = new Map<string, number>();
+  const recovery: number[] = [];
+  let deadLettered = 0;
+  let actorCrashes = 0;
+  let restarts = 0;
+  let checkpoints = 0;
+  const onEvent = (e: NodeEvent): void => {
+    if (e.type === 'dead-letter') deadLettered++;
+    else if (e.type === 'actor-crashed') actorCrashes++;
+    else if (e.type === 'worker-restarting') restarts++;
+    else if (e.type === 'checkpoint') checkpoints++;
+    else if (e.type === 'first-input') {
+      const at = killedAt.get(`${e.stage}/${e.partition}`);
+      if (at !== undefined) {
+        recovery.push(clock.now() - at);
+        killedAt.delete(`${e.stage}/${e.partition}`);
+        say(`  ${e.stage}/${e.partition} recovered: restored from checkpoint, replaying from seq ${e.seq}`);
+      }
+    }
+  };
+  const node = await startNode({
+    pipeline, transport, checkpointStore: store, clock, logger: options.logger ?? silentLogger, onEvent,
+    ...(options.duplicateWindowMs === undefined ? {} : { duplicateWindowMs: options.duplicateWindowMs }),
+  });
+
+  const clicks = generateClicks(total, { seed: options.seed ?? 42 });
+  const checker = new SemanticsChecker();
+  const pendingKills = [...kills].sort((a, b) => a.at - b.at);
+  let badInputs = 0;
+  for (let i = 0; i < clicks.length; i++) {
+    const c = clicks[i]!;
+    checker.sent(c.user, c.n);
+    await node.ingest({ id: `click:${c.user}:${c.n}`, key: c.user, type: 'raw', payload: { line: c.line } });
+    if (actorCrashAt !== null && i === Math.floor(total * actorCrashAt)) {
+      faults.arm('sessions', { times: 1 });
+      say(`  chaos: armed a one-time crash in a sessions actor`);
+    }
+    while (pendingKills.length > 0 && i >= Math.floor(total * pendingKills[0]!.at)) {
+      const k = pendingKills.shift()!;
+      for (let p = 0; p < pipeline.stage(k.stage).partitions; p++) killedAt.set(`${k.stage}/${p}`, clock.now());
+      node.kill(k.stage);
+      say(`  chaos: killed operator '${k.stage}' (all partitions) after ${i + 1} clicks`);
+    }
+    if (i === Math.floor(total / 2)) badInputs += await sendBadInputs(node, transport, pipeline.stage('parse').subjectOf(0));
+    if ((i + 1) % 1000 === 0) {
+      const st = await node.status();
+      const lag = st.reduce((s, p) => s + p.lag, 0);
+      say(`  sent ${i + 1}/${total}  applied ${st.reduce((s, p) => s + p.applied, 0)}  lag ${lag}  checkpoints ${checkpoints}`);
+      await node.whenCaughtUp({ timeoutMs: 60_000 }).catch(() => undefined); // let the pipeline breathe
+    }
+  }
+  await node.whenCaughtUp({ timeoutMs: 60_000 });
+  await node.stop(); // final checkpoints
+  faults.disarm();
+
+  // What durably reached the sink: read it back from the checkpoints, as a restarted node would.
+  for (let p = 0; p < pipeline.stage('pages').partitions; p++) {
+    for (const entry of await store.readActors({ operator: 'pages', partition: p })) {
+      const ctx = (entry.snapshot as unknown as { context: PageAggregate }).context;
+      for (const id of ctx.applied) {
+        const [user, n] = id.split('#') as [string, string];
+        checker.observe(user, Number(n), entry.key);
+      }
+    }
+  }
+  if (!options.transport) await transport.close();
+  return {
+    ...checker.report(),
+    badInputs,
+    deadLettered,
+    kills: kills.length,
+    actorCrashes,
+    workerRestarts: restarts,
+    recoveryMs: recovery.length ? Math.max(...recovery) : 0,
+    checkpoints,
+    durationMs: clock.now() - t0,
+  };
+}
+
+/** Publishes three inputs the pipeline must refuse and dead-letter; returns how many. */
+async function sendBadInputs(node: Awaited<ReturnType<typeof startNode>>, transport: Transport, subject: string): Promise<number> {
+  await node.ingest({ id: 'bad:1', key: 'u-bad', type: 'raw', payload: { line: 42 } }); // fails the schema
+  await node.ingest({ id: 'bad:2', key: 'u-bad', type: 'purchase', payload: {} }); // unknown event type
+  await transport.publish(subject, new TextEncoder().encode('{not json'), { msgId: 'bad:3' }); // undecodable
+  return 3;
+}
