@@ -99,6 +99,12 @@ export class ActorHost {
     return this.actor.getSnapshot() as { value: unknown; context: unknown; status: string };
   }
 
+  /** Does the actor's state match `state` (`'active'`, or a nested path `'checkout.paying'`)? */
+  matches(state: string): boolean {
+    const snap = this.actor.getSnapshot() as { matches?: (v: string) => boolean };
+    return typeof snap.matches === 'function' && snap.matches(state);
+  }
+
   stop(): void {
     this.actor.stop();
   }

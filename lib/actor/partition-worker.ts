@@ -8,20 +8,26 @@
  *  2. Every input reaches its actor or is dead-lettered with its reason; none is dropped.
  *  3. A checkpoint at seq S holds the state of every actor after all inputs <= S and none
  *     > S, plus every output of inputs <= S not yet acknowledged by the log (the outbox).
+ *     Cuts are taken only between inputs: a checkpoint asked for while an input is being
+ *     applied (across its awaits: loading, backoff, rebuild) is taken right after it.
  *  4. Outputs carry deterministic IDs `<stage>:<key>:<inputSeq>:<n>`; a replay republishes
  *     the same IDs and the stream's duplicate window drops the copies.
  *  5. Before applying anything, a starting worker writes a claim checkpoint with its epoch, so
  *     any older incarnation still running is fenced off from the store.
  *  6. A crashed actor is rebuilt from its checkpoint entry plus the replay of its own inputs
- *     since; the input that crashed it is retried up to `maxCrashesPerInput` times, then
- *     dead-lettered with the error chain.
- *  7. A killed worker applies, publishes and writes nothing more.
+ *     since (or from its initial state, by the stage's `supervision.restartFrom`, or when the
+ *     rebuilt state is not one of its `safeStates`), after the key's backoff; the input that
+ *     crashed it is retried up to `maxCrashesPerInput` times, then dead-lettered with the error
+ *     chain. More actor restarts than the stage's intensity allows fail the worker (escalation).
+ *  7. A killed worker applies, publishes and writes nothing more, and its `done()` rejects
+ *     with `KILLED`, so a supervisor sees an abnormal exit.
  */
 import { ActorHost, type EmittedEvent } from './actor-host.js';
 import { deadLetterOf } from './dead-letter.js';
+import { KeyRestarts } from './key-restarts.js';
 import { loadActor, rebuildActor } from './replay.js';
 import { validateInput } from './validate.js';
-import type { Clock, TimerHandle } from '../core/clock.js';
+import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
 import { decodeEnvelope, envelopeBody, type Envelope, type Json } from '../core/envelope.js';
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
 import { deadLetterMessageId, outputMessageId, partitionOf } from '../core/ids.js';
@@ -46,6 +52,8 @@ export interface PartitionWorkerOptions {
   batchSize?: number;
   /** Outputs awaiting acknowledgement before the worker waits. @default 4096 */
   maxOutboxSize?: number;
+  /** Source of backoff jitter. @default Math.random */
+  random?: () => number;
   onEvent?: (event: WorkerEvent) => void;
 }
 
@@ -81,6 +89,8 @@ export class PartitionWorker {
   /** Replay start for keys removed (reached a final state) during this incarnation. */
   private readonly removedAt = new Map<string, number>();
   private readonly poisoned = new Set<number>();
+  private readonly restarts: KeyRestarts;
+  private readonly actorSince = new Map<string, number>();
   private reader: Reader | undefined;
   private loop: Promise<void> | undefined;
   private epoch = 0;
@@ -90,6 +100,10 @@ export class PartitionWorker {
   private sinceCheckpoint = 0;
   private cpInFlight: Promise<void> | undefined;
   private cpAgain = false;
+  /** An input is between its first step and `advance` (invariant 3). */
+  private applying = false;
+  private cpDeferred = false;
+  private readonly retryTimers = new Set<TimerHandle>();
   private timer: TimerHandle = undefined;
   private state: 'new' | 'running' | 'stopping' | 'stopped' | 'killed' | 'failed' = 'new';
   private failure: unknown;
@@ -100,6 +114,7 @@ export class PartitionWorker {
     this.o = options;
     this.scope = { operator: options.stage.name, partition: options.partition };
     this.subject = options.stage.subjectOf(options.partition);
+    this.restarts = new KeyRestarts(options.stage.supervision, options.clock, options.random);
   }
 
   /** Restores from the last checkpoint, fences older incarnations, then processes in the background. */
@@ -120,6 +135,7 @@ export class PartitionWorker {
   async done(): Promise<void> {
     await this.loop;
     if (this.state === 'failed') throw this.failure;
+    if (this.state === 'killed') throw new WardenError('KILLED', `partition worker ${this.scope.operator}/${this.scope.partition} was killed`);
   }
 
   /** Graceful stop: stop reading, finish the input in hand, publish, write a final checkpoint. */
@@ -131,7 +147,8 @@ export class PartitionWorker {
     await this.loop;
     if ((this.state as string) === 'failed') return;
     await this.cpInFlight;
-    await this.checkpoint();
+    await this.checkpoint(); // its outbox carries what the log has not acknowledged yet
+    this.clearTimers();
     for (const host of this.actors.values()) host.stop();
     this.state = 'stopped';
     this.emit({ type: 'stopped', seq: this.appliedSeq });
@@ -141,7 +158,7 @@ export class PartitionWorker {
   kill(): void {
     if (this.state === 'killed' || this.state === 'stopped') return;
     this.state = 'killed';
-    this.o.clock.clearTimeout(this.timer);
+    this.clearTimers();
     void this.reader?.close();
     for (const host of this.actors.values()) host.stop();
     this.outboxWaiter?.();
@@ -166,6 +183,17 @@ export class PartitionWorker {
 
   get running(): boolean {
     return this.state === 'running';
+  }
+
+  /** May still publish and write: running, or stopping gracefully. */
+  private get live(): boolean {
+    return this.state === 'running' || this.state === 'stopping';
+  }
+
+  private clearTimers(): void {
+    this.o.clock.clearTimeout(this.timer);
+    for (const t of this.retryTimers) this.o.clock.clearTimeout(t);
+    this.retryTimers.clear();
   }
 
   /** Invariant 5: read the meta and write it back under our epoch; retry if a racing writer moved it. */
@@ -204,6 +232,15 @@ export class PartitionWorker {
   }
 
   private async apply(msg: StoredMessage): Promise<void> {
+    this.applying = true;
+    try {
+      await this.applyOne(msg);
+    } finally {
+      this.applying = false;
+    }
+  }
+
+  private async applyOne(msg: StoredMessage): Promise<void> {
     let env: Envelope;
     try {
       env = decodeEnvelope(msg.data, msg.seq);
@@ -214,7 +251,7 @@ export class PartitionWorker {
       return;
     }
     const outputs = await this.applyToActor(env, msg);
-    if ((this.state as string) === 'killed') return;
+    if ((this.state as string) === 'killed' || (this.state as string) === 'failed') return;
     if (outputs) this.publishOutputs(env, outputs);
     this.advance(msg.seq);
   }
@@ -238,8 +275,17 @@ export class PartitionWorker {
         this.counters.crashes++;
         this.emit({ type: 'actor-crashed', key: env.key, seq, attempt, error: describeError(err) });
         this.o.logger.warn({ stage: this.scope.operator, partition: this.scope.partition, key: env.key, seq, attempt, err }, 'actor crashed');
+        let delayMs: number;
+        try {
+          delayMs = this.restarts.record(env.key, `${this.scope.operator}/${this.scope.partition}`);
+        } catch (escalation) {
+          this.fail(escalation);
+          return undefined;
+        }
+        if (delayMs > 0) await sleep(this.o.clock, delayMs);
+        if (this.state === 'killed' || this.state === 'failed') return undefined;
         await this.rebuild(env.key, seq);
-        if (this.state === 'killed') return undefined;
+        if ((this.state as string) === 'killed') return undefined;
         if (attempt >= this.o.stage.maxCrashesPerInput) {
           this.poisoned.add(seq);
           this.deadLetter(msg, err, env);
@@ -252,33 +298,66 @@ export class PartitionWorker {
   private async load(key: string): Promise<ActorHost> {
     const { host } = await loadActor(this.ctx(), key);
     this.actors.set(key, host);
+    this.actorSince.set(key, this.o.clock.now());
     return host;
   }
 
+  /** Invariant 6: checkpoint + replay, or the initial state, by the stage's supervision policy. */
   private async rebuild(key: string, beforeSeq: number): Promise<void> {
     const t0 = this.o.clock.now();
+    const { restartFrom, safeStates } = this.o.stage.supervision;
     this.actors.get(key)?.stop();
     this.actors.delete(key);
-    const replayFrom = this.removedAt.get(key) ?? this.restoredSeq;
-    const { host, replayed } = await rebuildActor(this.ctx(), key, replayFrom, beforeSeq, this.poisoned);
+    let host: ActorHost;
+    let replayed = 0;
+    let from: 'checkpoint' | 'initial' = restartFrom;
+    if (restartFrom === 'checkpoint') {
+      const replayFrom = this.removedAt.get(key) ?? this.restoredSeq;
+      ({ host, replayed } = await rebuildActor(this.ctx(), key, replayFrom, beforeSeq, this.poisoned));
+      if (safeStates && host.status === 'active' && !safeStates.some((s) => host.matches(s))) {
+        const state = JSON.stringify(host.snapshot().value);
+        host.stop();
+        host = new ActorHost(this.o.stage.actor, key, { clock: this.o.clock });
+        from = 'initial';
+        this.emit({ type: 'actor-reset', key, state, reason: `state ${state} is not in safeStates` });
+      }
+    } else {
+      host = new ActorHost(this.o.stage.actor, key, { clock: this.o.clock });
+    }
     if (this.state === 'killed') {
       host.stop();
       return;
     }
     this.actors.set(key, host);
+    this.actorSince.set(key, this.o.clock.now());
     this.dirty.add(key);
-    this.emit({ type: 'actor-restarted', key, replayed, durationMs: this.o.clock.now() - t0 });
+    this.emit({ type: 'actor-restarted', key, replayed, from, durationMs: this.o.clock.now() - t0 });
+  }
+
+  /** The in-memory keyed actors as tree nodes (at most `limit`, restarted ones first). */
+  describeActors(limit = 100): Array<{ key: string; status: string; restarts: number; uptimeMs: number; state: unknown }> {
+    const now = this.o.clock.now();
+    const keys = [...this.actors.keys()].sort((a, b) => (this.restarts.counts.get(b) ?? 0) - (this.restarts.counts.get(a) ?? 0));
+    return keys.slice(0, limit).map((key) => {
+      const snap = this.actors.get(key)!.snapshot();
+      return { key, status: snap.status, restarts: this.restarts.counts.get(key) ?? 0, uptimeMs: now - (this.actorSince.get(key) ?? now), state: snap.value };
+    });
   }
 
   private ctx(): Parameters<typeof loadActor>[0] {
     return { stage: this.o.stage, scope: this.scope, store: this.o.store, transport: this.o.transport, clock: this.o.clock, subject: this.subject };
   }
 
+  /** The last step of applying an input: the position moves, and a cut may be taken (invariant 3). */
   private advance(seq: number): void {
+    this.applying = false;
     if (this.counters.applied === 0) this.emit({ type: 'first-input', seq });
     this.appliedSeq = seq;
     this.counters.applied++;
-    if (++this.sinceCheckpoint >= this.o.stage.everyEvents) void this.checkpoint();
+    if (++this.sinceCheckpoint >= this.o.stage.everyEvents || this.cpDeferred) {
+      this.cpDeferred = false;
+      void this.checkpoint();
+    }
   }
 
   private publishOutputs(env: Envelope, outputs: EmittedEvent[]): void {
@@ -304,10 +383,14 @@ export class PartitionWorker {
         if (this.outboxWaiter && this.outbox.size < (this.o.maxOutboxSize ?? 4096) / 2) this.outboxWaiter();
       },
       (err: unknown) => {
-        if (this.state === 'killed' || this.state === 'stopped') return;
+        if (!this.live) return;
         const delay = Math.min(5000, 10 * 2 ** attempt);
         this.o.logger.warn({ subject: entry.subject, msgId: entry.msgId, attempt, delay, err }, 'publish failed; retrying with the same message ID');
-        this.o.clock.setTimeout(() => this.publishEntry(entry, attempt + 1), delay);
+        const timer = this.o.clock.setTimeout(() => {
+          this.retryTimers.delete(timer);
+          if (this.live) this.publishEntry(entry, attempt + 1);
+        }, delay);
+        this.retryTimers.add(timer);
       },
     );
   }
@@ -345,6 +428,10 @@ export class PartitionWorker {
   /** Writes one atomic checkpoint of the current cut (invariant 3). Never rejects. */
   private checkpoint(): Promise<void> {
     if (this.state === 'killed' || this.state === 'failed') return Promise.resolve();
+    if (this.applying) {
+      this.cpDeferred = true; // invariant 3: cut after the input in hand
+      return this.cpInFlight ?? Promise.resolve();
+    }
     if (this.cpInFlight) {
       this.cpAgain = true;
       return this.cpInFlight;
@@ -353,13 +440,13 @@ export class PartitionWorker {
     const keys = [...this.dirty];
     const actors: Record<string, Json> = {};
     const removed: string[] = [];
+    this.dirty.clear();
     for (const key of keys) {
       const host = this.actors.get(key);
-      if (!host) continue;
-      if (host.status === 'done') removed.push(key);
+      if (!host) this.dirty.add(key); // not in memory right now: keep it for the next cut
+      else if (host.status === 'done') removed.push(key);
       else actors[key] = host.persisted();
     }
-    this.dirty.clear();
     this.sinceCheckpoint = 0;
     const t0 = this.o.clock.now();
     const write = { scope: this.scope, seq, epoch: this.epoch, machineVersion: this.o.stage.actor.version, actors, removed, outbox: [...this.outbox.values()] };
@@ -390,7 +477,7 @@ export class PartitionWorker {
     if (this.state === 'killed' || this.state === 'stopped' || this.state === 'failed') return;
     this.state = 'failed';
     this.failure = err;
-    this.o.clock.clearTimeout(this.timer);
+    this.clearTimers();
     void this.reader?.close();
     for (const host of this.actors.values()) host.stop();
     this.emit({ type: 'failed', seq: this.appliedSeq, error: describeError(err) });

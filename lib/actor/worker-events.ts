@@ -16,7 +16,8 @@ export type WorkerEventBody =
   | { type: 'checkpoint-failed'; seq: number; error: string }
   | { type: 'dead-letter'; seq: number; reason: string; error: string }
   | { type: 'actor-crashed'; key: string; seq: number; attempt: number; error: string }
-  | { type: 'actor-restarted'; key: string; replayed: number; durationMs: number }
+  | { type: 'actor-restarted'; key: string; replayed: number; from: 'checkpoint' | 'initial'; durationMs: number }
+  | { type: 'actor-reset'; key: string; state: string; reason: string }
   | { type: 'stopped'; seq: number }
   | { type: 'killed'; seq: number }
   | { type: 'failed'; seq: number; error: string };

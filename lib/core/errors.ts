@@ -19,7 +19,9 @@ export type WardenErrorCode =
   | 'NO_STREAM_FOR_SUBJECT'
   | 'TRANSPORT_CLOSED'
   | 'TIMEOUT'
-  | 'STOPPED';
+  | 'STOPPED'
+  | 'ESCALATED'
+  | 'KILLED';
 
 /** Options shared by every warden error. */
 export interface WardenErrorOptions {

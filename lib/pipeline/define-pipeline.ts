@@ -30,7 +30,42 @@ export interface StageOptions {
   checkpoint?: CheckpointPolicyOptions;
   /** Times one input may crash its actor before it is dead-lettered. @default 3 */
   maxCrashesPerInput?: number;
+  /** How crashed keyed actors of this stage are restarted (the stage is their supervisor). */
+  supervision?: ActorSupervisionOptions;
 }
+
+/**
+ * Supervision of a stage's keyed actors (OTP's simple_one_for_one, per partition). warden knows
+ * the state machine, so it can say which states an actor may be restarted into.
+ */
+export interface ActorSupervisionOptions {
+  /**
+   * Where a crashed actor restarts from: its last checkpoint plus a replay of its inputs since
+   * (state kept, exactly-once effect), or its initial state (state dropped). @default 'checkpoint'
+   */
+  restartFrom?: 'checkpoint' | 'initial';
+  /**
+   * States a restarted actor may resume in (`'idle'`, `'checkout.cart'`). An actor rebuilt into
+   * any other state restarts from its initial state instead, and an `actor-reset` event says so.
+   * @default every state is safe
+   */
+  safeStates?: string[];
+  /** Actor restarts allowed in one partition within `periodMs`; one more fails the partition worker (escalation). @default 50 */
+  intensity?: number;
+  /** @default 10_000 */
+  periodMs?: number;
+  /** Delay before rebuilding a crashed actor; the partition waits, keeping input order. @default 0 (at once) */
+  minBackoffMs?: number;
+  /** @default 1_000 */
+  maxBackoffMs?: number;
+  /** @default 0.2 */
+  randomFactor?: number;
+  /** An actor that ran this long without crashing has its backoff reset. @default maxBackoffMs */
+  resetBackoffAfterMs?: number;
+}
+
+/** Actor supervision with defaults applied. */
+export type ResolvedActorSupervision = Required<Omit<ActorSupervisionOptions, 'safeStates'>> & { safeStates: readonly string[] | undefined };
 
 /** Options of `definePipeline`. */
 export interface PipelineOptions {
@@ -50,6 +85,7 @@ export interface ResolvedStage {
   everyEvents: number;
   intervalMs: number;
   maxCrashesPerInput: number;
+  supervision: ResolvedActorSupervision;
   stream: string;
   /** Subject of partition `p`: `<pipeline>.<stage>.<p>`. */
   subjectOf: (partition: number) => string;
@@ -72,6 +108,34 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(field, `must be a positive integer, got ${String(v)}`);
   return v;
+}
+
+function resolveActorSupervision(at: string, o: ActorSupervisionOptions): ResolvedActorSupervision {
+  const restartFrom = o.restartFrom ?? 'checkpoint';
+  if (restartFrom !== 'checkpoint' && restartFrom !== 'initial') {
+    throw new ConfigError(`${at}.restartFrom`, `must be 'checkpoint' or 'initial', got ${JSON.stringify(restartFrom)}`);
+  }
+  if (o.safeStates !== undefined && (!Array.isArray(o.safeStates) || o.safeStates.some((s) => typeof s !== 'string' || s.length === 0))) {
+    throw new ConfigError(`${at}.safeStates`, 'must be a list of state names');
+  }
+  const intensity = o.intensity ?? 50;
+  if (!Number.isInteger(intensity) || intensity < 0) throw new ConfigError(`${at}.intensity`, `must be an integer >= 0, got ${String(intensity)}`);
+  const minBackoffMs = o.minBackoffMs ?? 0;
+  const maxBackoffMs = o.maxBackoffMs ?? 1_000;
+  if (!(minBackoffMs >= 0)) throw new ConfigError(`${at}.minBackoffMs`, `must be >= 0, got ${String(minBackoffMs)}`);
+  if (!(maxBackoffMs >= minBackoffMs)) throw new ConfigError(`${at}.maxBackoffMs`, `must be >= minBackoffMs (${minBackoffMs}), got ${String(maxBackoffMs)}`);
+  const randomFactor = o.randomFactor ?? 0.2;
+  if (!(randomFactor >= 0)) throw new ConfigError(`${at}.randomFactor`, `must be >= 0, got ${String(randomFactor)}`);
+  return {
+    restartFrom,
+    safeStates: o.safeStates ? [...o.safeStates] : undefined,
+    intensity,
+    periodMs: positiveInt(`${at}.periodMs`, o.periodMs, 10_000),
+    minBackoffMs,
+    maxBackoffMs,
+    randomFactor,
+    resetBackoffAfterMs: o.resetBackoffAfterMs ?? maxBackoffMs,
+  };
 }
 
 /**
@@ -117,6 +181,7 @@ export function definePipeline(options: PipelineOptions): Pipeline {
       everyEvents: positiveInt(`${at}.checkpoint.everyEvents`, s.checkpoint?.everyEvents, 1000),
       intervalMs: positiveInt(`${at}.checkpoint.intervalMs`, s.checkpoint?.intervalMs, 1000),
       maxCrashesPerInput: positiveInt(`${at}.maxCrashesPerInput`, s.maxCrashesPerInput, 3),
+      supervision: resolveActorSupervision(`${at}.supervision`, s.supervision ?? {}),
       stream: `${options.name}-${name}`,
       subjectOf: (p) => `${options.name}.${name}.${p}`,
     };

@@ -22,6 +22,9 @@ import { clickstreamPipeline } from '../../scenarios/clickstream/pipeline.js';
 import { runClickstream } from '../../scenarios/clickstream/run.js';
 import { counter, tally } from '../helpers/counter.js';
 
+// The clickstream tests share the process-wide fault injector (chaos/faults.ts), so they run
+// one at a time (ava runs serial tests before the concurrent ones).
+
 /** Every actor entry of every stage, as `stage/key -> snapshot`. */
 async function allStates(pipeline: Pipeline, store: InMemoryCheckpointStore): Promise<Map<string, Json>> {
   const out = new Map<string, Json>();
@@ -73,7 +76,7 @@ function orderFree(states: Map<string, Json>): Map<string, Json> {
   return out;
 }
 
-test('replay invariant 1: after kills at seeded points, the checkpointed state equals a rebuild from the log alone', async (t) => {
+test.serial('replay invariant 1: after kills at seeded points, the checkpointed state equals a rebuild from the log alone', async (t) => {
   const count = 1500;
   const rand = prng(2024);
   const clean = await runWithKills(count, [], 100);
@@ -93,7 +96,7 @@ test('replay invariant 1: after kills at seeded points, the checkpointed state e
   }
 });
 
-test('demo scenario: two operator kills and an actor crash lose and duplicate nothing', async (t) => {
+test.serial('demo scenario: two operator kills and an actor crash lose and duplicate nothing', async (t) => {
   const r = await runClickstream({ events: 3000, name: 'clicks-e1', seed: 11 });
   t.is(r.sent, 3000);
   t.is(r.applied, 3000);
@@ -106,7 +109,7 @@ test('demo scenario: two operator kills and an actor crash lose and duplicate no
   t.true(r.workerRestarts >= 6, `every partition of both killed stages restarted (${r.workerRestarts})`);
 });
 
-test('negative control: with the duplicate window off, the checker does see the duplicates a replay re-sends', async (t) => {
+test.serial('negative control: with the duplicate window off, the checker does see the duplicates a replay re-sends', async (t) => {
   // No checkpoint is written after the start claim, so a kill replays everything the stage applied.
   const r = await runClickstream({
     events: 1000, name: 'clicks-nodedupe', duplicateWindowMs: 0, actorCrashAt: null,

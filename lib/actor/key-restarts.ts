@@ -1,0 +1,49 @@
+/**
+ * Restart bookkeeping for a partition's keyed actors: restart intensity over a sliding window
+ * (OTP) and per-key exponential backoff (Akka).
+ *
+ * Invariants:
+ *  1. More than `intensity` restarts within `periodMs` (clock time) is an escalation: `record`
+ *     throws, and the partition worker fails to its supervisor.
+ *  2. The n-th consecutive restart of a key waits min(max, min * 2^(n-1)) * (1 + r * randomFactor),
+ *     capped at max; a key that ran `resetBackoffAfterMs` since its last restart starts over at n = 1.
+ */
+import type { Clock } from '../core/clock.js';
+import { WardenError } from '../core/errors.js';
+import type { ResolvedActorSupervision } from '../pipeline/define-pipeline.js';
+
+/** Tracks restarts of one partition's actors. */
+export class KeyRestarts {
+  private readonly window: number[] = [];
+  private readonly perKey = new Map<string, { consecutive: number; at: number }>();
+  /** Restarts per key since the worker started (for `tree()`). */
+  readonly counts = new Map<string, number>();
+
+  constructor(
+    private readonly policy: ResolvedActorSupervision,
+    private readonly clock: Clock,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Records a restart of `key`; returns the backoff delay in ms, or throws an escalation (invariant 1). */
+  record(key: string, where: string): number {
+    const now = this.clock.now();
+    this.window.push(now);
+    while (this.window.length > 0 && this.window[0]! <= now - this.policy.periodMs) this.window.shift();
+    if (this.window.length > this.policy.intensity) {
+      throw new WardenError(
+        'ESCALATED',
+        `${where}: ${this.window.length} actor restarts within ${this.policy.periodMs} ms exceed intensity ${this.policy.intensity}`,
+        { details: { restarts: this.window.length, periodMs: this.policy.periodMs, intensity: this.policy.intensity } },
+      );
+    }
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    const prev = this.perKey.get(key);
+    const consecutive = prev && now - prev.at < this.policy.resetBackoffAfterMs ? prev.consecutive + 1 : 1;
+    this.perKey.set(key, { consecutive, at: now });
+    const { minBackoffMs, maxBackoffMs, randomFactor } = this.policy;
+    if (maxBackoffMs === 0) return 0;
+    const base = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(consecutive - 1, 30));
+    return Math.min(maxBackoffMs, base * (1 + this.random() * randomFactor));
+  }
+}

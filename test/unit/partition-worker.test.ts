@@ -1,0 +1,724 @@
+/**
+ * `PartitionWorker` driven directly, on a `SimulatedClock` shared by the transport, the store and
+ * the worker: checkpoint policy, fencing, kills, the outbox, machine versions, dedupe and corrupt
+ * checkpoints. Titles cite the invariants of lib/actor/partition-worker.ts ("worker invariant N")
+ * and lib/actor/replay.ts ("replay invariant N").
+ */
+import test from 'ava';
+import { flushMicrotasks } from '../../lib/core/clock.js';
+import {
+  InMemoryCheckpointStore,
+  InMemoryTransport,
+  PartitionWorker,
+  SimulatedClock,
+  WardenError,
+  defineActor,
+  definePipeline,
+  encodeEnvelope,
+  silentLogger,
+  type ActorDefinition,
+  type CheckpointPolicyOptions,
+  type CheckpointScope,
+  type CheckpointStore,
+  type CheckpointWrite,
+  type Consumer,
+  type ConsumerOptions,
+  type Json,
+  type Pipeline,
+  type PubAck,
+  type PublishOptions,
+  type Reader,
+  type ReaderOptions,
+  type StoredMessage,
+  type StreamConfig,
+  type StreamInfo,
+  type Transport,
+  type WorkerEvent,
+  type WriteResult,
+} from '../../lib/index.js';
+import { counter, counterMachine, crashOn, tally } from '../helpers/counter.js';
+
+interface CounterCtx {
+  count: number;
+  total: number;
+  seen: number[];
+}
+
+type EventOf<T extends WorkerEvent['type']> = Extract<WorkerEvent, { type: T }>;
+
+function ofType<T extends WorkerEvent['type']>(events: readonly WorkerEvent[], type: T): Array<EventOf<T>> {
+  return events.filter((e): e is EventOf<T> => e.type === type);
+}
+
+const SCOPE: CheckpointScope = { operator: 'counter', partition: 0 };
+const dec = new TextDecoder();
+
+/** Lets the worker run until it waits for input again (on the simulated clock, no time passes). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await flushMicrotasks();
+}
+
+interface PipelineOptions {
+  checkpoint?: CheckpointPolicyOptions;
+  actor?: ActorDefinition;
+}
+
+/** counter (1 partition) -> tally (1 partition). */
+function counterPipeline(name: string, o: PipelineOptions = {}): Pipeline {
+  return definePipeline({
+    name,
+    stages: [
+      { actor: o.actor ?? counter, to: 'tally', checkpoint: o.checkpoint ?? { everyEvents: 1000, intervalMs: 1000 } },
+      { actor: tally },
+    ],
+  });
+}
+
+interface WorkerOverrides {
+  pipeline?: Pipeline;
+  transport?: Transport;
+  store?: CheckpointStore;
+  epoch?: number;
+}
+
+/** One pipeline on its own clock, transport and store. */
+class Rig {
+  readonly clock = new SimulatedClock(0);
+  readonly transport = new InMemoryTransport({ clock: this.clock });
+  readonly store = new InMemoryCheckpointStore({ clock: this.clock });
+  private constructor(readonly pipeline: Pipeline) {}
+
+  static async create(name: string, o: PipelineOptions = {}): Promise<Rig> {
+    const rig = new Rig(counterPipeline(name, o));
+    for (const stage of rig.pipeline.stages) {
+      await rig.transport.ensureStream({ name: stage.stream, subjects: [`${name}.${stage.name}.*`] });
+    }
+    await rig.transport.ensureStream({ name: rig.pipeline.deadLetterStream, subjects: [`${name}.dlq.>`] });
+    return rig;
+  }
+
+  /** A worker of partition 0 of the counter stage, with the events it reported. */
+  worker(o: WorkerOverrides = {}): { worker: PartitionWorker; events: WorkerEvent[] } {
+    const events: WorkerEvent[] = [];
+    const pipeline = o.pipeline ?? this.pipeline;
+    const worker = new PartitionWorker({
+      pipeline,
+      stage: pipeline.stage('counter'),
+      partition: 0,
+      transport: o.transport ?? this.transport,
+      store: o.store ?? this.store,
+      clock: this.clock,
+      logger: silentLogger,
+      ...(o.epoch === undefined ? {} : { epoch: o.epoch }),
+      onEvent: (e) => events.push(e),
+    });
+    return { worker, events };
+  }
+
+  /** Publishes `add {amount}` for `key` to the counter's partition 0. */
+  add(key: string, amount: number, id = `in:${key}:${amount}`): Promise<PubAck> {
+    return this.send(key, 'add', { amount }, id);
+  }
+
+  send(key: string, type: string, payload: Record<string, unknown>, id: string): Promise<PubAck> {
+    const body = encodeEnvelope({ id, key, type, payload, headers: {}, ts: this.clock.now() });
+    return this.transport.publish(this.pipeline.stage('counter').subjectOf(0), body, { msgId: id });
+  }
+
+  /** Every message stored in the stream of `stage`. */
+  async messages(stage: string): Promise<StoredMessage[]> {
+    const reader = this.transport.openReader(this.pipeline.stage(stage).stream, {});
+    try {
+      return await reader.next(10_000, 0);
+    } finally {
+      await reader.close();
+    }
+  }
+
+  async entry(key: string): Promise<{ seq: number; machineVersion: string; context: CounterCtx } | undefined> {
+    const e = await this.store.readActor(SCOPE, key);
+    return e && { seq: e.seq, machineVersion: e.machineVersion, context: (e.snapshot as unknown as { context: CounterCtx }).context };
+  }
+}
+
+function ctxOf(worker: PartitionWorker, key: string): CounterCtx | undefined {
+  return worker.inspect(key)?.context as CounterCtx | undefined;
+}
+
+/** A Transport that delegates to another but can hold (never resolve) or fail publishes to matching subjects. */
+class FaultyTransport implements Transport {
+  /** Publishes to matching subjects hang forever while true. */
+  hold = false;
+  /** Publishes to matching subjects reject while true. */
+  reject = false;
+  /** msgIds of the publishes left hanging. */
+  readonly hung: string[] = [];
+  /** Publish attempts to matching subjects, by msgId. */
+  readonly attempts: string[] = [];
+
+  constructor(private readonly inner: Transport, private readonly matches: (subject: string) => boolean) {}
+
+  publish(subject: string, data: Uint8Array, options?: PublishOptions): Promise<PubAck> {
+    if (this.matches(subject)) {
+      this.attempts.push(options?.msgId ?? '?');
+      if (this.hold) {
+        this.hung.push(options?.msgId ?? '?');
+        return new Promise<PubAck>(() => undefined);
+      }
+      if (this.reject) return Promise.reject(new WardenError('TIMEOUT', `publish to ${subject} timed out`));
+    }
+    return this.inner.publish(subject, data, options);
+  }
+  ensureStream(config: StreamConfig): Promise<StreamInfo> {
+    return this.inner.ensureStream(config);
+  }
+  streamInfo(stream: string): Promise<StreamInfo> {
+    return this.inner.streamInfo(stream);
+  }
+  lastSeqOf(stream: string, subject: string): Promise<number> {
+    return this.inner.lastSeqOf(stream, subject);
+  }
+  getMessage(stream: string, seq: number): Promise<StoredMessage | undefined> {
+    return this.inner.getMessage(stream, seq);
+  }
+  openReader(stream: string, options?: ReaderOptions): Reader {
+    return this.inner.openReader(stream, options);
+  }
+  consumer(stream: string, options: ConsumerOptions): Promise<Consumer> {
+    return this.inner.consumer(stream, options);
+  }
+  deleteStream(stream: string): Promise<void> {
+    return this.inner.deleteStream(stream);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** A CheckpointStore that delegates to an in-memory one, records every write, and can hold actor reads. */
+class SpyStore implements CheckpointStore {
+  readonly written: CheckpointWrite[] = [];
+  /** `readActor` hangs (forever) while true. */
+  holdReads = false;
+  /** Microtask ticks a write takes before it reaches the inner store (a store with latency). */
+  writeDelayTicks = 0;
+  private held: Array<() => void> = [];
+
+  constructor(readonly inner: InMemoryCheckpointStore) {}
+
+  write(cp: CheckpointWrite): Promise<WriteResult> {
+    this.written.push(structuredClone(cp));
+    if (this.writeDelayTicks === 0) return this.inner.write(cp);
+    const ticks = this.writeDelayTicks;
+    return (async () => {
+      for (let i = 0; i < ticks; i++) await Promise.resolve();
+      return this.inner.write(cp);
+    })();
+  }
+  readMeta(scope: CheckpointScope): ReturnType<CheckpointStore['readMeta']> {
+    return this.inner.readMeta(scope);
+  }
+  async readActor(scope: CheckpointScope, key: string): ReturnType<CheckpointStore['readActor']> {
+    if (this.holdReads) await new Promise<void>((resolve) => this.held.push(resolve));
+    return this.inner.readActor(scope, key);
+  }
+  readActors(scope: CheckpointScope): ReturnType<CheckpointStore['readActors']> {
+    return this.inner.readActors(scope);
+  }
+  clear(scope: CheckpointScope): Promise<void> {
+    return this.inner.clear(scope);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  get heldReads(): number {
+    return this.held.length;
+  }
+  /** Lets held reads go on. */
+  releaseReads(): void {
+    this.holdReads = false;
+    for (const resolve of this.held.splice(0)) resolve();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoint policy
+// ---------------------------------------------------------------------------------------------
+
+test('checkpoint policy: everyEvents 5 cuts at seq 5 and 10; the last 2 inputs wait for intervalMs (seq 12)', async (t) => {
+  const rig = await Rig.create('cp-policy', { checkpoint: { everyEvents: 5, intervalMs: 1000 } });
+  const { worker, events } = rig.worker();
+  t.teardown(() => worker.kill());
+  await worker.start();
+  t.is(rig.store.writes, 1, 'the start claim is the only write so far');
+  for (let i = 1; i <= 12; i++) await rig.add(i % 2 === 1 ? 'a' : 'b', i);
+  await settle();
+
+  t.is(worker.stats().appliedSeq, 12);
+  t.is(worker.stats().applied, 12);
+  t.deepEqual(ofType(events, 'checkpoint').map((e) => e.seq), [5, 10]);
+  t.is((await rig.store.readMeta(SCOPE))?.seq, 10);
+  t.is(worker.stats().checkpointSeq, 10);
+  t.is(rig.store.writes, 3);
+  // The cut at 10 holds exactly the inputs <= 10 (worker invariant 3).
+  t.deepEqual((await rig.entry('a'))?.context.seen, [1, 3, 5, 7, 9]);
+  t.deepEqual((await rig.entry('b'))?.context.seen, [2, 4, 6, 8, 10]);
+
+  await rig.clock.advanceAsync(999);
+  await settle();
+  t.deepEqual(ofType(events, 'checkpoint').map((e) => e.seq), [5, 10], 'nothing before intervalMs');
+  t.is((await rig.store.readMeta(SCOPE))?.seq, 10);
+  t.is(rig.store.writes, 3);
+
+  await rig.clock.advanceAsync(1);
+  await settle();
+  t.deepEqual(ofType(events, 'checkpoint').map((e) => e.seq), [5, 10, 12]);
+  t.is((await rig.store.readMeta(SCOPE))?.seq, 12);
+  t.is(worker.stats().checkpointSeq, 12);
+  t.deepEqual((await rig.entry('a'))?.context.seen, [1, 3, 5, 7, 9, 11]);
+  t.deepEqual((await rig.entry('b'))?.context.seen, [2, 4, 6, 8, 10, 12]);
+  t.is((await rig.entry('b'))?.seq, 12);
+  t.is(rig.store.writes, 4);
+
+  // No changes: the interval timer keeps firing but writes nothing.
+  await rig.clock.advanceAsync(5000);
+  await settle();
+  t.is(rig.store.writes, 4);
+  t.is(worker.stats().checkpoints, 3);
+
+  await worker.stop();
+  t.is(ofType(events, 'stopped')[0]?.seq, 12);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Fencing
+// ---------------------------------------------------------------------------------------------
+
+test('worker invariant 5: a second worker on the partition fences the first; its next checkpoint is refused and it fails', async (t) => {
+  const rig = await Rig.create('fence', { checkpoint: { everyEvents: 3, intervalMs: 1000 } });
+  const a = rig.worker();
+  t.teardown(() => a.worker.kill());
+  await a.worker.start();
+  t.is(ofType(a.events, 'restored')[0]?.epoch, 1);
+  for (let i = 1; i <= 4; i++) await rig.add('k', i);
+  await settle();
+  t.deepEqual(ofType(a.events, 'checkpoint').map((e) => e.seq), [3]);
+  t.like(await rig.store.readMeta(SCOPE), { seq: 3, epoch: 1 });
+
+  const b = rig.worker();
+  t.teardown(() => b.worker.kill());
+  await b.worker.start();
+  t.like(ofType(b.events, 'restored')[0], { seq: 3, epoch: 2 });
+  t.is(b.worker.stats().epoch, 2);
+  t.like(await rig.store.readMeta(SCOPE), { seq: 3, epoch: 2 }, "B's claim raised the stored epoch");
+
+  await rig.add('k', 5);
+  await rig.add('k', 6);
+  await settle();
+
+  // A reached its next cut (seq 6) and was refused.
+  t.deepEqual(a.events.map((e) => e.type), ['restored', 'first-input', 'checkpoint', 'checkpoint-failed', 'failed']);
+  const refused = ofType(a.events, 'checkpoint-failed')[0];
+  t.is(refused?.seq, 6);
+  t.regex(refused?.error ?? '', /epoch 1 is older than stored epoch 2/);
+  t.regex(ofType(a.events, 'failed')[0]?.error ?? '', /epoch 1 is older than stored epoch 2/);
+  const err = await t.throwsAsync<WardenError>(a.worker.done(), { instanceOf: WardenError });
+  t.is(err?.code, 'CHECKPOINT_FENCED');
+  t.like(err?.details, { epoch: 1, storedEpoch: 2 });
+  t.like(a.worker.stats(), { checkpoints: 1, checkpointFailures: 1, checkpointSeq: 3, epoch: 1 });
+  t.false(a.worker.running);
+
+  // The store holds B's cut.
+  t.is(ofType(b.events, 'first-input')[0]?.seq, 4);
+  t.deepEqual(ofType(b.events, 'checkpoint').map((e) => e.seq), [6]);
+  t.like(await rig.store.readMeta(SCOPE), { seq: 6, epoch: 2 });
+  t.like(await rig.entry('k'), { seq: 6, context: { count: 6, total: 21, seen: [1, 2, 3, 4, 5, 6] } });
+  t.deepEqual((await rig.entry('k'))?.context, ctxOf(b.worker, 'k'));
+  t.is(rig.store.writes, 4, 'claim A, cut 3 (A), claim B, cut 6 (B)');
+
+  // A applies nothing more; B goes on.
+  await rig.add('k', 7);
+  await settle();
+  t.is(a.worker.stats().appliedSeq, 6);
+  t.is(b.worker.stats().appliedSeq, 7);
+
+  // An explicit epoch older than the stored one cannot even claim.
+  const c = rig.worker({ epoch: 1 });
+  const startErr = await t.throwsAsync<WardenError>(c.worker.start(), { instanceOf: WardenError });
+  t.is(startErr?.code, 'CHECKPOINT_FENCED');
+  t.like(startErr?.details, { epoch: 1, storedEpoch: 2 });
+  t.deepEqual(c.events, []);
+  t.like(await rig.store.readMeta(SCOPE), { seq: 6, epoch: 2 });
+
+  await b.worker.stop();
+  t.like(await rig.store.readMeta(SCOPE), { seq: 7, epoch: 2 });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Kill and restore
+// ---------------------------------------------------------------------------------------------
+
+test('worker invariant 7: a killed worker applies and writes nothing more; a new worker restores and replays to the same state', async (t) => {
+  const inputs = Array.from({ length: 10 }, (_, i) => ({ key: i % 3 === 0 ? 'a' : 'b', amount: (i + 1) * 10 }));
+  const rig = await Rig.create('kill', { checkpoint: { everyEvents: 5, intervalMs: 1000 } });
+  const first = rig.worker();
+  t.teardown(() => first.worker.kill());
+  await first.worker.start();
+  for (const { key, amount } of inputs.slice(0, 7)) await rig.add(key, amount);
+  await settle();
+  t.deepEqual(ofType(first.events, 'checkpoint').map((e) => e.seq), [5]);
+  t.is(first.worker.stats().appliedSeq, 7);
+
+  first.worker.kill();
+  t.is(ofType(first.events, 'killed')[0]?.seq, 7);
+  t.false(first.worker.running);
+  const writes = rig.store.writes;
+  const eventCount = first.events.length;
+  for (const { key, amount } of inputs.slice(7)) await rig.add(key, amount);
+  await settle();
+  await rig.clock.advanceAsync(5000);
+  await settle();
+  t.is(rig.store.writes, writes, 'no checkpoint after the kill');
+  t.is((await rig.store.readMeta(SCOPE))?.seq, 5);
+  t.like(first.worker.stats(), { appliedSeq: 7, applied: 7, checkpointSeq: 5 });
+  t.is(first.events.length, eventCount, 'no event after killed');
+  const killed = await t.throwsAsync<WardenError>(first.worker.done(), { instanceOf: WardenError });
+  t.is(killed?.code, 'KILLED', 'done() reports the abnormal exit');
+
+  const second = rig.worker();
+  t.teardown(() => second.worker.kill());
+  await second.worker.start();
+  await settle();
+  t.like(ofType(second.events, 'restored')[0], { seq: 5, epoch: 2 });
+  t.is(ofType(second.events, 'first-input')[0]?.seq, 6);
+  t.like(second.worker.stats(), { appliedSeq: 10, applied: 5 });
+
+  // A worker that never died, on its own log and store.
+  const ref = await Rig.create('kill', { checkpoint: { everyEvents: 5, intervalMs: 1000 } });
+  const clean = ref.worker();
+  t.teardown(() => clean.worker.kill());
+  await clean.worker.start();
+  for (const { key, amount } of inputs) await ref.add(key, amount);
+  await settle();
+  for (const key of ['a', 'b']) t.deepEqual(ctxOf(second.worker, key), ctxOf(clean.worker, key), key);
+  t.deepEqual(ctxOf(second.worker, 'a'), { count: 4, total: 10 + 40 + 70 + 100, seen: [10, 40, 70, 100] });
+  t.deepEqual(ctxOf(second.worker, 'b'), { count: 6, total: 20 + 30 + 50 + 60 + 80 + 90, seen: [20, 30, 50, 60, 80, 90] });
+
+  await second.worker.stop();
+  await clean.worker.stop();
+  t.deepEqual(await rig.store.readActors(SCOPE), await ref.store.readActors(SCOPE));
+  // Worker invariant 4: the replayed outputs of seq 6 and 7 were dropped as duplicates.
+  t.is((await rig.messages('tally')).length, 10);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Outbox
+// ---------------------------------------------------------------------------------------------
+
+test('worker invariant 3: a checkpoint carries the unacknowledged outputs; a successor republishes them and the log holds each once', async (t) => {
+  const rig = await Rig.create('outbox', { checkpoint: { everyEvents: 3, intervalMs: 1000 } });
+  const tallySubject = rig.pipeline.stage('tally').subjectOf(0);
+  const faulty = new FaultyTransport(rig.transport, (s) => s === tallySubject);
+  const a = rig.worker({ transport: faulty });
+  t.teardown(() => a.worker.kill());
+  await a.worker.start();
+
+  await rig.add('k', 1);
+  await settle();
+  t.deepEqual((await rig.messages('tally')).map((m) => m.msgId), ['counter:k:1:0']);
+
+  faulty.hold = true;
+  await rig.add('k', 2);
+  await rig.add('k', 3);
+  await settle();
+  t.deepEqual(faulty.hung, ['counter:k:2:0', 'counter:k:3:0']);
+  t.deepEqual(ofType(a.events, 'checkpoint').map((e) => e.seq), [3]);
+  const meta = await rig.store.readMeta(SCOPE);
+  t.is(meta?.seq, 3);
+  t.deepEqual(meta?.outbox.map(({ subject, msgId }) => ({ subject, msgId })), [
+    { subject: tallySubject, msgId: 'counter:k:2:0' },
+    { subject: tallySubject, msgId: 'counter:k:3:0' },
+  ]);
+  t.like(JSON.parse(meta?.outbox[1]?.body ?? '{}'), { id: 'counter:k:3:0', key: 'k', type: 'added', payload: { count: 3, total: 6 } });
+  t.is(a.worker.stats().outbox, 2);
+
+  // Later outputs go through; the held ones stay in the outbox.
+  faulty.hold = false;
+  await rig.add('k', 4);
+  await rig.add('k', 5);
+  await settle();
+  t.deepEqual((await rig.messages('tally')).map((m) => m.msgId), ['counter:k:1:0', 'counter:k:4:0', 'counter:k:5:0']);
+  t.is(a.worker.stats().outbox, 2);
+
+  a.worker.kill(); // the hung publishes are never released
+
+  const b = rig.worker();
+  t.teardown(() => b.worker.kill());
+  await b.worker.start();
+  t.like(ofType(b.events, 'restored')[0], { seq: 3, outbox: 2 });
+  await settle();
+  t.is(b.worker.stats().appliedSeq, 5);
+  t.is(b.worker.stats().outbox, 0);
+
+  const tallyMsgs = await rig.messages('tally');
+  t.deepEqual(tallyMsgs.map((m) => m.msgId).sort(), ['counter:k:1:0', 'counter:k:2:0', 'counter:k:3:0', 'counter:k:4:0', 'counter:k:5:0']);
+  const payloads = tallyMsgs
+    .map((m) => JSON.parse(dec.decode(m.data)) as { payload: { count: number; total: number } })
+    .map((e) => e.payload)
+    .sort((x, y) => x.count - y.count);
+  t.deepEqual(payloads, [
+    { count: 1, total: 1 },
+    { count: 2, total: 3 },
+    { count: 3, total: 6 },
+    { count: 4, total: 10 },
+    { count: 5, total: 15 },
+  ]);
+
+  await b.worker.stop();
+  t.deepEqual((await rig.store.readMeta(SCOPE))?.outbox, [], 'acknowledged outputs leave the outbox');
+});
+
+test('worker invariant 7: a killed worker does not retry a failed publish after the kill', async (t) => {
+  const rig = await Rig.create('kill-retry', { checkpoint: { everyEvents: 1000, intervalMs: 60_000 } });
+  const tallySubject = rig.pipeline.stage('tally').subjectOf(0);
+  const faulty = new FaultyTransport(rig.transport, (s) => s === tallySubject);
+  const { worker } = rig.worker({ transport: faulty });
+  t.teardown(() => worker.kill());
+  await worker.start();
+
+  faulty.reject = true;
+  await rig.add('k', 1);
+  await settle();
+  t.deepEqual(faulty.attempts, ['counter:k:1:0']);
+  t.is(worker.stats().outbox, 1);
+
+  worker.kill();
+  faulty.reject = false; // the log is reachable again
+  await rig.clock.advanceAsync(1000); // past the 10 ms retry backoff
+  await settle();
+  t.deepEqual(faulty.attempts, ['counter:k:1:0'], 'no publish after the kill');
+  t.is((await rig.messages('tally')).length, 0);
+});
+
+test('worker invariant 3: a checkpoint asked for while a crashed actor is being rebuilt is cut after that input, and holds the actor', async (t) => {
+  const rig = await Rig.create('cut-rebuild', { checkpoint: { everyEvents: 1000, intervalMs: 1000 } });
+  const spy = new SpyStore(rig.store);
+  const a = rig.worker({ store: spy });
+  t.teardown(() => a.worker.kill());
+  await a.worker.start();
+  await rig.add('k', 1);
+  await rig.add('k', 2);
+  await settle();
+  t.deepEqual(ctxOf(a.worker, 'k')?.seen, [1, 2]);
+
+  crashOn.add(4242); // one crash; the rebuild's read of the checkpoint is slow
+  spy.holdReads = true;
+  await rig.add('k', 4242);
+  await settle();
+  t.is(ofType(a.events, 'actor-crashed').length, 1);
+  t.is(spy.heldReads, 1, 'the rebuild is waiting for the store');
+
+  const writesBefore = spy.written.length;
+  await rig.clock.advanceAsync(1000); // the interval checkpoint comes due during the rebuild
+  await settle();
+  t.is(spy.written.length, writesBefore, 'no cut is taken while an input is being applied');
+
+  spy.releaseReads();
+  await settle();
+  const cut = spy.written.at(-1)!;
+  t.is(cut.seq, 3, 'the deferred cut is taken right after the input in hand');
+  t.deepEqual((cut.actors.k as { context: { seen: number[] } }).context.seen, [1, 2, 4242]);
+  a.worker.kill();
+
+  const b = rig.worker();
+  t.teardown(() => b.worker.kill());
+  await b.worker.start();
+  await rig.add('k', 5);
+  await settle();
+  t.deepEqual(ctxOf(b.worker, 'k')?.seen, [1, 2, 4242, 5]);
+});
+
+test('worker invariant 3: every cut at seq S holds exactly the inputs <= S, also when a store write takes a few ticks', async (t) => {
+  const rig = await Rig.create('cut-latency', { checkpoint: { everyEvents: 1, intervalMs: 60_000 } });
+  const spy = new SpyStore(rig.store);
+  spy.writeDelayTicks = 2;
+  const { worker } = rig.worker({ store: spy });
+  t.teardown(() => worker.kill());
+  await worker.start();
+  for (let amount = 1; amount <= 20; amount++) await rig.add('k', amount);
+  await settle();
+  t.is(worker.stats().appliedSeq, 20);
+
+  // The cuts as written, in order: the entry of 'k' in force after each one must be inputs 1..seq.
+  let seen: number[] = [];
+  const wrong: string[] = [];
+  for (const cut of spy.written) {
+    const snap = cut.actors.k as unknown as { context: CounterCtx } | undefined;
+    if (snap) seen = snap.context.seen;
+    const expected = Array.from({ length: cut.seq }, (_, i) => i + 1);
+    if (JSON.stringify(seen) !== JSON.stringify(expected)) wrong.push(`cut at seq ${cut.seq} holds inputs [${seen.join(',')}]`);
+  }
+  t.deepEqual(wrong, []);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Machine versions
+// ---------------------------------------------------------------------------------------------
+
+/** A rig whose store holds key 'k' (inputs 10 and 20) checkpointed at seq 2 by machine version '1'. */
+async function versionOneRig(name: string): Promise<Rig> {
+  const rig = await Rig.create(name, { checkpoint: { everyEvents: 2, intervalMs: 1000 } });
+  const { worker } = rig.worker();
+  await worker.start();
+  await rig.add('k', 10);
+  await rig.add('k', 20);
+  await settle();
+  await worker.stop();
+  return rig;
+}
+
+test('replay invariant 2: a checkpoint of machine version 1 is never restored blindly by version 2 (CHECKPOINT_VERSION)', async (t) => {
+  const rig = await versionOneRig('version-no-migrate');
+  t.like(await rig.entry('k'), { seq: 2, machineVersion: '1', context: { total: 30 } });
+  const v2 = counterPipeline('version-no-migrate', { actor: defineActor({ name: 'counter', machine: counterMachine, version: '2' }) });
+  const { worker, events } = rig.worker({ pipeline: v2 });
+  t.teardown(() => worker.kill());
+  await worker.start();
+  t.like(ofType(events, 'restored')[0], { seq: 2 });
+
+  await rig.add('fresh', 1); // seq 3: a key without a checkpoint entry is fine
+  await rig.add('k', 5); // seq 4: the checkpointed key
+  await settle();
+
+  t.deepEqual(ctxOf(worker, 'fresh'), { count: 1, total: 1, seen: [1] });
+  const failed = ofType(events, 'failed');
+  t.is(failed.length, 1);
+  t.is(failed[0]?.seq, 3);
+  t.regex(failed[0]?.error ?? '', /counter\[k\] was written by machine version 1; this is version 2 and defines no migrate\(\)/);
+  const err = await t.throwsAsync<WardenError>(worker.done(), { instanceOf: WardenError });
+  t.is(err?.code, 'CHECKPOINT_VERSION');
+  t.deepEqual(err?.details, { key: 'k', storedVersion: '1', version: '2' });
+  t.like(worker.stats(), { appliedSeq: 3, applied: 1 });
+  t.is(worker.inspect('k'), undefined, 'the old snapshot was not restored');
+  t.like(await rig.entry('k'), { seq: 2, machineVersion: '1', context: { total: 30 } });
+});
+
+test('replay invariant 2: with migrate(), a version-1 snapshot is migrated and the actor continues from the result', async (t) => {
+  const rig = await versionOneRig('version-migrate');
+  const stored = await rig.store.readActor(SCOPE, 'k');
+  const calls: Array<{ snapshot: Json; from: string }> = [];
+  const v2 = defineActor({
+    name: 'counter',
+    machine: counterMachine,
+    version: '2',
+    migrate: (snapshot, from) => {
+      calls.push({ snapshot: structuredClone(snapshot), from });
+      const s = snapshot as unknown as { context: CounterCtx };
+      return { ...s, context: { ...s.context, total: s.context.total + 100 } };
+    },
+  });
+  const { worker, events } = rig.worker({ pipeline: counterPipeline('version-migrate', { actor: v2 }) });
+  t.teardown(() => worker.kill());
+  await worker.start();
+  await rig.add('k', 5);
+  await settle();
+
+  t.is(calls.length, 1);
+  t.is(calls[0]?.from, '1');
+  t.deepEqual(calls[0]?.snapshot, stored?.snapshot);
+  t.deepEqual(ctxOf(worker, 'k'), { count: 3, total: 30 + 100 + 5, seen: [10, 20, 5] });
+  t.deepEqual(ofType(events, 'failed'), []);
+
+  await worker.stop();
+  t.like(await rig.entry('k'), { seq: 3, machineVersion: '2', context: { count: 3, total: 135, seen: [10, 20, 5] } });
+  t.is((await rig.store.readMeta(SCOPE))?.machineVersion, '2');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Dedupe and positions
+// ---------------------------------------------------------------------------------------------
+
+test('worker invariant 1: an input re-published with the same msgId is dropped by the stream and applied once', async (t) => {
+  const rig = await Rig.create('dedupe');
+  const { worker } = rig.worker();
+  t.teardown(() => worker.kill());
+  await worker.start();
+
+  t.deepEqual(await rig.add('k', 1, 'in-1'), { stream: 'dedupe-counter', seq: 1, duplicate: false });
+  t.deepEqual(await rig.add('k', 1, 'in-1'), { stream: 'dedupe-counter', seq: 1, duplicate: true });
+  await settle();
+  t.deepEqual(await rig.add('k', 1, 'in-1'), { stream: 'dedupe-counter', seq: 1, duplicate: true }, 'also after it was applied');
+  t.deepEqual(await rig.add('k', 2, 'in-2'), { stream: 'dedupe-counter', seq: 2, duplicate: false });
+  await settle();
+
+  t.is((await rig.messages('counter')).length, 2);
+  t.like(worker.stats(), { applied: 2, appliedSeq: 2 });
+  t.deepEqual(ctxOf(worker, 'k'), { count: 2, total: 3, seen: [1, 2] });
+  t.deepEqual((await rig.messages('tally')).map((m) => m.msgId), ['counter:k:1:0', 'counter:k:2:0']);
+});
+
+test('worker invariant 1: a worker restored at seq N skips the inputs <= N', async (t) => {
+  const rig = await Rig.create('skip');
+  for (let seq = 1; seq <= 5; seq++) await rig.add('k', seq);
+  await rig.store.write({ scope: SCOPE, seq: 3, epoch: 4, machineVersion: '1', actors: {}, outbox: [] });
+  const { worker, events } = rig.worker();
+  t.teardown(() => worker.kill());
+  await worker.start();
+  await settle();
+
+  t.like(ofType(events, 'restored')[0], { seq: 3, epoch: 5, outbox: 0 });
+  t.is(ofType(events, 'first-input')[0]?.seq, 4);
+  t.like(worker.stats(), { applied: 2, appliedSeq: 5 });
+  t.deepEqual(ctxOf(worker, 'k'), { count: 2, total: 9, seen: [4, 5] });
+  t.deepEqual((await rig.messages('tally')).map((m) => m.msgId), ['counter:k:4:0', 'counter:k:5:0']);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Corrupt checkpoints
+// ---------------------------------------------------------------------------------------------
+
+test('a corrupt actor entry fails the worker with CHECKPOINT_CORRUPT on the first input of that key', async (t) => {
+  const rig = await Rig.create('corrupt', { checkpoint: { everyEvents: 2, intervalMs: 1000 } });
+  const first = rig.worker();
+  await first.worker.start();
+  await rig.add('k', 1);
+  await rig.add('other', 2);
+  await settle();
+  await first.worker.stop();
+  t.is((await rig.store.readActors(SCOPE)).length, 2);
+
+  rig.store.corrupt(SCOPE, 'k');
+  const { worker, events } = rig.worker();
+  t.teardown(() => worker.kill());
+  await worker.start();
+  t.like(ofType(events, 'restored')[0], { seq: 2 });
+  await rig.add('other', 3); // seq 3: an intact entry restores
+  await rig.add('k', 4); // seq 4: the damaged one
+  await settle();
+
+  t.deepEqual(ctxOf(worker, 'other'), { count: 2, total: 5, seen: [2, 3] });
+  t.regex(ofType(events, 'failed')[0]?.error ?? '', /checkpoint entry counter\/0#k fails its checksum/);
+  const err = await t.throwsAsync<WardenError>(worker.done(), { instanceOf: WardenError });
+  t.is(err?.code, 'CHECKPOINT_CORRUPT');
+  t.deepEqual(err?.details, { what: 'counter/0#k' });
+  t.like(worker.stats(), { appliedSeq: 3, applied: 1 });
+  t.is(worker.inspect('k'), undefined);
+});
+
+test('a corrupt checkpoint meta makes start() reject with CHECKPOINT_CORRUPT', async (t) => {
+  const rig = await Rig.create('corrupt-meta', { checkpoint: { everyEvents: 1, intervalMs: 1000 } });
+  const first = rig.worker();
+  await first.worker.start();
+  await rig.add('k', 1);
+  await settle();
+  await first.worker.stop();
+  const writes = rig.store.writes;
+
+  rig.store.corrupt(SCOPE);
+  const { worker, events } = rig.worker();
+  const err = await t.throwsAsync<WardenError>(worker.start(), { instanceOf: WardenError });
+  t.is(err?.code, 'CHECKPOINT_CORRUPT');
+  t.deepEqual(err?.details, { what: 'counter/0#meta' });
+  t.deepEqual(events, []);
+  t.is(rig.store.writes, writes, 'no claim was written over the damaged meta');
+});
