@@ -60,4 +60,5 @@ export {
   type ResolvedStage,
   type CheckpointPolicyOptions,
 } from './pipeline/define-pipeline.js';
+export * from './supervision/index.js';
 export { startNode, type NodeOptions, type WardenNode, type NodeEvent, type IngestInput, type PartitionStatus } from './pipeline/node.js';

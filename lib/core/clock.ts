@@ -30,11 +30,18 @@ export class SystemClock implements Clock {
   }
   setTimeout(fn: () => void, ms: number): TimerHandle {
     // Timers keep the process alive, as a running node should; everything warden starts,
-    // `stop()` clears, so a stopped node lets the process exit.
-    return setTimeout(fn, Math.max(0, ms));
+    // `stop()` clears, so a stopped node lets the process exit. A 0 ms timer runs on
+    // setImmediate: Node clamps setTimeout to at least 1 ms, which would cap immediate
+    // restarts at about a thousand a second.
+    if (ms <= 0) return { immediate: setImmediate(fn) };
+    return setTimeout(fn, ms);
   }
   clearTimeout(handle: TimerHandle): void {
-    clearTimeout(handle as ReturnType<typeof setTimeout>);
+    if (typeof handle === 'object' && handle !== null && 'immediate' in handle) {
+      clearImmediate((handle as { immediate: ReturnType<typeof setImmediate> }).immediate);
+    } else {
+      clearTimeout(handle as ReturnType<typeof setTimeout>);
+    }
   }
 }
 

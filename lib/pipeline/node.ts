@@ -1,30 +1,48 @@
 /**
- * `startNode`: runs a pipeline in this process. It creates the streams, starts one
- * `PartitionWorker` per partition of every stage, and restarts a worker that fails or is
- * killed (a minimal restart with exponential backoff; the supervision tree replaces it).
+ * `startNode`: runs a pipeline in this process under a supervision tree:
+ *
+ *   node (one-for-one)
+ *   └─ <stage> (one-for-one), one per stage
+ *      └─ partition-<n> (actor group): the partition's worker and its keyed actors
+ *
+ * A partition worker that fails (a fenced write, an escalation of its actors' restarts) or is
+ * killed is restarted by its stage supervisor with backoff, from its last checkpoint. Restarts
+ * beyond a supervisor's intensity escalate up the tree; a root that gives up calls `onFatal`.
  *
  * Invariants:
- *  1. Every partition of every stage has exactly one live worker while the node runs; a
- *     restarted worker takes a new epoch, fencing its predecessor.
- *  2. `stop()` ends every worker gracefully (final checkpoint) and restarts nothing after.
+ *  1. Every partition of every stage has at most one live worker; a restarted worker takes a
+ *     new epoch, fencing its predecessor.
+ *  2. `stop()` ends every worker gracefully (final checkpoint), stages in reverse order, and
+ *     restarts nothing after.
  */
-import { PartitionWorker, type WorkerStats } from '../actor/partition-worker.js';
+import type { PartitionWorker, WorkerStats } from '../actor/partition-worker.js';
 import type { WorkerEvent } from '../actor/worker-events.js';
 import { InMemoryCheckpointStore } from '../checkpoint/in-memory-checkpoint-store.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import { SystemClock, sleep, type Clock } from '../core/clock.js';
 import { encodeEnvelope } from '../core/envelope.js';
-import { ConfigError, describeError, WardenError } from '../core/errors.js';
+import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { actorGroup } from '../supervision/actor-group.js';
+import { createSupervisor } from '../supervision/supervisor.js';
+import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../supervision/types.js';
 import { InMemoryTransport } from '../transport/in-memory-transport.js';
 import type { PubAck, Transport } from '../transport/transport.js';
-import type { Pipeline, ResolvedStage } from './define-pipeline.js';
+import type { Pipeline } from './define-pipeline.js';
 
-/** Events a node reports: its workers' events plus restarts. */
-export type NodeEvent =
-  | WorkerEvent
-  | { type: 'worker-restarting'; stage: string; partition: number; attempt: number; delayMs: number; reason: string };
+/** Events a node reports: its workers' events and its supervision tree's. */
+export type NodeEvent = WorkerEvent | SupervisionEvent;
+
+/** Supervision of a node's tree. */
+export interface NodeSupervisionOptions {
+  /** Restarts of a stage's partition workers allowed within `periodMs` before the stage gives up. @default 10 */
+  intensity?: number;
+  /** @default 60_000 */
+  periodMs?: number;
+  /** Backoff between restarts of a partition worker. @default { minBackoffMs: 10, maxBackoffMs: 5_000 } */
+  backoff?: BackoffOptions;
+}
 
 /** Options of `startNode`. */
 export interface NodeOptions {
@@ -39,8 +57,11 @@ export interface NodeOptions {
   logger?: Logger;
   /** Duplicate window of the streams the node creates. @default 120_000 */
   duplicateWindowMs?: number;
-  /** Backoff of worker restarts. @default { minBackoffMs: 10, maxBackoffMs: 5_000 } */
-  restart?: { minBackoffMs?: number; maxBackoffMs?: number };
+  supervision?: NodeSupervisionOptions;
+  /** The tree gave up (restart intensity exceeded up to the root). @default logs the error */
+  onFatal?: (error: Error) => void;
+  /** Source of backoff jitter. @default Math.random */
+  random?: () => number;
   onEvent?: (event: NodeEvent) => void;
 }
 
@@ -82,14 +103,18 @@ export interface WardenNode {
   inspect(stage: string, key: string): { value: unknown; context: unknown; status: string } | undefined;
   /** Adds a listener; returns its remover. */
   on(listener: (event: NodeEvent) => void): () => void;
+  /** A snapshot of the supervision tree: stages, partitions (position, actors), restarted actors. */
+  tree(): TreeNode;
+  /** The node's root supervisor (dynamic children may be added to it). */
+  readonly supervisor: Supervisor;
   stop(): Promise<void>;
 }
 
 interface Slot {
-  stage: ResolvedStage;
+  stage: string;
   partition: number;
   worker: PartitionWorker | undefined;
-  restarts: number;
+  incarnations: number;
 }
 
 /**
@@ -109,9 +134,6 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const transport = options.transport ?? new InMemoryTransport({ clock });
   const store = options.checkpointStore ?? new InMemoryCheckpointStore({ clock });
   const logger = (options.logger ?? createLogger()).child({ pipeline: pipeline.name });
-  const minBackoffMs = options.restart?.minBackoffMs ?? 10;
-  const maxBackoffMs = options.restart?.maxBackoffMs ?? 5_000;
-  if (!(minBackoffMs >= 0 && maxBackoffMs >= minBackoffMs)) throw new ConfigError('restart', 'needs 0 <= minBackoffMs <= maxBackoffMs');
   const duplicateWindowMs = options.duplicateWindowMs ?? 120_000;
   const listeners = new Set<(e: NodeEvent) => void>();
   if (options.onEvent) listeners.add(options.onEvent);
@@ -124,44 +146,57 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   }
   await transport.ensureStream({ name: pipeline.deadLetterStream, subjects: [`${pipeline.name}.dlq.>`], duplicateWindowMs });
 
-  const slots: Slot[] = pipeline.stages.flatMap((stage) =>
-    Array.from({ length: stage.partitions }, (_, partition): Slot => ({ stage, partition, worker: undefined, restarts: 0 })),
-  );
-  let stopping = false;
-
-  const launch = async (slot: Slot): Promise<void> => {
-    const worker = new PartitionWorker({ pipeline, stage: slot.stage, partition: slot.partition, transport, store, clock, logger, onEvent: emit });
-    slot.worker = worker;
-    await worker.start();
-    worker.done().then(
-      () => undefined,
-      (err: unknown) => {
-        if (slot.worker === worker) scheduleRestart(slot, describeError(err));
+  const slots = new Map<string, Slot>();
+  for (const stage of pipeline.stages) {
+    for (let partition = 0; partition < stage.partitions; partition++) {
+      slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0 });
+    }
+  }
+  const sup = options.supervision ?? {};
+  let fatal: Error | undefined;
+  const supervisor = createSupervisor({
+    id: pipeline.name,
+    strategy: 'one-for-one',
+    intensity: sup.intensity ?? 10,
+    periodMs: sup.periodMs ?? 60_000,
+    backoff: { minBackoffMs: 10, maxBackoffMs: 5_000, ...sup.backoff },
+    clock,
+    logger,
+    ...(options.random ? { random: options.random } : {}),
+    onFatal: (err) => {
+      fatal = err;
+      if (options.onFatal) options.onFatal(err);
+      else logger.error({ err }, 'pipeline supervision gave up');
+    },
+    children: pipeline.stages.map((stage) => ({
+      kind: 'supervisor' as const,
+      id: stage.name,
+      supervisor: {
+        strategy: 'one-for-one' as const,
+        intensity: sup.intensity ?? 10,
+        periodMs: sup.periodMs ?? 60_000,
+        children: Array.from({ length: stage.partitions }, (_, partition) =>
+          actorGroup({
+            pipeline, stage, partition, transport, checkpointStore: store, onEvent: emit,
+            onWorker: (worker) => {
+              const slot = slots.get(`${stage.name}/${partition}`)!;
+              slot.worker = worker;
+              slot.incarnations++;
+            },
+          }),
+        ),
       },
-    );
-  };
-
-  const scheduleRestart = (slot: Slot, reason: string): void => {
-    if (stopping) return;
-    const attempt = ++slot.restarts;
-    const delayMs = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(attempt - 1, 20));
-    emit({ type: 'worker-restarting', stage: slot.stage.name, partition: slot.partition, attempt, delayMs, reason });
-    logger.warn({ stage: slot.stage.name, partition: slot.partition, attempt, delayMs, reason }, 'restarting partition worker');
-    slot.worker = undefined;
-    void sleep(clock, delayMs)
-      .then(() => (stopping ? undefined : launch(slot)))
-      .catch((err: unknown) => {
-        logger.error({ stage: slot.stage.name, partition: slot.partition, err }, 'partition worker failed to start');
-        scheduleRestart(slot, describeError(err));
-      });
-  };
-
-  await Promise.all(slots.map(launch));
+    })),
+  });
+  supervisor.on(emit);
+  await supervisor.start();
+  supervisor.done.catch(() => undefined); // reported through onFatal
 
   const node: WardenNode = {
     pipeline,
     transport,
     checkpointStore: store,
+    supervisor,
     ingest(input, stageName) {
       const stage = stageName ? pipeline.stage(stageName) : pipeline.stages[0]!;
       const id = input.id ?? crypto.randomUUID();
@@ -169,25 +204,25 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       return transport.publish(stage.subjectOf(partitionOf(input.key, stage.partitions)), body, { msgId: id });
     },
     kill(stageName, partition) {
-      const stage = pipeline.stage(stageName);
-      for (const slot of slots) {
-        if (slot.stage !== stage || (partition !== undefined && slot.partition !== partition) || !slot.worker) continue;
-        slot.worker.kill();
-        scheduleRestart(slot, 'killed');
+      pipeline.stage(stageName); // throws for an unknown stage
+      for (const slot of slots.values()) {
+        if (slot.stage !== stageName || (partition !== undefined && slot.partition !== partition)) continue;
+        slot.worker?.kill(); // its supervisor sees an abnormal exit and restarts it
       }
     },
     async status() {
       return Promise.all(
-        slots.map(async (slot): Promise<PartitionStatus> => {
+        [...slots.values()].map(async (slot): Promise<PartitionStatus> => {
+          const stage = pipeline.stage(slot.stage);
           const stats = slot.worker?.stats();
-          const last = await transport.lastSeqOf(slot.stage.stream, slot.stage.subjectOf(slot.partition));
+          const last = await transport.lastSeqOf(stage.stream, stage.subjectOf(slot.partition));
           const base: WorkerStats = stats ?? { appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, outbox: 0, actors: 0, epoch: 0 };
           return {
             ...base,
-            stage: slot.stage.name,
+            stage: slot.stage,
             partition: slot.partition,
             running: slot.worker?.running ?? false,
-            restarts: slot.restarts,
+            restarts: Math.max(0, slot.incarnations - 1),
             lag: stats ? Math.max(0, last - stats.appliedSeq) : last,
           };
         }),
@@ -197,6 +232,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       const deadline = clock.now() + timeoutMs;
       let quiet = 0;
       while (quiet < 2) {
+        if (fatal) throw new WardenError('STOPPED', `pipeline ${pipeline.name} has stopped: ${fatal.message}`, { cause: fatal });
         const all = await node.status();
         quiet = all.every((p) => p.running && p.lag === 0 && p.outbox === 0) ? quiet + 1 : 0;
         if (clock.now() > deadline) {
@@ -207,16 +243,15 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     },
     inspect(stageName, key) {
       const stage = pipeline.stage(stageName);
-      const slot = slots.find((s) => s.stage === stage && s.partition === partitionOf(key, stage.partitions));
-      return slot?.worker?.inspect(key);
+      return slots.get(`${stage.name}/${partitionOf(key, stage.partitions)}`)?.worker?.inspect(key);
     },
     on(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    tree: () => supervisor.tree(),
     async stop() {
-      stopping = true;
-      await Promise.all(slots.map(async (s) => { await s.worker?.stop(); }));
+      await supervisor.stop();
       if (!options.transport) await transport.close();
       if (!options.checkpointStore) await store.close();
     },

@@ -26,8 +26,8 @@ export interface ClickstreamOptions {
   events?: number;
   /** Operators to kill, with the fraction of the stream after which each dies. @default sessions at 0.4, pages at 0.7 */
   kills?: Array<{ stage: string; at: number }>;
-  /** Crash one sessions actor once (a transient fault) after this fraction. @default 0.2; null = none */
-  actorCrashAt?: number | null;
+  /** Fractions of the stream after which one sessions actor crashes once (a transient fault). @default [0.2] */
+  actorCrashesAt?: number[];
   transport?: Transport;
   checkpointStore?: CheckpointStore;
   logger?: Logger;
@@ -61,7 +61,7 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
   const clock = new SystemClock();
   const total = options.events ?? 5000;
   const kills = options.kills ?? [{ stage: 'sessions', at: 0.4 }, { stage: 'pages', at: 0.7 }];
-  const actorCrashAt = options.actorCrashAt === undefined ? 0.2 : options.actorCrashAt;
+  const crashPoints = new Set((options.actorCrashesAt ?? [0.2]).map((f) => Math.floor(total * f)));
   const say = options.progress ?? (() => undefined);
   const transport = options.transport ?? new InMemoryTransport({ clock });
   const store = options.checkpointStore ?? new InMemoryCheckpointStore({ clock });
@@ -77,7 +77,7 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
   const onEvent = (e: NodeEvent): void => {
     if (e.type === 'dead-letter') deadLettered++;
     else if (e.type === 'actor-crashed') actorCrashes++;
-    else if (e.type === 'worker-restarting') restarts++;
+    else if (e.type === 'child-restarting') restarts++;
     else if (e.type === 'checkpoint') checkpoints++;
     else if (e.type === 'first-input') {
       const at = killedAt.get(`${e.stage}/${e.partition}`);
@@ -101,7 +101,7 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
     const c = clicks[i]!;
     checker.sent(c.user, c.n);
     await node.ingest({ id: `click:${c.user}:${c.n}`, key: c.user, type: 'raw', payload: { line: c.line } });
-    if (actorCrashAt !== null && i === Math.floor(total * actorCrashAt)) {
+    if (crashPoints.has(i)) {
       faults.arm('sessions', { times: 1 });
       say(`  chaos: armed a one-time crash in a sessions actor`);
     }

@@ -5,9 +5,10 @@
  */
 import { parseArgs } from 'node:util';
 import { embedded } from './suites/embedded.js';
+import { restart } from './suites/restart.js';
 import type { Suite } from './suite.js';
 
-const suites: Record<string, Suite> = { embedded };
+const suites: Record<string, Suite> = { embedded, restart };
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
 const name = positionals[0];

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { SimulatedClock, sleep } from '../../lib/core/clock.js';
+import { SimulatedClock, SystemClock, sleep } from '../../lib/core/clock.js';
 
 test('SimulatedClock fires timers in deadline order, ties in creation order', (t) => {
   const clock = new SimulatedClock(1000);
@@ -48,4 +48,16 @@ test('sleep on the simulated clock resolves on advanceAsync and rejects on abort
   const q = sleep(clock, 100, ac.signal);
   ac.abort(new Error('stop'));
   await t.throwsAsync(q, { message: 'stop' });
+});
+
+test('SystemClock: a 0 ms timer runs soon (not clamped to 1 ms) and can be cleared', async (t) => {
+  const clock = new SystemClock();
+  const order: string[] = [];
+  clock.setTimeout(() => order.push('zero'), 0);
+  const cleared = clock.setTimeout(() => order.push('cleared'), 0);
+  clock.clearTimeout(cleared);
+  const timed = clock.setTimeout(() => order.push('timed'), 5);
+  clock.clearTimeout(timed);
+  await new Promise((r) => setTimeout(r, 20));
+  t.deepEqual(order, ['zero']);
 });

@@ -42,7 +42,7 @@ async function runWithKills(count: number, kills: Array<{ at: number; stage: str
   const transport = new InMemoryTransport({ clock });
   const store = new InMemoryCheckpointStore({ clock });
   const pipeline = clickstreamPipeline({ everyEvents, intervalMs: 50 });
-  const node = await startNode({ pipeline, transport, checkpointStore: store, clock, logger: silentLogger, restart: { minBackoffMs: 1, maxBackoffMs: 5 } });
+  const node = await startNode({ pipeline, transport, checkpointStore: store, clock, logger: silentLogger, supervision: { intensity: 100, backoff: { minBackoffMs: 1, maxBackoffMs: 5 } } });
   const clicks = generateClicks(count, { seed: 7 });
   for (const [i, c] of clicks.entries()) {
     await node.ingest({ id: `click:${c.user}:${c.n}`, key: c.user, type: 'raw', payload: { line: c.line } });
@@ -109,10 +109,21 @@ test.serial('demo scenario: two operator kills and an actor crash lose and dupli
   t.true(r.workerRestarts >= 6, `every partition of both killed stages restarted (${r.workerRestarts})`);
 });
 
+test.serial('a crash inside a keyed actor under load, twenty times over, loses and duplicates nothing', async (t) => {
+  const points = Array.from({ length: 20 }, (_, i) => 0.04 + i * 0.047);
+  const r = await runClickstream({ events: 4000, name: 'clicks-crashes', seed: 5, kills: [], actorCrashesAt: points, checkpoint: { everyEvents: 50, intervalMs: 100 } });
+  t.is(r.actorCrashes, 20);
+  t.is(r.applied, 4000);
+  t.is(r.lost, 0);
+  t.is(r.duplicated, 0);
+  t.is(r.outOfOrder, 0);
+  t.is(r.deadLettered, r.badInputs, 'every crashed input succeeded on the rebuilt actor');
+});
+
 test.serial('negative control: with the duplicate window off, the checker does see the duplicates a replay re-sends', async (t) => {
   // No checkpoint is written after the start claim, so a kill replays everything the stage applied.
   const r = await runClickstream({
-    events: 1000, name: 'clicks-nodedupe', duplicateWindowMs: 0, actorCrashAt: null,
+    events: 1000, name: 'clicks-nodedupe', duplicateWindowMs: 0, actorCrashesAt: [],
     kills: [{ stage: 'sessions', at: 0.8 }], checkpoint: { everyEvents: 1_000_000, intervalMs: 3_600_000 },
   });
   t.is(r.lost, 0);

@@ -1,0 +1,69 @@
+/**
+ * Akka-style exponential backoff between restarts of one child, as a pure function of the
+ * number of consecutive restarts, so it can be tested without a clock.
+ */
+import { ConfigError } from '../core/errors.js';
+import type { BackoffOptions } from './types.js';
+
+/** `BackoffOptions` with every default applied and validated. */
+export interface ResolvedBackoff {
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  randomFactor: number;
+  resetBackoffAfterMs: number;
+}
+
+/** The defaults of `BackoffOptions` (OTP: restart at once). */
+export const DEFAULT_BACKOFF: Readonly<ResolvedBackoff> = Object.freeze({
+  minBackoffMs: 0,
+  maxBackoffMs: 30_000,
+  randomFactor: 0.2,
+  resetBackoffAfterMs: 30_000,
+});
+
+/**
+ * Applies the defaults to `options` (field by field over `base`, the supervisor's backoff for a
+ * child) and validates the result; bad values throw a `ConfigError` naming `${field}.<name>`.
+ *
+ * @example
+ * resolveBackoff({ minBackoffMs: 100 }); // { minBackoffMs: 100, maxBackoffMs: 30_000, randomFactor: 0.2, resetBackoffAfterMs: 30_000 }
+ */
+export function resolveBackoff(options: BackoffOptions | undefined, base: BackoffOptions = {}, field = 'backoff'): ResolvedBackoff {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new ConfigError(field, 'must be an object');
+  const merged: BackoffOptions = { ...base, ...options };
+  const minBackoffMs = merged.minBackoffMs ?? DEFAULT_BACKOFF.minBackoffMs;
+  const maxBackoffMs = merged.maxBackoffMs ?? DEFAULT_BACKOFF.maxBackoffMs;
+  const randomFactor = merged.randomFactor ?? DEFAULT_BACKOFF.randomFactor;
+  const resetBackoffAfterMs = merged.resetBackoffAfterMs ?? maxBackoffMs;
+  const nonNegative = (name: string, value: number): void => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new ConfigError(`${field}.${name}`, `must be a finite number >= 0 (got ${String(value)})`, { details: { value } });
+    }
+  };
+  nonNegative('minBackoffMs', minBackoffMs);
+  nonNegative('maxBackoffMs', maxBackoffMs);
+  nonNegative('randomFactor', randomFactor);
+  nonNegative('resetBackoffAfterMs', resetBackoffAfterMs);
+  if (minBackoffMs > maxBackoffMs) {
+    throw new ConfigError(`${field}.minBackoffMs`, `must be <= maxBackoffMs (${minBackoffMs} > ${maxBackoffMs})`, { details: { minBackoffMs, maxBackoffMs } });
+  }
+  return { minBackoffMs, maxBackoffMs, randomFactor, resetBackoffAfterMs };
+}
+
+/**
+ * The delay before restart number `attempt + 1` of a child, where `attempt` counts the
+ * consecutive restarts before it (0 for the first):
+ * `min(max, min(max, minBackoffMs * 2^attempt) * (1 + random() * randomFactor))`, rounded to
+ * whole ms. With `minBackoffMs` 0 the delay is 0.
+ *
+ * @example
+ * backoffDelay(3, { minBackoffMs: 100, maxBackoffMs: 10_000, randomFactor: 0 }); // 800
+ */
+export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
+  const { minBackoffMs, maxBackoffMs, randomFactor } = resolveBackoff(options);
+  const exponent = Math.min(Math.max(0, Math.floor(attempt)), 64);
+  const base = Math.min(maxBackoffMs, minBackoffMs * 2 ** exponent);
+  if (base === 0) return 0;
+  const jitter = 1 + Math.min(1, Math.max(0, random())) * randomFactor;
+  return Math.min(maxBackoffMs, Math.round(base * jitter));
+}
