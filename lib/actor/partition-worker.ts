@@ -25,7 +25,7 @@
 import { ActorHost, type EmittedEvent } from './actor-host.js';
 import { deadLetterOf } from './dead-letter.js';
 import { KeyRestarts } from './key-restarts.js';
-import { loadActor, rebuildActor } from './replay.js';
+import { fallBackToLog, isUnusableCheckpoint, loadActor, rebuildActor, type RestoreContext } from './replay.js';
 import { validateInput } from './validate.js';
 import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
 import { decodeEnvelope, envelopeBody, type Envelope, type Json } from '../core/envelope.js';
@@ -199,7 +199,15 @@ export class PartitionWorker {
   /** Invariant 5: read the meta and write it back under our epoch; retry if a racing writer moved it. */
   private async claim(): Promise<Awaited<ReturnType<CheckpointStore['readMeta']>>> {
     for (let attempt = 0; ; attempt++) {
-      const meta = await this.o.store.readMeta(this.scope);
+      let meta: Awaited<ReturnType<CheckpointStore['readMeta']>>;
+      try {
+        meta = await this.o.store.readMeta(this.scope);
+      } catch (err) {
+        if (!isUnusableCheckpoint(err) || attempt >= 5) throw err;
+        await fallBackToLog(this.ctx(), undefined, err); // replay invariant 4: the whole partition from the log
+        await this.o.store.clear(this.scope);
+        continue;
+      }
       this.epoch = this.o.epoch ?? (meta?.epoch ?? 0) + 1;
       try {
         await this.o.store.write({
@@ -260,7 +268,7 @@ export class PartitionWorker {
   private async applyToActor(env: Envelope, msg: StoredMessage): Promise<EmittedEvent[] | undefined> {
     const seq = msg.seq;
     for (let attempt = 1; ; attempt++) {
-      let host = this.actors.get(env.key) ?? (await this.load(env.key));
+      let host = this.actors.get(env.key) ?? (await this.load(env.key, seq));
       if (host.status === 'done') {
         // A keyed actor that reached a final state starts a new life on its next input.
         host = new ActorHost(this.o.stage.actor, env.key, { clock: this.o.clock });
@@ -295,8 +303,16 @@ export class PartitionWorker {
     }
   }
 
-  private async load(key: string): Promise<ActorHost> {
-    const { host } = await loadActor(this.ctx(), key);
+  /** The actor for `key` from its checkpoint entry; an unusable entry is replaced by the log (replay invariant 4). */
+  private async load(key: string, atSeq: number): Promise<ActorHost> {
+    let host: ActorHost;
+    try {
+      ({ host } = await loadActor(this.ctx(), key));
+    } catch (err) {
+      if (!isUnusableCheckpoint(err)) throw err;
+      ({ host } = await rebuildActor(this.ctx(), key, this.restoredSeq, atSeq, this.poisoned));
+      this.dirty.add(key); // the next cut overwrites the unusable entry
+    }
     this.actors.set(key, host);
     this.actorSince.set(key, this.o.clock.now());
     return host;
@@ -344,8 +360,14 @@ export class PartitionWorker {
     });
   }
 
-  private ctx(): Parameters<typeof loadActor>[0] {
-    return { stage: this.o.stage, scope: this.scope, store: this.o.store, transport: this.o.transport, clock: this.o.clock, subject: this.subject };
+  private ctx(): RestoreContext {
+    return {
+      stage: this.o.stage, scope: this.scope, store: this.o.store, transport: this.o.transport, clock: this.o.clock, subject: this.subject,
+      onUnusable: (key, error) => {
+        this.emit({ type: 'checkpoint-unusable', ...(key === undefined ? {} : { key }), error: describeError(error) });
+        this.o.logger.error({ stage: this.scope.operator, partition: this.scope.partition, key, err: error }, 'unusable checkpoint; rebuilding from the log');
+      },
+    };
   }
 
   /** The last step of applying an input: the position moves, and a cut may be taken (invariant 3). */

@@ -10,6 +10,9 @@
  *     never restored blindly: `CHECKPOINT_VERSION` names both versions.
  *  3. Outputs regenerated during a rebuild are not published again: the originals are either
  *     acknowledged by the log or still in the worker's outbox.
+ *  4. An unusable entry (failed checksum, unknown version) is never restored: by the stage's
+ *     `checkpoint.onUnusable` the actor is rebuilt from the whole log (which must still start
+ *     at sequence 1, else `LOG_TRUNCATED`), or the error stops the partition.
  */
 import { ActorHost } from './actor-host.js';
 import { validateInput } from './validate.js';
@@ -29,6 +32,31 @@ export interface RestoreContext {
   clock: Clock;
   /** Subject of the partition in the stage's stream. */
   subject: string;
+  /** Told about every unusable checkpoint entry before the actor is rebuilt from the log. */
+  onUnusable?: (key: string | undefined, error: unknown) => void;
+}
+
+/** A checkpoint that may not be restored: it fails its checksum, or no `migrate` takes its version. */
+export function isUnusableCheckpoint(err: unknown): boolean {
+  return err instanceof WardenError && (err.code === 'CHECKPOINT_CORRUPT' || err.code === 'CHECKPOINT_VERSION');
+}
+
+/**
+ * Invariant 4: decides what an unusable checkpoint leads to. Returns when the log can replace it
+ * (policy 'rebuild' and the stream still starts at sequence 1); throws otherwise.
+ */
+export async function fallBackToLog(ctx: RestoreContext, key: string | undefined, err: unknown): Promise<void> {
+  if (ctx.stage.onUnusableCheckpoint === 'fail') throw err;
+  const info = await ctx.transport.streamInfo(ctx.stage.stream);
+  const what = `${ctx.scope.operator}/${ctx.scope.partition}${key === undefined ? '' : `[${key}]`}`;
+  if (info.firstSeq > 1) {
+    throw new WardenError(
+      'LOG_TRUNCATED',
+      `checkpoint of ${what} is unusable and the log cannot replace it: stream ${ctx.stage.stream} starts at seq ${info.firstSeq}, not 1 (retention removed older inputs)`,
+      { cause: err, nonRetryable: true, details: { stream: ctx.stage.stream, firstSeq: info.firstSeq } },
+    );
+  }
+  ctx.onUnusable?.(key, err);
 }
 
 /** The snapshot of `entry`, migrated to the stage's machine version (invariant 2). */
@@ -65,10 +93,24 @@ export async function rebuildActor(
   freshFrom: number,
   beforeSeq: number,
   poisoned: Set<number>,
-): Promise<{ host: ActorHost; replayed: number }> {
+): Promise<{ host: ActorHost; replayed: number; fromLog: boolean }> {
+  let fromLog = false;
   for (;;) {
-    const { host: base, entry } = await loadActor(ctx, key);
-    const startSeq = (entry ? entry.seq : freshFrom) + 1;
+    let base: ActorHost;
+    let entry: ActorEntry | undefined;
+    if (fromLog) {
+      base = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock });
+    } else {
+      try {
+        ({ host: base, entry } = await loadActor(ctx, key));
+      } catch (err) {
+        if (!isUnusableCheckpoint(err)) throw err;
+        await fallBackToLog(ctx, key, err);
+        fromLog = true;
+        continue;
+      }
+    }
+    const startSeq = fromLog ? 1 : (entry ? entry.seq : freshFrom) + 1;
     let host = base;
     let replayed = 0;
     let crashedAt: number | undefined;
@@ -102,7 +144,7 @@ export async function rebuildActor(
     } finally {
       await reader.close();
     }
-    if (crashedAt === undefined) return { host, replayed };
+    if (crashedAt === undefined) return { host, replayed, fromLog };
     host.stop();
     poisoned.add(crashedAt);
   }

@@ -14,6 +14,7 @@ export type WorkerEventBody =
   | { type: 'first-input'; seq: number }
   | { type: 'checkpoint'; seq: number; bytes: number; actors: number; durationMs: number }
   | { type: 'checkpoint-failed'; seq: number; error: string }
+  | { type: 'checkpoint-unusable'; key?: string; error: string }
   | { type: 'dead-letter'; seq: number; reason: string; error: string }
   | { type: 'actor-crashed'; key: string; seq: number; attempt: number; error: string }
   | { type: 'actor-restarted'; key: string; replayed: number; from: 'checkpoint' | 'initial'; durationMs: number }

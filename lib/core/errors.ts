@@ -20,6 +20,7 @@ export type WardenErrorCode =
   | 'TRANSPORT_CLOSED'
   | 'TIMEOUT'
   | 'STOPPED'
+  | 'LOG_TRUNCATED'
   | 'ESCALATED'
   | 'KILLED';
 

@@ -13,6 +13,12 @@ export interface CheckpointPolicyOptions {
   everyEvents?: number;
   /** Checkpoint at least this often while there are changes, in ms. @default 1000 */
   intervalMs?: number;
+  /**
+   * What to do with a checkpoint that fails its checksum, or was written by a machine version
+   * this one cannot `migrate`: rebuild from the log (needs the log from sequence 1), or stop
+   * the partition with the error. @default 'rebuild'
+   */
+  onUnusable?: 'rebuild' | 'fail';
 }
 
 /** One operator of a pipeline. */
@@ -84,6 +90,7 @@ export interface ResolvedStage {
   keyBy: (event: EmittedEvent, inputKey: string) => string;
   everyEvents: number;
   intervalMs: number;
+  onUnusableCheckpoint: 'rebuild' | 'fail';
   maxCrashesPerInput: number;
   supervision: ResolvedActorSupervision;
   stream: string;
@@ -107,6 +114,12 @@ const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 function positiveInt(field: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(field, `must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function oneOf<T extends string>(field: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
+  const v = value ?? fallback;
+  if (!allowed.includes(v)) throw new ConfigError(field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -180,6 +193,7 @@ export function definePipeline(options: PipelineOptions): Pipeline {
       keyBy: s.keyBy ?? ((_ev, inputKey) => inputKey),
       everyEvents: positiveInt(`${at}.checkpoint.everyEvents`, s.checkpoint?.everyEvents, 1000),
       intervalMs: positiveInt(`${at}.checkpoint.intervalMs`, s.checkpoint?.intervalMs, 1000),
+      onUnusableCheckpoint: oneOf(`${at}.checkpoint.onUnusable`, s.checkpoint?.onUnusable, ['rebuild', 'fail'] as const, 'rebuild'),
       maxCrashesPerInput: positiveInt(`${at}.maxCrashesPerInput`, s.maxCrashesPerInput, 3),
       supervision: resolveActorSupervision(`${at}.supervision`, s.supervision ?? {}),
       stream: `${options.name}-${name}`,

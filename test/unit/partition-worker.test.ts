@@ -577,10 +577,13 @@ async function versionOneRig(name: string): Promise<Rig> {
   return rig;
 }
 
-test('replay invariant 2: a checkpoint of machine version 1 is never restored blindly by version 2 (CHECKPOINT_VERSION)', async (t) => {
+test("replay invariant 2: with onUnusable 'fail', a checkpoint of machine version 1 is never restored blindly by version 2 (CHECKPOINT_VERSION)", async (t) => {
   const rig = await versionOneRig('version-no-migrate');
   t.like(await rig.entry('k'), { seq: 2, machineVersion: '1', context: { total: 30 } });
-  const v2 = counterPipeline('version-no-migrate', { actor: defineActor({ name: 'counter', machine: counterMachine, version: '2' }) });
+  const v2 = counterPipeline('version-no-migrate', {
+    actor: defineActor({ name: 'counter', machine: counterMachine, version: '2' }),
+    checkpoint: { everyEvents: 1000, intervalMs: 1000, onUnusable: 'fail' },
+  });
   const { worker, events } = rig.worker({ pipeline: v2 });
   t.teardown(() => worker.kill());
   await worker.start();
@@ -601,6 +604,22 @@ test('replay invariant 2: a checkpoint of machine version 1 is never restored bl
   t.like(worker.stats(), { appliedSeq: 3, applied: 1 });
   t.is(worker.inspect('k'), undefined, 'the old snapshot was not restored');
   t.like(await rig.entry('k'), { seq: 2, machineVersion: '1', context: { total: 30 } });
+});
+
+test('replay invariant 4: by default, a checkpoint of a version without migrate() is rebuilt from the log under the new version', async (t) => {
+  const rig = await versionOneRig('version-rebuild');
+  const v2 = counterPipeline('version-rebuild', { actor: defineActor({ name: 'counter', machine: counterMachine, version: '2' }) });
+  const { worker, events } = rig.worker({ pipeline: v2 });
+  t.teardown(() => worker.kill());
+  await worker.start();
+  await rig.add('k', 5);
+  await settle();
+  t.deepEqual(ctxOf(worker, 'k'), { count: 3, total: 35, seen: [10, 20, 5] }, 'inputs 1 and 2 replayed from the log, then 3');
+  t.like(ofType(events, 'checkpoint-unusable')[0], { key: 'k' });
+  t.regex(ofType(events, 'checkpoint-unusable')[0]?.error ?? '', /machine version 1; this is version 2/);
+  t.deepEqual(ofType(events, 'failed'), []);
+  await worker.stop();
+  t.like(await rig.entry('k'), { seq: 3, machineVersion: '2', context: { total: 35 } }, 'the unusable entry was overwritten');
 });
 
 test('replay invariant 2: with migrate(), a version-1 snapshot is migrated and the actor continues from the result', async (t) => {
@@ -677,8 +696,71 @@ test('worker invariant 1: a worker restored at seq N skips the inputs <= N', asy
 // Corrupt checkpoints
 // ---------------------------------------------------------------------------------------------
 
-test('a corrupt actor entry fails the worker with CHECKPOINT_CORRUPT on the first input of that key', async (t) => {
-  const rig = await Rig.create('corrupt', { checkpoint: { everyEvents: 2, intervalMs: 1000 } });
+/** Two keys checkpointed at seq 2, then the entry of `k` damaged. */
+async function corruptRig(name: string, checkpoint: CheckpointPolicyOptions): Promise<Rig> {
+  const rig = await Rig.create(name, { checkpoint });
+  const first = rig.worker();
+  await first.worker.start();
+  await rig.add('k', 1);
+  await rig.add('other', 2);
+  await settle();
+  await first.worker.stop();
+  rig.store.corrupt(SCOPE, 'k');
+  return rig;
+}
+
+test('replay invariant 4: a corrupt actor entry is reported and the actor rebuilt from the log', async (t) => {
+  const rig = await corruptRig('corrupt-rebuild', { everyEvents: 2, intervalMs: 1000 });
+  const { worker, events } = rig.worker();
+  t.teardown(() => worker.kill());
+  await worker.start();
+  await rig.add('k', 4);
+  await settle();
+  t.deepEqual(ctxOf(worker, 'k'), { count: 2, total: 5, seen: [1, 4] });
+  t.like(ofType(events, 'checkpoint-unusable')[0], { key: 'k' });
+  t.regex(ofType(events, 'checkpoint-unusable')[0]?.error ?? '', /fails its checksum/);
+  t.deepEqual(ofType(events, 'failed'), []);
+  await worker.stop();
+  t.like(await rig.entry('k'), { seq: 3, context: { seen: [1, 4] } }, 'a sound entry replaced the damaged one');
+});
+
+test('replay invariant 4: when retention removed the start of the log, an unusable entry stops the partition with LOG_TRUNCATED', async (t) => {
+  const rig = await corruptRig('corrupt-truncated', { everyEvents: 2, intervalMs: 1000 });
+  await rig.add('other', 3);
+  await rig.transport.ensureStream({ name: rig.pipeline.stage('counter').stream, subjects: ['corrupt-truncated.counter.*'], maxMsgs: 2 });
+  t.is((await rig.transport.streamInfo(rig.pipeline.stage('counter').stream)).firstSeq, 2);
+  const { worker } = rig.worker();
+  t.teardown(() => worker.kill());
+  await worker.start();
+  await rig.add('k', 4);
+  await settle();
+  const err = await t.throwsAsync<WardenError>(worker.done(), { instanceOf: WardenError });
+  t.is(err?.code, 'LOG_TRUNCATED');
+  t.regex(err?.message ?? "", /starts at seq 3, not 1/); // 4 inputs, the 2 newest kept
+  t.is((err?.cause as WardenError | undefined)?.code, 'CHECKPOINT_CORRUPT');
+});
+
+test('replay invariant 4: a corrupt meta is reported, the checkpoint cleared, and the partition replayed from the log', async (t) => {
+  const rig = await Rig.create('corrupt-meta-rebuild', { checkpoint: { everyEvents: 1, intervalMs: 1000 } });
+  const first = rig.worker();
+  await first.worker.start();
+  await rig.add('k', 1);
+  await rig.add('k', 2);
+  await settle();
+  await first.worker.stop();
+  rig.store.corrupt(SCOPE);
+  const { worker, events } = rig.worker();
+  t.teardown(() => worker.kill());
+  await worker.start();
+  await settle();
+  t.like(ofType(events, 'restored')[0], { seq: 0 });
+  t.is(ofType(events, 'checkpoint-unusable').length, 1);
+  t.deepEqual(ctxOf(worker, 'k'), { count: 2, total: 3, seen: [1, 2] });
+  t.deepEqual((await rig.messages('tally')).map((m) => m.msgId), ['counter:k:1:0', 'counter:k:2:0'], 'replayed outputs were deduplicated');
+});
+
+test("with onUnusable 'fail', a corrupt actor entry fails the worker with CHECKPOINT_CORRUPT on the first input of that key", async (t) => {
+  const rig = await Rig.create('corrupt', { checkpoint: { everyEvents: 2, intervalMs: 1000, onUnusable: 'fail' } });
   const first = rig.worker();
   await first.worker.start();
   await rig.add('k', 1);
@@ -705,8 +787,8 @@ test('a corrupt actor entry fails the worker with CHECKPOINT_CORRUPT on the firs
   t.is(worker.inspect('k'), undefined);
 });
 
-test('a corrupt checkpoint meta makes start() reject with CHECKPOINT_CORRUPT', async (t) => {
-  const rig = await Rig.create('corrupt-meta', { checkpoint: { everyEvents: 1, intervalMs: 1000 } });
+test("with onUnusable 'fail', a corrupt checkpoint meta makes start() reject with CHECKPOINT_CORRUPT", async (t) => {
+  const rig = await Rig.create('corrupt-meta', { checkpoint: { everyEvents: 1, intervalMs: 1000, onUnusable: 'fail' } });
   const first = rig.worker();
   await first.worker.start();
   await rig.add('k', 1);
