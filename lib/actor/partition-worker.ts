@@ -25,6 +25,7 @@
 import { ActorHost, type EmittedEvent } from './actor-host.js';
 import { deadLetterOf } from './dead-letter.js';
 import { KeyRestarts } from './key-restarts.js';
+import { Outbox } from './outbox.js';
 import { fallBackToLog, isUnusableCheckpoint, loadActor, rebuildActor, type RestoreContext } from './replay.js';
 import { validateInput } from './validate.js';
 import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
@@ -32,7 +33,7 @@ import { decodeEnvelope, envelopeBody, type Envelope, type Json } from '../core/
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
 import { deadLetterMessageId, outputMessageId, partitionOf } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import type { CheckpointScope, CheckpointStore, OutboxEntry } from '../checkpoint/checkpoint-store.js';
+import type { CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { Pipeline, ResolvedStage } from '../pipeline/define-pipeline.js';
 import type { Reader, StoredMessage, Transport } from '../transport/transport.js';
 import type { WorkerEvent, WorkerEventBody } from './worker-events.js';
@@ -71,7 +72,6 @@ export interface WorkerStats {
   epoch: number;
 }
 
-const enc = new TextEncoder();
 
 /**
  * @example
@@ -85,7 +85,7 @@ export class PartitionWorker {
   private readonly subject: string;
   private readonly actors = new Map<string, ActorHost>();
   private readonly dirty = new Set<string>();
-  private readonly outbox = new Map<string, OutboxEntry>();
+  private readonly outbox: Outbox;
   /** Replay start for keys removed (reached a final state) during this incarnation. */
   private readonly removedAt = new Map<string, number>();
   private readonly poisoned = new Set<number>();
@@ -103,11 +103,9 @@ export class PartitionWorker {
   /** An input is between its first step and `advance` (invariant 3). */
   private applying = false;
   private cpDeferred = false;
-  private readonly retryTimers = new Set<TimerHandle>();
   private timer: TimerHandle = undefined;
   private state: 'new' | 'running' | 'stopping' | 'stopped' | 'killed' | 'failed' = 'new';
   private failure: unknown;
-  private outboxWaiter: (() => void) | undefined;
   private readonly counters = { applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0 };
 
   constructor(options: PartitionWorkerOptions) {
@@ -115,6 +113,7 @@ export class PartitionWorker {
     this.scope = { operator: options.stage.name, partition: options.partition };
     this.subject = options.stage.subjectOf(options.partition);
     this.restarts = new KeyRestarts(options.stage.supervision, options.clock, options.random);
+    this.outbox = new Outbox({ transport: options.transport, clock: options.clock, logger: options.logger, maxSize: options.maxOutboxSize ?? 4096 });
   }
 
   /** Restores from the last checkpoint, fences older incarnations, then processes in the background. */
@@ -123,7 +122,7 @@ export class PartitionWorker {
     const meta = await this.claim();
     this.restoredSeq = this.appliedSeq = this.checkpointSeq = meta?.seq ?? 0;
     const outbox = meta?.outbox ?? [];
-    for (const entry of outbox) this.publishEntry(entry);
+    for (const entry of outbox) this.outbox.publish(entry);
     this.reader = this.o.transport.openReader(this.o.stage.stream, { filterSubject: this.subject, startSeq: this.appliedSeq + 1 });
     this.state = 'running';
     this.armTimer();
@@ -161,7 +160,6 @@ export class PartitionWorker {
     this.clearTimers();
     void this.reader?.close();
     for (const host of this.actors.values()) host.stop();
-    this.outboxWaiter?.();
     this.emit({ type: 'killed', seq: this.appliedSeq });
   }
 
@@ -185,15 +183,9 @@ export class PartitionWorker {
     return this.state === 'running';
   }
 
-  /** May still publish and write: running, or stopping gracefully. */
-  private get live(): boolean {
-    return this.state === 'running' || this.state === 'stopping';
-  }
-
   private clearTimers(): void {
     this.o.clock.clearTimeout(this.timer);
-    for (const t of this.retryTimers) this.o.clock.clearTimeout(t);
-    this.retryTimers.clear();
+    this.outbox.close();
   }
 
   /** Invariant 5: read the meta and write it back under our epoch; retry if a racing writer moved it. */
@@ -234,7 +226,7 @@ export class PartitionWorker {
         if (this.state !== 'running' && this.state !== 'stopping') return;
         if (msg.seq <= this.appliedSeq) continue; // invariant 1
         await this.apply(msg);
-        if (this.outbox.size >= (this.o.maxOutboxSize ?? 4096)) await this.waitOutbox();
+        if (this.outbox.full) await this.outbox.drained();
       }
     }
   }
@@ -392,37 +384,7 @@ export class PartitionWorker {
       const key = stage.keyBy(ev, env.key);
       const id = outputMessageId(stage.name, env.key, env.seq!, n); // invariant 4
       const body = envelopeBody({ id, key, type, payload, headers: { 'warden-source': `${stage.name}/${this.o.partition}@${env.seq!}` }, ts: env.ts });
-      this.publishEntry({ subject: to.subjectOf(partitionOf(key, to.partitions)), msgId: id, body });
-    });
-  }
-
-  /** Publishes one outbox entry; it stays in the outbox until the log acknowledges it. */
-  private publishEntry(entry: OutboxEntry, attempt = 0): void {
-    this.outbox.set(entry.msgId, entry);
-    this.o.transport.publish(entry.subject, enc.encode(entry.body), { msgId: entry.msgId }).then(
-      () => {
-        this.outbox.delete(entry.msgId);
-        if (this.outboxWaiter && this.outbox.size < (this.o.maxOutboxSize ?? 4096) / 2) this.outboxWaiter();
-      },
-      (err: unknown) => {
-        if (!this.live) return;
-        const delay = Math.min(5000, 10 * 2 ** attempt);
-        this.o.logger.warn({ subject: entry.subject, msgId: entry.msgId, attempt, delay, err }, 'publish failed; retrying with the same message ID');
-        const timer = this.o.clock.setTimeout(() => {
-          this.retryTimers.delete(timer);
-          if (this.live) this.publishEntry(entry, attempt + 1);
-        }, delay);
-        this.retryTimers.add(timer);
-      },
-    );
-  }
-
-  private waitOutbox(): Promise<void> {
-    return new Promise((resolve) => {
-      this.outboxWaiter = () => {
-        this.outboxWaiter = undefined;
-        resolve();
-      };
+      this.outbox.publish({ subject: to.subjectOf(partitionOf(key, to.partitions)), msgId: id, body });
     });
   }
 
@@ -436,7 +398,7 @@ export class PartitionWorker {
     const letter = deadLetterOf(msg, err, ctx);
     this.emit({ type: 'dead-letter', seq: msg.seq, reason: letter.reason, error: letter.error });
     this.o.logger.warn({ stage: ctx.stage, partition: ctx.partition, seq: msg.seq, reason: letter.reason, error: letter.error }, 'input dead-lettered');
-    this.publishEntry({ subject: this.o.pipeline.deadLetterSubject(this.scope.operator), msgId: deadLetterMessageId(this.scope.operator, msg.seq), body: JSON.stringify(letter) });
+    this.outbox.publish({ subject: this.o.pipeline.deadLetterSubject(this.scope.operator), msgId: deadLetterMessageId(this.scope.operator, msg.seq), body: JSON.stringify(letter) });
   }
 
   private armTimer(): void {
@@ -471,7 +433,7 @@ export class PartitionWorker {
     }
     this.sinceCheckpoint = 0;
     const t0 = this.o.clock.now();
-    const write = { scope: this.scope, seq, epoch: this.epoch, machineVersion: this.o.stage.actor.version, actors, removed, outbox: [...this.outbox.values()] };
+    const write = { scope: this.scope, seq, epoch: this.epoch, machineVersion: this.o.stage.actor.version, actors, removed, outbox: this.outbox.entries() };
     this.cpInFlight = this.o.store.write(write).then(
       (res) => {
         this.checkpointSeq = seq;
