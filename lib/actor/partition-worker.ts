@@ -104,7 +104,9 @@ export class PartitionWorker {
   private applying = false;
   private cpDeferred = false;
   private timer: TimerHandle = undefined;
-  private state: 'new' | 'running' | 'stopping' | 'stopped' | 'killed' | 'failed' = 'new';
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' | 'killed' | 'failed' = 'new';
+  /** Aborted when the worker is killed or fails: cuts short an actor's restart backoff. */
+  private readonly ended = new AbortController();
   private failure: unknown;
   private readonly counters = { applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0 };
 
@@ -118,23 +120,50 @@ export class PartitionWorker {
 
   /** Restores from the last checkpoint, fences older incarnations, then processes in the background. */
   async start(): Promise<void> {
+    if (this.state !== 'new') throw new WardenError('STOPPED', `partition worker ${this.where} was already started`);
+    this.state = 'starting';
     const t0 = this.o.clock.now();
-    const meta = await this.claim();
-    this.restoredSeq = this.appliedSeq = this.checkpointSeq = meta?.seq ?? 0;
-    const outbox = meta?.outbox ?? [];
-    for (const entry of outbox) this.outbox.publish(entry);
-    this.reader = this.o.transport.openReader(this.o.stage.stream, { filterSubject: this.subject, startSeq: this.appliedSeq + 1 });
-    this.state = 'running';
-    this.armTimer();
-    this.emit({ type: 'restored', seq: this.appliedSeq, epoch: this.epoch, outbox: outbox.length, durationMs: this.o.clock.now() - t0 });
+    try {
+      const meta = await this.claim();
+      // A kill while the claim was in flight keeps the worker dead (invariant 7).
+      if ((this.state as string) !== 'starting') throw this.killedError();
+      this.restoredSeq = this.appliedSeq = this.checkpointSeq = meta?.seq ?? 0;
+      const outbox = meta?.outbox ?? [];
+      this.reader = this.o.transport.openReader(this.o.stage.stream, { filterSubject: this.subject, startSeq: this.appliedSeq + 1 });
+      for (const entry of outbox) this.outbox.publish(entry);
+      this.state = 'running';
+      this.armTimer();
+      this.emit({ type: 'restored', seq: this.appliedSeq, epoch: this.epoch, outbox: outbox.length, durationMs: this.o.clock.now() - t0 });
+    } catch (err) {
+      // Nothing of a failed start outlives it: no timer, no reader, no retried publish.
+      if ((this.state as string) !== 'killed') this.state = 'failed';
+      this.failure = err;
+      this.clearTimers();
+      this.ended.abort();
+      void this.reader?.close();
+      throw err;
+    }
     this.loop = this.run().catch((err: unknown) => this.fail(err));
+  }
+
+  /** Killed or failed: applies, publishes and writes nothing more. */
+  private get dead(): boolean {
+    return this.state === 'killed' || this.state === 'failed';
+  }
+
+  private get where(): string {
+    return `${this.scope.operator}/${this.scope.partition}`;
+  }
+
+  private killedError(): WardenError {
+    return new WardenError('KILLED', `partition worker ${this.where} was killed`);
   }
 
   /** Resolves when the worker ends; rejects with the error that made it fail. */
   async done(): Promise<void> {
     await this.loop;
     if (this.state === 'failed') throw this.failure;
-    if (this.state === 'killed') throw new WardenError('KILLED', `partition worker ${this.scope.operator}/${this.scope.partition} was killed`);
+    if (this.state === 'killed') throw this.killedError();
   }
 
   /** Graceful stop: stop reading, finish the input in hand, publish, write a final checkpoint. */
@@ -144,9 +173,10 @@ export class PartitionWorker {
     this.o.clock.clearTimeout(this.timer);
     await this.reader?.close();
     await this.loop;
-    if ((this.state as string) === 'failed') return;
+    if ((this.state as string) !== 'stopping') return; // failed or killed meanwhile
     await this.cpInFlight;
     await this.checkpoint(); // its outbox carries what the log has not acknowledged yet
+    if ((this.state as string) !== 'stopping') return;
     this.clearTimers();
     for (const host of this.actors.values()) host.stop();
     this.state = 'stopped';
@@ -155,8 +185,9 @@ export class PartitionWorker {
 
   /** Abrupt end, as if the process died: no final checkpoint, nothing more written (invariant 7). */
   kill(): void {
-    if (this.state === 'killed' || this.state === 'stopped') return;
+    if (this.state === 'killed' || this.state === 'stopped' || this.state === 'failed') return;
     this.state = 'killed';
+    this.ended.abort();
     this.clearTimers();
     void this.reader?.close();
     for (const host of this.actors.values()) host.stop();
@@ -251,7 +282,7 @@ export class PartitionWorker {
       return;
     }
     const outputs = await this.applyToActor(env, msg);
-    if ((this.state as string) === 'killed' || (this.state as string) === 'failed') return;
+    if (this.dead) return;
     if (outputs) this.publishOutputs(env, outputs);
     this.advance(msg.seq);
   }
@@ -261,6 +292,7 @@ export class PartitionWorker {
     const seq = msg.seq;
     for (let attempt = 1; ; attempt++) {
       let host = this.actors.get(env.key) ?? (await this.load(env.key, seq));
+      if (this.dead) return undefined;
       if (host.status === 'done') {
         // A keyed actor that reached a final state starts a new life on its next input.
         host = new ActorHost(this.o.stage.actor, env.key, { clock: this.o.clock });
@@ -282,8 +314,8 @@ export class PartitionWorker {
           this.fail(escalation);
           return undefined;
         }
-        if (delayMs > 0) await sleep(this.o.clock, delayMs);
-        if (this.state === 'killed' || this.state === 'failed') return undefined;
+        if (delayMs > 0) await sleep(this.o.clock, delayMs, this.ended.signal).catch(() => undefined);
+        if (this.dead) return undefined;
         await this.rebuild(env.key, seq);
         if ((this.state as string) === 'killed') return undefined;
         if (attempt >= this.o.stage.maxCrashesPerInput) {
@@ -304,6 +336,10 @@ export class PartitionWorker {
       if (!isUnusableCheckpoint(err)) throw err;
       ({ host } = await rebuildActor(this.ctx(), key, this.restoredSeq, atSeq, this.poisoned));
       this.dirty.add(key); // the next cut overwrites the unusable entry
+    }
+    if (this.dead) {
+      host.stop(); // killed while loading: nothing more is applied (invariant 7)
+      return host;
     }
     this.actors.set(key, host);
     this.actorSince.set(key, this.o.clock.now());
@@ -461,6 +497,7 @@ export class PartitionWorker {
     if (this.state === 'killed' || this.state === 'stopped' || this.state === 'failed') return;
     this.state = 'failed';
     this.failure = err;
+    this.ended.abort();
     this.clearTimers();
     void this.reader?.close();
     for (const host of this.actors.values()) host.stop();

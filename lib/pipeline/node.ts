@@ -25,6 +25,7 @@ import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { actorGroup } from '../supervision/actor-group.js';
+import { withBackoffDefaults } from '../supervision/backoff.js';
 import { createSupervisor } from '../supervision/supervisor.js';
 import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../supervision/types.js';
 import { InMemoryTransport } from '../transport/in-memory-transport.js';
@@ -138,7 +139,14 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const listeners = new Set<(e: NodeEvent) => void>();
   if (options.onEvent) listeners.add(options.onEvent);
   const emit = (e: NodeEvent): void => {
-    for (const l of listeners) l(e);
+    for (const l of listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        // A listener's bug must not fail a partition or surface as an unhandled rejection.
+        logger.error({ err, event: e.type }, 'node event listener threw');
+      }
+    }
   };
 
   for (const stage of pipeline.stages) {
@@ -153,13 +161,15 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     }
   }
   const sup = options.supervision ?? {};
+  const backoff = withBackoffDefaults(sup.backoff, { minBackoffMs: 10, maxBackoffMs: 5_000 });
   let fatal: Error | undefined;
+  let stopped = false;
   const supervisor = createSupervisor({
     id: pipeline.name,
     strategy: 'one-for-one',
     intensity: sup.intensity ?? 10,
     periodMs: sup.periodMs ?? 60_000,
-    backoff: { minBackoffMs: 10, maxBackoffMs: 5_000, ...sup.backoff },
+    backoff,
     clock,
     logger,
     ...(options.random ? { random: options.random } : {}),
@@ -173,6 +183,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       id: stage.name,
       supervisor: {
         strategy: 'one-for-one' as const,
+        backoff,
         intensity: sup.intensity ?? 10,
         periodMs: sup.periodMs ?? 60_000,
         children: Array.from({ length: stage.partitions }, (_, partition) =>
@@ -233,6 +244,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       let quiet = 0;
       while (quiet < 2) {
         if (fatal) throw new WardenError('STOPPED', `pipeline ${pipeline.name} has stopped: ${fatal.message}`, { cause: fatal });
+        if (stopped) throw new WardenError('STOPPED', `pipeline ${pipeline.name} was stopped`);
         const all = await node.status();
         quiet = all.every((p) => p.running && p.lag === 0 && p.outbox === 0) ? quiet + 1 : 0;
         if (clock.now() > deadline) {
@@ -251,6 +263,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     },
     tree: () => supervisor.tree(),
     async stop() {
+      stopped = true;
       await supervisor.stop();
       if (!options.transport) await transport.close();
       if (!options.checkpointStore) await store.close();

@@ -59,6 +59,20 @@ export function resolveBackoff(options: BackoffOptions | undefined, base: Backof
  * @example
  * backoffDelay(3, { minBackoffMs: 100, maxBackoffMs: 10_000, randomFactor: 0 }); // 800
  */
+/**
+ * Defaults for a backoff that give way to the caller's fields: a caller who sets only
+ * `maxBackoffMs` below the default minimum gets that as the minimum too, and the reverse.
+ *
+ * @example
+ * withBackoffDefaults({ maxBackoffMs: 50 }, { minBackoffMs: 100, maxBackoffMs: 30_000 }); // { minBackoffMs: 50, maxBackoffMs: 50 }
+ */
+export function withBackoffDefaults(user: BackoffOptions | undefined, defaults: { minBackoffMs: number; maxBackoffMs: number }): BackoffOptions {
+  const u = user ?? {};
+  const minBackoffMs = u.minBackoffMs ?? Math.min(defaults.minBackoffMs, u.maxBackoffMs ?? Infinity);
+  const maxBackoffMs = u.maxBackoffMs ?? Math.max(defaults.maxBackoffMs, minBackoffMs);
+  return { ...u, minBackoffMs, maxBackoffMs };
+}
+
 export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
   const { minBackoffMs, maxBackoffMs, randomFactor } = resolveBackoff(options);
   const exponent = Math.min(Math.max(0, Math.floor(attempt)), 64);

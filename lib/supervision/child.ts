@@ -84,7 +84,19 @@ export async function startIncarnation(
   };
   try {
     const handle = await startAbortable(start, ctx, controller.signal, env.logger);
-    checkHandle(rec, handle);
+    try {
+      checkHandle(rec, handle);
+    } catch (err) {
+      // The child did start: end what can be ended of it before reporting the bad handle.
+      const h = handle as Partial<ChildHandle> | null;
+      try {
+        if (typeof h?.kill === 'function') h.kill();
+        else if (typeof h?.stop === 'function') void Promise.resolve(h.stop()).catch(() => undefined);
+      } catch {
+        // nothing more can be done with it
+      }
+      throw err;
+    }
     const inc: Incarnation = { handle, controller, startedAt: env.clock.now(), ended: false };
     watch(inc, onExit);
     return inc;

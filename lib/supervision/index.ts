@@ -5,7 +5,7 @@
 export { createSupervisor } from './supervisor.js';
 export { actorGroup, type ActorGroupOptions } from './actor-group.js';
 export { supervise, type SuperviseOptions } from './supervise.js';
-export { backoffDelay, resolveBackoff, type ResolvedBackoff } from './backoff.js';
+export { backoffDelay, withBackoffDefaults, resolveBackoff, type ResolvedBackoff } from './backoff.js';
 export { resolveSupervisorOptions, type ResolvedSupervisorOptions, type ResolvedChildSpec } from './options.js';
 export type {
   Strategy,

@@ -3,6 +3,7 @@
  * function runs as the one worker child of a new one-for-one supervisor: its promise resolving
  * is a normal exit, rejecting a crash; stopping the child aborts `ctx.signal` and awaits it.
  */
+import { withBackoffDefaults } from './backoff.js';
 import type { Clock } from '../core/clock.js';
 import { WardenError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -46,7 +47,7 @@ export async function supervise(fn: (ctx: ChildContext) => Promise<void>, option
     strategy: 'one-for-one',
     intensity: options.intensity ?? 5,
     periodMs: options.periodMs ?? 60_000,
-    backoff: { minBackoffMs: 100, maxBackoffMs: 30_000, ...options.backoff },
+    backoff: withBackoffDefaults(options.backoff, { minBackoffMs: 100, maxBackoffMs: 30_000 }),
     children: [
       {
         id: options.id ?? 'service',
