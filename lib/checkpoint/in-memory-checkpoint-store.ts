@@ -2,10 +2,13 @@
  * `InMemoryCheckpointStore`: the embedded default. Entries are stored sealed (serialised and
  * checksummed) exactly as a durable store would hold them, so state is never shared by
  * reference with a live actor and corruption is detectable. Keeps the invariants of
- * `checkpoint-store.ts`.
+ * `checkpoint-store.ts`, and behaves as `RedisCheckpointStore` does wherever the contract suite
+ * (`test/contract/checkpoint-store.contract.ts`) looks: an epoch or seq that is not a
+ * non-negative integer, and a snapshot or outbox JSON cannot serialise, are refused with
+ * `VALIDATION` (naming the scope, and the key) before anything changes.
  */
 import { SystemClock, type Clock } from '../core/clock.js';
-import { CheckpointFencedError } from '../core/errors.js';
+import { CheckpointFencedError, WardenError } from '../core/errors.js';
 import {
   scopeId,
   type ActorEntry,
@@ -22,6 +25,19 @@ interface Partition {
   epoch: number;
   seq: number;
   actors: Map<string, string>;
+}
+
+function isNonNegativeInteger(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/** Seals `value`; a value JSON cannot serialise (a cycle, a BigInt) is refused as `VALIDATION`. */
+function sealOrRefuse(value: unknown, what: () => string, details: Record<string, unknown>): string {
+  try {
+    return sealEntry(value);
+  } catch (err) {
+    throw new WardenError('VALIDATION', `${what()} is not serialisable: ${(err as Error).message}`, { cause: err, nonRetryable: true, details });
+  }
 }
 
 /**
@@ -45,6 +61,14 @@ export class InMemoryCheckpointStore implements CheckpointStore {
   // eslint-disable-next-line @typescript-eslint/require-await
   async write(cp: CheckpointWrite): Promise<WriteResult> {
     const id = scopeId(cp.scope);
+    // A NaN or fractional position would compare false against everything and switch fencing
+    // off for the scope for good; the Redis store refuses such writes too.
+    if (!isNonNegativeInteger(cp.epoch) || !isNonNegativeInteger(cp.seq)) {
+      throw new WardenError('VALIDATION', `checkpoint ${id} refused: epoch and seq must be non-negative integers (epoch ${String(cp.epoch)}, seq ${String(cp.seq)})`, {
+        nonRetryable: true,
+        details: { scope: id, epoch: cp.epoch, seq: cp.seq },
+      });
+    }
     const existing = this.partitions.get(id);
     if (existing && cp.epoch < existing.epoch) {
       throw new CheckpointFencedError(`checkpoint ${id} refused: epoch ${cp.epoch} is older than stored epoch ${existing.epoch}`, {
@@ -61,7 +85,7 @@ export class InMemoryCheckpointStore implements CheckpointStore {
     let bytes = 0;
     for (const [key, snapshot] of Object.entries(cp.actors)) {
       const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: cp.seq };
-      const sealed = sealEntry(entry);
+      const sealed = sealOrRefuse(entry, () => `checkpoint ${id} actor ${key}`, { scope: id, key });
       bytes += sealed.length;
       actors.set(key, sealed);
     }
@@ -75,7 +99,7 @@ export class InMemoryCheckpointStore implements CheckpointStore {
       actorCount: actors.size,
       writtenAtMs: this.clock.now(),
     };
-    const sealedMeta = sealEntry(meta);
+    const sealedMeta = sealOrRefuse(meta, () => `checkpoint ${id} meta`, { scope: id });
     bytes += sealedMeta.length;
     this.partitions.set(id, { meta: sealedMeta, epoch: cp.epoch, seq: cp.seq, actors });
     this.writes++;

@@ -4,11 +4,12 @@
  * Suites measure side by side in one run, never against stored numbers.
  */
 import { parseArgs } from 'node:util';
+import { checkpoint } from './suites/checkpoint.js';
 import { embedded } from './suites/embedded.js';
 import { restart } from './suites/restart.js';
 import type { Suite } from './suite.js';
 
-const suites: Record<string, Suite> = { embedded, restart };
+const suites: Record<string, Suite> = { embedded, restart, checkpoint };
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
 const name = positionals[0];

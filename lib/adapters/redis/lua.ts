@@ -1,0 +1,87 @@
+/**
+ * The Lua script behind every `RedisCheckpointStore` write. One script call is one checkpoint:
+ * Redis runs a script to completion before it serves any other command, so readers see the
+ * partition before the write or after it, never in between.
+ *
+ * Invariants of the script:
+ *  1. Every check (fencing, key types) runs before the first write command, so a refused or
+ *     failing call changes nothing. The `#!lua` shebang (Redis >= 7) makes Redis refuse the
+ *     whole script up front when it is out of memory, instead of failing at a write half-way.
+ *  2. Fencing compares numbers: a stored epoch greater than ARGV epoch, or a stored seq greater
+ *     than ARGV seq, is refused with an error reply `WARDEN_FENCED epoch <stored>` /
+ *     `WARDEN_FENCED seq <stored>`, which the store turns into `CheckpointFencedError`.
+ *  3. Actor entries arrive sealed (checksummed by the client, `lib/checkpoint/codec.ts`) and are
+ *     stored as given. The meta body needs `actorCount`, known only after the changes, so the
+ *     client sends the meta JSON in two halves around it and the script seals it with
+ *     `redis.sha1hex`: byte for byte what `sealEntry(meta)` gives in Node.
+ *  4. Both keys share one hash tag, so the script touches one slot and runs on Redis Cluster.
+ *
+ * Keys and arguments:
+ *  - KEYS[1] meta hash (fields `epoch`, `seq`, `wid`, `body`), KEYS[2] actors hash (key -> sealed entry)
+ *  - ARGV[1] epoch, ARGV[2] seq, ARGV[3] write id (changes with every write; readers use it to
+ *    detect a write landing during a multi-call scan), ARGV[4] meta JSON before the count,
+ *    ARGV[5] meta JSON after the count, ARGV[6] number of actor entries n, then n (key, sealed)
+ *    pairs, then the removed keys.
+ *  - Returns the number of actor entries stored after the write.
+ */
+
+/**
+ * Name under which the script is registered on an ioredis client (`defineCommand`).
+ *
+ * @example
+ * client.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
+ * await client[WRITE_COMMAND](metaKey, actorsKey, '1', '42', 'w1', before, after, 1, 'alice', sealed);
+ */
+export const WRITE_COMMAND = 'wardenCheckpointWriteV1';
+
+/**
+ * Arguments per HSET/HDEL call inside the script: Lua's `unpack` is limited by the C stack
+ * (about 8000 values). Even, so (key, value) pairs never straddle two calls.
+ *
+ * @example
+ * // 5,000 entries = 10,000 arguments = 10 HSET calls of LUA_CHUNK arguments each
+ */
+export const LUA_CHUNK = 1000;
+
+/**
+ * The checkpoint write script (see the module invariants for its keys and arguments).
+ *
+ * @example
+ * client.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
+ */
+export const WRITE_SCRIPT = `#!lua
+local metaKey, actorsKey = KEYS[1], KEYS[2]
+local epoch, seq = tonumber(ARGV[1]), tonumber(ARGV[2])
+if epoch == nil or seq == nil then
+  return redis.error_reply('WARDEN_BADARG epoch and seq must be numbers')
+end
+-- Invariant 1: every check before the first write.
+local stored = redis.call('HMGET', metaKey, 'epoch', 'seq')
+if stored[1] then
+  local storedEpoch, storedSeq = tonumber(stored[1]), tonumber(stored[2])
+  if storedEpoch ~= nil and epoch < storedEpoch then
+    return redis.error_reply('WARDEN_FENCED epoch ' .. stored[1])
+  end
+  if storedSeq ~= nil and seq < storedSeq then
+    return redis.error_reply('WARDEN_FENCED seq ' .. stored[2])
+  end
+end
+redis.call('HLEN', actorsKey) -- fails with WRONGTYPE now rather than after a partial write
+local n = tonumber(ARGV[6])
+local i = 7
+local last = 6 + 2 * n
+while i <= last do
+  local upto = math.min(last, i + ${LUA_CHUNK} - 1)
+  redis.call('HSET', actorsKey, unpack(ARGV, i, upto))
+  i = upto + 1
+end
+while i <= #ARGV do
+  local upto = math.min(#ARGV, i + ${LUA_CHUNK} - 1)
+  redis.call('HDEL', actorsKey, unpack(ARGV, i, upto))
+  i = upto + 1
+end
+local count = redis.call('HLEN', actorsKey)
+local body = ARGV[4] .. string.format('%d', count) .. ARGV[5]
+redis.call('HSET', metaKey, 'epoch', ARGV[1], 'seq', ARGV[2], 'wid', ARGV[3], 'body', redis.sha1hex(body) .. body)
+return count
+`;

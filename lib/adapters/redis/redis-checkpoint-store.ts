@@ -1,0 +1,513 @@
+/**
+ * `RedisCheckpointStore`: the production `CheckpointStore`, on Redis (standalone, Sentinel or
+ * Cluster) through ioredis. It keeps the invariants of `lib/checkpoint/checkpoint-store.ts`
+ * (the contract suite in `test/contract/checkpoint-store.contract.ts` runs the same cases
+ * against it and the in-memory twin) as follows:
+ *
+ *  1. Layout: a partition is two hashes sharing the hash tag `{<operator>/<partition>}`, so they
+ *     live in one Cluster slot: `<prefix>:{op/p}:meta` (fields `epoch`, `seq`, `wid`, `body` =
+ *     sealed `CheckpointMeta`) and `<prefix>:{op/p}:actors` (actor key -> sealed `ActorEntry`).
+ *  2. Atomic writes (port invariant 1): one Lua script per write (`lua.ts`, EVALSHA through
+ *     ioredis `defineCommand`) checks the fencing, HSETs the entries, HDELs the removed keys and
+ *     sets the meta, with `actorCount` taken by HLEN after the changes. Everything that can fail
+ *     on the client (serialising snapshots) happens before the script is sent.
+ *  3. Fencing (port invariants 2 and 3) is decided inside the script against the stored epoch
+ *     and seq, and reported as `CheckpointFencedError` with the same messages and details as the
+ *     in-memory store.
+ *  4. Entries are sealed with the shared codec (`sealEntry`: SHA-1 + JSON), so they verify in any
+ *     implementation; every read verifies them (`openEntry`) and a mismatch rejects with
+ *     `CHECKPOINT_CORRUPT` naming `<operator>/<partition>#<key|meta>` (port invariant 5).
+ *  5. `readActors` scans with HSCAN (never one unbounded reply); the meta's write id is read
+ *     before and after the scan, and a scan a write landed in is retried, then done with one
+ *     HGETALL, so it never returns a mix of two writes.
+ *  6. Every method returns a promise and reports every failure by rejecting it; Redis errors
+ *     become `WardenError`s (`errors.ts`), with no credential in any message or log line.
+ *  7. The store owns the client only if it created it: `close()` quits that client and leaves a
+ *     client passed in as `redis` open. A client it creates reconnects forever with bounded,
+ *     jittered exponential backoff; a command waiting through more than `maxRetriesPerRequest`
+ *     reconnects, or longer than `commandTimeoutMs`, rejects (the partition worker retries its
+ *     checkpoint at the next trigger).
+ */
+import { randomBytes } from 'node:crypto';
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { SystemClock, type Clock } from '../../core/clock.js';
+import { CheckpointFencedError, WardenError, ConfigError } from '../../core/errors.js';
+import { createLogger, type Logger } from '../../core/logger.js';
+import {
+  scopeId,
+  type ActorEntry,
+  type CheckpointMeta,
+  type CheckpointScope,
+  type CheckpointStore,
+  type CheckpointWrite,
+  type WriteResult,
+} from '../../checkpoint/checkpoint-store.js';
+import { openEntry, sealEntry } from '../../checkpoint/codec.js';
+import { redactUrl, storeClosedError, translateRedisError, type RedisErrorContext } from './errors.js';
+import { WRITE_COMMAND, WRITE_SCRIPT } from './lua.js';
+
+/**
+ * Connection options passed through to ioredis (all but `lazyConnect` and `replyMapping`, which
+ * the store sets), plus `cluster` for Redis Cluster.
+ *
+ * @example
+ * const sentinel: RedisConnectionOptions = { sentinels: [{ host: 's1', port: 26379 }], name: 'mymaster', password: pw };
+ * const cluster: RedisConnectionOptions = { cluster: [{ host: 'c1', port: 7000 }], password: pw, tls: {} };
+ */
+export type RedisConnectionOptions = Omit<RedisOptions, 'lazyConnect' | 'replyMapping'> & {
+  /**
+   * Startup nodes of a Redis Cluster. When set, the store creates an ioredis `Cluster` on these
+   * nodes (the `url` is then used only for its credentials and TLS scheme).
+   */
+  cluster?: ClusterNode[];
+  /** Extra ioredis `Cluster` options (only with `cluster`); per-node options come from the rest of these options. */
+  clusterOptions?: Omit<ClusterOptions, 'lazyConnect' | 'redisOptions'>;
+};
+
+/**
+ * Reconnection backoff of a client the store creates.
+ *
+ * @example
+ * new RedisCheckpointStore({ retry: { minDelayMs: 100, maxDelayMs: 5000 } }); // forever, capped at 5 s
+ */
+export interface RedisRetryOptions {
+  /** First reconnect delay. @default 50 */
+  minDelayMs?: number;
+  /** Longest reconnect delay (the backoff doubles up to it, plus up to 10 % jitter). @default 2000 */
+  maxDelayMs?: number;
+  /** Reconnect attempts before giving up for good; `Infinity` reconnects forever. @default Infinity */
+  maxAttempts?: number;
+}
+
+/**
+ * Options of `RedisCheckpointStore`.
+ *
+ * @example
+ * const options: RedisCheckpointStoreOptions = { url: 'rediss://app:pw@cache:6380', keyPrefix: 'shop', commandTimeoutMs: 2000 };
+ */
+export interface RedisCheckpointStoreOptions {
+  /** An existing ioredis client (`Redis` or `Cluster`). The store never closes it. */
+  redis?: Redis | Cluster;
+  /** Redis URL (`redis://`, `rediss://` for TLS), used when `redis` is not given. @default process.env.WARDEN_REDIS_URL ?? 'redis://127.0.0.1:6379' */
+  url?: string;
+  /** First part of every key; may not contain `{` or `}`. @default 'warden' */
+  keyPrefix?: string;
+  /** Source of `writtenAtMs`. @default new SystemClock() */
+  clock?: Clock;
+  /** @default createLogger() */
+  logger?: Logger;
+  /** Passed through to ioredis (username, password, tls, sentinels, name, db, ...) and `cluster`. @default {} */
+  redisOptions?: RedisConnectionOptions;
+  /** How long a connection attempt may take. @default 10000 */
+  connectTimeoutMs?: number;
+  /** How long one command may wait for its reply, queueing included. @default 5000 */
+  commandTimeoutMs?: number;
+  /** Reconnects a queued command may wait through before it rejects. @default 2 */
+  maxRetriesPerRequest?: number;
+  /** Reconnect backoff. @default { minDelayMs: 50, maxDelayMs: 2000, maxAttempts: Infinity } */
+  retry?: RedisRetryOptions;
+  /** HSCAN `COUNT` hint of `readActors`. @default 1000 */
+  scanCount?: number;
+  /** Scans `readActors` tries before it falls back to one HGETALL when writes keep landing. @default 3 */
+  scanAttempts?: number;
+}
+
+type ScriptedClient = (Redis | Cluster) & {
+  [WRITE_COMMAND](...args: Array<string | number>): Promise<unknown>;
+};
+
+interface Keys {
+  meta: string;
+  actors: string;
+}
+
+const FENCED = /^WARDEN_FENCED (epoch|seq) (\S+)/;
+
+function isNonNegativeInteger(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/**
+ * The backoff of a client the store creates: doubling from `minDelayMs` to `maxDelayMs`, plus up
+ * to 10 % jitter; `null` (give up) after `maxAttempts`.
+ *
+ * @example
+ * new Redis(url, { retryStrategy: backoff({ minDelayMs: 50, maxDelayMs: 2000 }) });
+ */
+export function backoff(retry: RedisRetryOptions = {}): (times: number) => number | null {
+  const min = retry.minDelayMs ?? 50;
+  const max = retry.maxDelayMs ?? 2000;
+  const maxAttempts = retry.maxAttempts ?? Infinity;
+  return (times) => {
+    if (times > maxAttempts) return null;
+    const base = Math.min(max, min * 2 ** Math.min(30, Math.max(0, times - 1)));
+    return Math.round(base + Math.random() * base * 0.1);
+  };
+}
+
+/**
+ * A `CheckpointStore` on Redis: one Lua script per atomic partition write, epoch and sequence
+ * fencing in the script, SHA-1 sealed entries, hash-tagged keys that work on Redis Cluster.
+ *
+ * @example
+ * const store = await RedisCheckpointStore.connect({ url: process.env.WARDEN_REDIS_URL });
+ * const node = await startNode({ pipeline, transport, checkpointStore: store });
+ * // ...
+ * await node.stop();
+ * await store.close();
+ */
+export class RedisCheckpointStore implements CheckpointStore {
+  /** Writes accepted by this store instance, for tests and metrics. */
+  writes = 0;
+
+  private readonly client: ScriptedClient;
+  private readonly owned: boolean;
+  private readonly prefix: string;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly target: string;
+  private readonly secrets: string[];
+  private readonly scanCount: number;
+  private readonly scanAttempts: number;
+  private readonly writerId = randomBytes(6).toString('hex');
+  private writeCounter = 0;
+  private closed = false;
+  private lastConnectError: Error | undefined;
+
+  /**
+   * Creates the store. A client it creates connects on first use (commands queue until it is
+   * ready); `RedisCheckpointStore.connect` connects first and fails fast.
+   *
+   * @example
+   * const store = new RedisCheckpointStore({ url: 'redis://127.0.0.1:6379', keyPrefix: 'shop' });
+   */
+  constructor(options: RedisCheckpointStoreOptions = {}) {
+    this.prefix = options.keyPrefix ?? 'warden';
+    if (this.prefix.includes('{') || this.prefix.includes('}')) {
+      throw new ConfigError('keyPrefix', 'may not contain { or } (they would break the hash tag that keeps a partition in one slot)');
+    }
+    const created = createClient(options);
+    this.client = created.client;
+    this.owned = created.owned;
+    this.target = created.target;
+    this.secrets = created.secrets;
+    this.clock = options.clock ?? new SystemClock();
+    this.logger = (options.logger ?? createLogger()).child({ component: 'redis-checkpoint-store', target: this.target });
+    this.scanCount = options.scanCount ?? 1000;
+    this.scanAttempts = options.scanAttempts ?? 3;
+    this.client.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
+    if (this.owned) this.watch();
+  }
+
+  /**
+   * Creates the store and waits until its client is connected; rejects (with the URL redacted)
+   * if it cannot connect within `connectTimeoutMs` and the allowed reconnect attempts.
+   *
+   * @example
+   * const store = await RedisCheckpointStore.connect({ url: 'rediss://app:pw@cache:6380', connectTimeoutMs: 2000 });
+   */
+  static async connect(options: RedisCheckpointStoreOptions = {}): Promise<RedisCheckpointStore> {
+    const store = new RedisCheckpointStore(options);
+    try {
+      await store.ready();
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+    return store;
+  }
+
+  /**
+   * The keys of a scope (exposed for tests, tooling and the cluster-slot check).
+   *
+   * @example
+   * store.keysOf({ operator: 'sessions', partition: 3 });
+   * // { meta: 'warden:{sessions/3}:meta', actors: 'warden:{sessions/3}:actors' }
+   */
+  keysOf(scope: CheckpointScope): Keys {
+    const base = `${this.prefix}:{${scopeId(scope)}}`;
+    return { meta: `${base}:meta`, actors: `${base}:actors` };
+  }
+
+  async write(cp: CheckpointWrite): Promise<WriteResult> {
+    this.ensureOpen('write');
+    const id = scopeId(cp.scope);
+    if (!isNonNegativeInteger(cp.epoch) || !isNonNegativeInteger(cp.seq)) {
+      throw new WardenError('VALIDATION', `checkpoint ${id} refused: epoch and seq must be non-negative integers (epoch ${String(cp.epoch)}, seq ${String(cp.seq)})`, {
+        nonRetryable: true,
+        details: { scope: id, epoch: cp.epoch, seq: cp.seq },
+      });
+    }
+    // Invariant 2: everything that can fail on the client happens before the script is sent.
+    const args: Array<string | number> = [];
+    let bytes = 0;
+    const entries = Object.entries(cp.actors);
+    for (const [key, snapshot] of entries) {
+      const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: cp.seq };
+      const sealed = sealActor(id, key, entry);
+      bytes += sealed.length;
+      args.push(key, sealed);
+    }
+    const removed = cp.removed ?? [];
+    // The meta JSON around actorCount: JSON.stringify of the whole CheckpointMeta, in its key order.
+    const head: Omit<CheckpointMeta, 'actorCount' | 'writtenAtMs'> = {
+      scope: { ...cp.scope },
+      seq: cp.seq,
+      epoch: cp.epoch,
+      machineVersion: cp.machineVersion,
+      outbox: cp.outbox,
+    };
+    let before: string;
+    try {
+      before = `${JSON.stringify(head).slice(0, -1)},"actorCount":`;
+    } catch (err) {
+      throw new WardenError('VALIDATION', `checkpoint ${id} meta is not serialisable: ${(err as Error).message}`, { cause: err, nonRetryable: true, details: { scope: id } });
+    }
+    const after = `,"writtenAtMs":${JSON.stringify(this.clock.now())}}`;
+    const keys = this.keysOf(cp.scope);
+    const wid = `${this.writerId}:${++this.writeCounter}`;
+    let count: number;
+    try {
+      const reply = await this.client[WRITE_COMMAND](keys.meta, keys.actors, String(cp.epoch), String(cp.seq), wid, before, after, entries.length, ...args, ...removed);
+      count = Number(reply);
+    } catch (err) {
+      throw this.fencedOrTranslated(err, cp, id);
+    }
+    bytes += 40 + before.length + String(count).length + after.length;
+    this.writes++;
+    return { seq: cp.seq, epoch: cp.epoch, bytes };
+  }
+
+  async readMeta(scope: CheckpointScope): Promise<CheckpointMeta | undefined> {
+    this.ensureOpen('readMeta');
+    const id = scopeId(scope);
+    const [body, epoch, seq] = await this.call('readMeta', id, () => this.client.hmget(this.keysOf(scope).meta, 'body', 'epoch', 'seq'));
+    if (body === null || body === undefined) {
+      if (epoch === null || epoch === undefined) return undefined;
+      throw corrupt(`${id}#meta`, 'has fencing fields but no body');
+    }
+    const meta = openEntry<CheckpointMeta>(body, `${id}#meta`);
+    // The fencing fields and the sealed body are written together; disagreeing, one was altered.
+    if (String(meta.epoch) !== epoch || String(meta.seq) !== seq) {
+      throw corrupt(`${id}#meta`, `fencing fields (epoch ${String(epoch)}, seq ${String(seq)}) disagree with its body`);
+    }
+    return meta;
+  }
+
+  async readActor(scope: CheckpointScope, key: string): Promise<ActorEntry | undefined> {
+    this.ensureOpen('readActor');
+    const id = scopeId(scope);
+    const sealed = await this.call('readActor', id, () => this.client.hget(this.keysOf(scope).actors, key));
+    return sealed === null ? undefined : openEntry<ActorEntry>(sealed, `${id}#${key}`);
+  }
+
+  async readActors(scope: CheckpointScope): Promise<ActorEntry[]> {
+    this.ensureOpen('readActors');
+    const id = scopeId(scope);
+    const keys = this.keysOf(scope);
+    let raw: Map<string, string> | undefined;
+    // Invariant 5: a scan is kept only if no write landed while it ran.
+    for (let attempt = 0; attempt < this.scanAttempts && raw === undefined; attempt++) {
+      raw = await this.call('readActors', id, async () => {
+        const wid0 = await this.client.hget(keys.meta, 'wid');
+        const found = new Map<string, string>();
+        let cursor = '0';
+        do {
+          const [next, flat] = await this.client.hscan(keys.actors, cursor, 'COUNT', this.scanCount);
+          for (let i = 0; i + 1 < flat.length; i += 2) found.set(flat[i]!, flat[i + 1]!);
+          cursor = next;
+        } while (cursor !== '0');
+        const wid1 = await this.client.hget(keys.meta, 'wid');
+        return wid0 === wid1 ? found : undefined;
+      });
+    }
+    if (raw === undefined) {
+      const all = await this.call('readActors', id, () => this.client.hgetall(keys.actors));
+      raw = new Map(Object.entries(all));
+    }
+    return [...raw].map(([key, sealed]) => openEntry<ActorEntry>(sealed, `${id}#${key}`));
+  }
+
+  async clear(scope: CheckpointScope): Promise<void> {
+    this.ensureOpen('clear');
+    const keys = this.keysOf(scope);
+    await this.call('clear', scopeId(scope), () => this.client.del(keys.meta, keys.actors));
+  }
+
+  /** Quits the client if the store created it (a client passed in stays open). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.owned) return;
+    try {
+      if (this.client.status === 'ready') await this.client.quit();
+      else this.client.disconnect();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+
+  /**
+   * Test hook: damages the stored bytes of an entry (`key` omitted = the meta body), as the
+   * in-memory store's `corrupt` does. Nothing happens if the entry does not exist.
+   *
+   * @example
+   * await store.corrupt({ operator: 'orders', partition: 0 }, 'alice');
+   * await store.readActor({ operator: 'orders', partition: 0 }, 'alice'); // rejects CHECKPOINT_CORRUPT
+   */
+  async corrupt(scope: CheckpointScope, key?: string): Promise<void> {
+    this.ensureOpen('corrupt');
+    const keys = this.keysOf(scope);
+    const [hash, field] = key === undefined ? [keys.meta, 'body'] : [keys.actors, key];
+    await this.call('corrupt', scopeId(scope), async () => {
+      const v = await this.client.hget(hash, field);
+      if (v !== null) await this.client.hset(hash, field, v.slice(0, -2) + 'xx');
+    });
+  }
+
+  // --- internals -----------------------------------------------------------------------------
+
+  /** Resolves once the owned client is ready; rejects with a translated, redacted error. */
+  private async ready(): Promise<void> {
+    if (this.client.status === 'ready') return;
+    try {
+      if (this.client.status === 'wait') await this.client.connect();
+      else await this.client.ping();
+    } catch (err) {
+      // ioredis rejects with a bare "Connection is closed."; the error event before it says why.
+      throw translateRedisError(this.lastConnectError ?? err, this.ctx('connect'));
+    }
+  }
+
+  private watch(): void {
+    this.client.on('error', (err: Error) => {
+      this.lastConnectError = err;
+      const e = translateRedisError(err, this.ctx('connection'));
+      this.logger.warn({ code: e.code, reason: e.details.reason, error: e.message }, 'redis client error');
+    });
+    this.client.on('reconnecting', (delay: unknown) => this.logger.info({ delayMs: delay }, 'redis reconnecting'));
+    this.client.on('ready', () => {
+      this.lastConnectError = undefined;
+      this.logger.debug({}, 'redis ready');
+    });
+  }
+
+  private ensureOpen(op: string): void {
+    if (this.closed) throw storeClosedError(op, this.target);
+  }
+
+  private ctx(op: string, scope?: string): RedisErrorContext {
+    return scope === undefined ? { op, target: this.target, secrets: this.secrets } : { op, scope, target: this.target, secrets: this.secrets };
+  }
+
+  private async call<T>(op: string, scope: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw translateRedisError(err, this.ctx(op, scope));
+    }
+  }
+
+  private fencedOrTranslated(err: unknown, cp: CheckpointWrite, id: string): WardenError {
+    const m = err instanceof Error ? FENCED.exec(err.message) : null;
+    if (m?.[1] === 'epoch') {
+      const storedEpoch = Number(m[2]);
+      return new CheckpointFencedError(`checkpoint ${id} refused: epoch ${cp.epoch} is older than stored epoch ${storedEpoch}`, {
+        scope: id, epoch: cp.epoch, storedEpoch,
+      });
+    }
+    if (m?.[1] === 'seq') {
+      const storedSeq = Number(m[2]);
+      return new CheckpointFencedError(`checkpoint ${id} refused: seq ${cp.seq} goes backwards from stored seq ${storedSeq}`, {
+        scope: id, seq: cp.seq, storedSeq,
+      });
+    }
+    return translateRedisError(err, this.ctx('write', id));
+  }
+}
+
+/** The client a store uses: the one passed in, or a new one it owns (lazy: connects on first use). */
+function createClient(options: RedisCheckpointStoreOptions): { client: ScriptedClient; owned: boolean; target: string; secrets: string[] } {
+  if (options.redis) {
+    const client = options.redis as ScriptedClient;
+    if (client instanceof Cluster) {
+      const pw = client.options.redisOptions?.password;
+      return { client, owned: false, target: 'redis-cluster', secrets: pw ? [pw] : [] };
+    }
+    const o = client.options;
+    return { client, owned: false, target: `redis://${o.host ?? '?'}:${String(o.port ?? '?')}`, secrets: secretsOf('', o.password, o.sentinelPassword) };
+  }
+  const url = options.url ?? process.env.WARDEN_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const { cluster, clusterOptions, ...redisOptions } = options.redisOptions ?? {};
+  const secrets = secretsOf(url, redisOptions.password, redisOptions.sentinelPassword);
+  for (const node of cluster ?? []) if (typeof node === 'string') secrets.push(...secretsOf(node));
+  const target = cluster && cluster.length > 0 ? `redis-cluster(${cluster.map(nodeName).join(',')})` : redactUrl(url);
+  const retryStrategy = backoff(options.retry);
+  const common: Pick<RedisOptions, 'connectTimeout' | 'commandTimeout' | 'maxRetriesPerRequest'> = {
+    connectTimeout: options.connectTimeoutMs ?? 10_000,
+    commandTimeout: options.commandTimeoutMs ?? 5_000,
+    maxRetriesPerRequest: options.maxRetriesPerRequest ?? 2,
+  };
+  if (cluster && cluster.length > 0) {
+    const u = parseUrl(url);
+    const fromUrl: Pick<RedisOptions, 'username' | 'password' | 'tls'> = {};
+    if (u?.username) fromUrl.username = decodeURIComponent(u.username);
+    if (u?.password) fromUrl.password = decodeURIComponent(u.password);
+    if (u?.protocol === 'rediss:') fromUrl.tls = {};
+    // Options a Cluster takes at its own level, not per node.
+    const { retryStrategy: _r, enableOfflineQueue: _e, sentinels: _s, readOnly: _ro, himportFieldsets: _h, ...perNode } = { ...common, ...fromUrl, ...redisOptions };
+    const client = new Cluster(cluster, {
+      clusterRetryStrategy: retryStrategy,
+      ...clusterOptions,
+      lazyConnect: true,
+      redisOptions: perNode,
+    });
+    return { client: client as ScriptedClient, owned: true, target, secrets };
+  }
+  const client = new Redis(url, { ...common, retryStrategy, ...redisOptions, lazyConnect: true });
+  return { client: client as ScriptedClient, owned: true, target, secrets };
+}
+
+function nodeName(node: ClusterNode): string {
+  if (typeof node === 'number') return `127.0.0.1:${node}`;
+  if (typeof node === 'string') return redactUrl(node);
+  return `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`;
+}
+
+function sealActor(id: string, key: string, entry: ActorEntry): string {
+  try {
+    return sealEntry(entry);
+  } catch (err) {
+    throw new WardenError('VALIDATION', `checkpoint ${id} actor ${key} is not serialisable: ${(err as Error).message}`, {
+      cause: err,
+      nonRetryable: true,
+      details: { scope: id, key },
+    });
+  }
+}
+
+function corrupt(what: string, why: string): WardenError {
+  return new WardenError('CHECKPOINT_CORRUPT', `checkpoint entry ${what} ${why}`, { nonRetryable: true, details: { what } });
+}
+
+function parseUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The strings no message may show: passwords, and a colon-less URL userinfo (read as a password). */
+function secretsOf(url: string, ...passwords: Array<string | undefined>): string[] {
+  const out = passwords.filter((p): p is string => typeof p === 'string' && p !== '');
+  const u = parseUrl(url);
+  if (u) {
+    if (u.password) out.push(u.password, decodeURIComponent(u.password));
+    else if (u.username) out.push(u.username, decodeURIComponent(u.username));
+  }
+  // The raw userinfo too, as written (up to the last @ before the path).
+  const info = /^[a-z][a-z0-9+.-]*:\/\/([^/]*)@/i.exec(url)?.[1];
+  if (info) out.push(info.includes(':') ? info.slice(info.indexOf(':') + 1) : info);
+  return [...new Set(out)];
+}
