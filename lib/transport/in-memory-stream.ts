@@ -8,6 +8,7 @@
  * (the transport) checks subjects and sizes before `append`.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { ConfigError } from '../core/errors.js';
 import { subjectMatches, type PubAck, type PublishOptions, type StoredMessage, type StreamConfig, type StreamInfo } from './transport.js';
 import type { ConsumerState } from './in-memory-consumer.js';
 
@@ -32,6 +33,33 @@ export function isValidSubject(subject: string, wildcards: boolean): boolean {
   const tokens = subject.split('.');
   return tokens.every((t, i) =>
     t.length > 0 && (t === '>' ? wildcards && i === tokens.length - 1 : t !== '*' || wildcards));
+}
+
+/**
+ * The publish options as NATS JetStream stores them: header values trimmed (as the NATS client
+ * does). Throws `CONFIG` for what JetStream would refuse or treat specially: an empty msgId or
+ * one with surrounding whitespace or a line break (the `Nats-Msg-Id` header), a header name
+ * that is empty or has a character outside `!`..`~` or a `:`, a name starting with `Nats-`
+ * (JetStream's own headers), a value with a line break.
+ *
+ * @example normalizePublishOptions({ msgId: 'm-1', headers: { trace: ' t1 ' } }) // { msgId: 'm-1', headers: { trace: 't1' } }
+ */
+export function normalizePublishOptions(options: PublishOptions): PublishOptions {
+  const { msgId, headers } = options;
+  if (msgId !== undefined && (msgId.length === 0 || msgId !== msgId.trim() || /[\r\n]/.test(msgId))) {
+    throw new ConfigError('msgId', `must be non-empty, without surrounding whitespace or line breaks (got ${JSON.stringify(msgId)})`);
+  }
+  if (headers === undefined) return options;
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!/^[!-9;-~]+$/.test(name)) throw new ConfigError('headers', `name ${JSON.stringify(name)} is empty or has a character NATS does not allow`);
+    if (/^nats-/i.test(name)) throw new ConfigError('headers', `name "${name}" is reserved for JetStream (set msgId for Nats-Msg-Id)`);
+    if (/[\r\n]/.test(value)) throw new ConfigError('headers', `value of "${name}" has a line break`);
+    out[name] = value.trim();
+  }
+  const normalized: PublishOptions = { headers: out };
+  if (msgId !== undefined) normalized.msgId = msgId;
+  return normalized;
 }
 
 /** Could some subject match both patterns? @example patternsOverlap('a.>', 'a.b') // true */

@@ -30,7 +30,7 @@ import {
   type Transport,
 } from './transport.js';
 import { ConsumerState, InMemoryConsumer, type ConsumerAdvisory } from './in-memory-consumer.js';
-import { isValidSubject, matcherFor, MemoryStream, patternsOverlap, type Matcher, type Waiter } from './in-memory-stream.js';
+import { isValidSubject, matcherFor, MemoryStream, normalizePublishOptions, patternsOverlap, type Matcher, type Waiter } from './in-memory-stream.js';
 
 export type { ConsumerAdvisory } from './in-memory-consumer.js';
 
@@ -181,6 +181,7 @@ export class InMemoryTransport implements Transport {
       if (!isValidSubject(subject, false)) {
         throw new ConfigError('subject', `must be a literal subject of non-empty tokens (got "${subject}")`);
       }
+      const normalized = normalizePublishOptions(options);
       const stream = [...this.streams.values()].find((s) => s.config.subjects.some((p) => subjectMatches(p, subject)));
       if (!stream) {
         throw new WardenError('NO_STREAM_FOR_SUBJECT', `no stream captures subject "${subject}"`, { details: { subject } });
@@ -192,7 +193,7 @@ export class InMemoryTransport implements Transport {
           nonRetryable: true, details: { subject, stream: stream.name, size: data.byteLength, limit },
         });
       }
-      return stream.append(subject, data, options);
+      return stream.append(subject, data, normalized);
     });
   }
 

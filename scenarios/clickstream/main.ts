@@ -4,13 +4,22 @@
  * mid-stream. Ends with what the semantics checker found at the sink; exits 1 if anything
  * was lost or applied twice.
  *
- *   npm run demo -- [--events 5000] [--json]
+ *   npm run demo -- [--events 5000] [--json] [--nats nats://127.0.0.1:4222] [--redis redis://127.0.0.1:6379]
+ *
+ * With --nats and/or --redis the same pipeline runs on real servers, under a pipeline name of
+ * its own, and deletes its streams and checkpoints at the end.
  */
 import { parseArgs } from 'node:util';
+import { openBackends } from './backends.js';
 import { runClickstream } from './run.js';
 
 const { values } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, events: { type: 'string', default: '5000' } },
+  options: {
+    json: { type: 'boolean', default: false },
+    events: { type: 'string', default: '5000' },
+    nats: { type: 'string' },
+    redis: { type: 'string' },
+  },
 });
 const events = Number(values.events);
 if (!Number.isInteger(events) || events < 100) {
@@ -18,8 +27,17 @@ if (!Number.isInteger(events) || events < 100) {
   process.exit(2);
 }
 
-console.log(`warden demo: clickstream parse -> sessions -> pages, ${events} clicks, embedded runtime`);
-const r = await runClickstream({ events, progress: (line) => console.log(line) });
+const backends = await openBackends({ nats: values.nats, redis: values.redis });
+const real = Boolean(backends.transport ?? backends.checkpointStore);
+console.log(`warden demo: clickstream parse -> sessions -> pages, ${events} clicks, on ${backends.label}`);
+const r = await runClickstream({
+  events,
+  progress: (line) => console.log(line),
+  ...(backends.transport ? { transport: backends.transport } : {}),
+  ...(backends.checkpointStore ? { checkpointStore: backends.checkpointStore } : {}),
+  ...(real ? { name: `clicks-${Date.now().toString(36)}`, cleanup: true } : {}),
+});
+await backends.close();
 const ok = r.lost === 0 && r.duplicated === 0 && r.outOfOrder === 0 && r.unexpected === 0 && r.deadLettered === r.badInputs;
 const rows: Array<[string, string | number]> = [
   ['clicks sent', r.sent],

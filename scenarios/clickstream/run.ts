@@ -38,6 +38,8 @@ export interface ClickstreamOptions {
   duplicateWindowMs?: number;
   /** Seed of the generated clicks. @default 42 */
   seed?: number;
+  /** Delete the run's streams and checkpoints at the end (for runs on shared servers). @default false */
+  cleanup?: boolean;
   /** Checkpoint policy of every stage. @default { everyEvents: 200, intervalMs: 250 } */
   checkpoint?: { everyEvents?: number; intervalMs?: number };
 }
@@ -132,6 +134,13 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
         checker.observe(user, Number(n), entry.key);
       }
     }
+  }
+  if (options.cleanup) {
+    for (const stage of pipeline.stages) {
+      await transport.deleteStream(stage.stream);
+      for (let p = 0; p < stage.partitions; p++) await store.clear({ operator: stage.name, partition: p });
+    }
+    await transport.deleteStream(pipeline.deadLetterStream);
   }
   if (!options.transport) await transport.close();
   return {

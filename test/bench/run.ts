@@ -7,9 +7,10 @@ import { parseArgs } from 'node:util';
 import { checkpoint } from './suites/checkpoint.js';
 import { embedded } from './suites/embedded.js';
 import { restart } from './suites/restart.js';
+import { transport } from './suites/transport.js';
 import type { Suite } from './suite.js';
 
-const suites: Record<string, Suite> = { embedded, restart, checkpoint };
+const suites: Record<string, Suite> = { embedded, restart, checkpoint, transport };
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
 const name = positionals[0];

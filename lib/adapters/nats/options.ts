@@ -1,0 +1,226 @@
+/**
+ * Options of `JetStreamTransport` (with their defaults), its event and stats types, and their
+ * resolution into the NATS client's connection options. No I/O.
+ */
+import type { Authenticator, ConnectionOptions, TlsOptions } from '@nats-io/transport-node';
+import { SystemClock, type Clock } from '../../core/clock.js';
+import { ConfigError, type WardenError } from '../../core/errors.js';
+import { silentLogger, type Logger } from '../../core/logger.js';
+import { Redactor } from './errors.js';
+import type { PublishStats } from './puback-collector.js';
+
+/**
+ * Stream settings applied where a `StreamConfig` leaves them unset.
+ *
+ * @example await JetStreamTransport.connect({ streamDefaults: { storage: 'memory', replicas: 3 } });
+ */
+export interface JetStreamStreamDefaults {
+  /** Where the server keeps messages. @default 'file' */
+  storage?: 'file' | 'memory';
+  /** Copies kept in a cluster. @default 1 */
+  replicas?: number;
+  /** Duplicate window when a stream's config has none. @default 120_000 (or maxAgeMs if shorter) */
+  duplicateWindowMs?: number;
+  /** Max age when a stream's config has none. 0 = keep forever. @default 0 */
+  maxAgeMs?: number;
+  /** Largest message when a stream's config has none. JetStream counts the header block (msgId, headers) too. @default 1_048_576 */
+  maxMsgSize?: number;
+}
+
+/**
+ * Backoff of publishes sent again after `publishTimeoutMs` without a PubAck.
+ *
+ * @example await JetStreamTransport.connect({ publishTimeoutMs: 2_000, publishRetry: { initialMs: 50, maxMs: 2_000 } });
+ */
+export interface PublishRetryOptions {
+  /** First backoff; doubles per attempt. @default 100 */
+  initialMs?: number;
+  /** Longest backoff. @default 5_000 */
+  maxMs?: number;
+}
+
+/**
+ * Options of `JetStreamTransport.connect`.
+ *
+ * @example
+ * const options: JetStreamTransportOptions = { servers: ['nats://n1:4222', 'nats://n2:4222'], token: process.env.NATS_TOKEN };
+ */
+export interface JetStreamTransportOptions {
+  /** Server URL(s); a comma-separated list is split. @default process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222' */
+  servers?: string | string[];
+  /** User name (with `pass`). */
+  user?: string;
+  /** Password (with `user`). Never logged. */
+  pass?: string;
+  /** Authentication token. Never logged. */
+  token?: string;
+  /** A NATS authenticator (nkeys, JWT, creds), passed through. */
+  authenticator?: Authenticator | Authenticator[];
+  /** TLS options, passed through (an empty object asks for TLS). */
+  tls?: TlsOptions | null;
+  /** Client name shown by the server's monitoring. @default 'warden' */
+  name?: string;
+  /** Time source of timeouts, retries and waits. @default new SystemClock() */
+  clock?: Clock;
+  /** @default silentLogger */
+  logger?: Logger;
+  /** Time to wait for a PubAck before sending the publish again (same msgId). @default 5_000 */
+  publishTimeoutMs?: number;
+  /** @default { initialMs: 100, maxMs: 5_000 } */
+  publishRetry?: PublishRetryOptions;
+  /** Time to wait for a JetStream API answer (stream and consumer management, getMessage...). @default 5_000 */
+  apiTimeoutMs?: number;
+  /** Time to wait for a server's handshake on each connection attempt. @default 10_000 */
+  connectTimeoutMs?: number;
+  /** Keep trying when the first connection fails (else `connect` rejects at once). @default true */
+  waitOnFirstConnect?: boolean;
+  /** Wait between reconnect attempts to a server. @default 500 */
+  reconnectTimeWaitMs?: number;
+  /** Random extra wait (0..jitter) added to each reconnect wait. @default 500 */
+  reconnectJitterMs?: number;
+  /** Messages a reader asks of the server at a time (it buffers up to 16 times as many, or 8 MiB). @default 1_024 */
+  readerBatch?: number;
+  /** Stream settings where a `StreamConfig` has none. @default { storage: 'file', replicas: 1 } */
+  streamDefaults?: JetStreamStreamDefaults;
+}
+
+/**
+ * A connection status change (invariant 1). `server` is a host:port or a URL with any userinfo
+ * redacted; `error` is a translated `WardenError`.
+ *
+ * @example
+ * transport.on((e) => { if (e.type === 'disconnected') metrics.natsDown.inc() });
+ */
+export type JetStreamTransportEvent =
+  | { type: 'disconnected'; server: string }
+  | { type: 'reconnecting' }
+  | { type: 'reconnected'; server: string }
+  | { type: 'error'; error: WardenError }
+  | { type: 'closed'; error?: WardenError };
+
+/**
+ * Counters of a `JetStreamTransport`: the publish path plus connection changes.
+ *
+ * @example const { retries, reconnects } = transport.stats();
+ */
+export interface JetStreamTransportStats extends PublishStats {
+  disconnects: number;
+  reconnects: number;
+}
+
+/**
+ * @internal Options with defaults applied.
+ *
+ * @example const { resolved } = resolveOptions({}); resolved.publishTimeoutMs // 5000
+ */
+export interface ResolvedOptions {
+  clock: Clock;
+  logger: Logger;
+  publishTimeoutMs: number;
+  apiTimeoutMs: number;
+  readerBatch: number;
+  defaults: Required<JetStreamStreamDefaults> & { duplicateWindowGiven: boolean; maxAgeGiven: boolean; maxMsgSizeGiven: boolean };
+}
+
+/** @example servers ?? DEFAULT_URL */
+export const DEFAULT_URL = 'nats://127.0.0.1:4222';
+/** JetStream's default duplicate window. @example Math.min(DEFAULT_DUPLICATE_WINDOW_MS, maxAgeMs) */
+export const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
+
+function positive(value: number | undefined, fallback: number, field: string, allowZero = false): number {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) throw new ConfigError(field, `must be a ${allowZero ? 'number >= 0' : 'positive number'} (got ${v})`);
+  return v;
+}
+
+/** `[major, minor, patch]` of a server version string. @example versionOf('2.9.10') // [2, 9, 10] */
+export function versionOf(v: string | undefined): [number, number, number] {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(v ?? '');
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+}
+
+/** Is version `v` at least `want`? @example atLeast([2, 9, 10], [2, 10, 0]) // false */
+export function atLeast(v: [number, number, number], want: [number, number, number]): boolean {
+  for (let i = 0; i < 3; i++) if (v[i] !== want[i]) return (v[i] ?? 0) > (want[i] ?? 0);
+  return true;
+}
+
+/** Server URLs from an option or an env value (comma-separated lists split). */
+function serverList(servers: string | string[]): string[] {
+  const list = (Array.isArray(servers) ? servers : [servers]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new ConfigError('servers', 'must name at least one NATS server');
+  return list;
+}
+
+/** Passwords and tokens in server URLs, so they are scrubbed from free text too. */
+function urlSecrets(servers: string[]): string[] {
+  const out: string[] = [];
+  for (const s of servers) {
+    const m = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^@/]+)@/i.exec(s);
+    if (!m?.[1]) continue;
+    const [user, pass] = m[1].split(':');
+    if (pass) out.push(pass, decodeURIComponent(pass));
+    else if (user) out.push(user, decodeURIComponent(user)); // a lone token
+  }
+  return out.filter((x) => x.length >= 3);
+}
+
+/**
+ * @internal Validates `options` and applies the defaults: the server list (from
+ * `WARDEN_NATS_URL` when none is given), a redactor of every secret given, the transport's own
+ * settings and the client's connection options (reconnecting forever).
+ *
+ * @example
+ * const { servers, connection } = resolveOptions({ servers: 'nats://a:4222,nats://b:4222' });
+ */
+export function resolveOptions(options: JetStreamTransportOptions): {
+  servers: string[];
+  redactor: Redactor;
+  resolved: ResolvedOptions;
+  retry: { initialMs: number; maxMs: number };
+  connection: ConnectionOptions;
+} {
+  const servers = serverList(options.servers ?? process.env.WARDEN_NATS_URL ?? DEFAULT_URL);
+  const redactor = new Redactor([options.pass, options.token, ...urlSecrets(servers)]);
+  const d = options.streamDefaults ?? {};
+  const resolved: ResolvedOptions = {
+    clock: options.clock ?? new SystemClock(),
+    logger: options.logger ?? silentLogger,
+    publishTimeoutMs: positive(options.publishTimeoutMs, 5_000, 'publishTimeoutMs'),
+    apiTimeoutMs: positive(options.apiTimeoutMs, 5_000, 'apiTimeoutMs'),
+    readerBatch: positive(options.readerBatch, 1_024, 'readerBatch'),
+    defaults: {
+      storage: d.storage ?? 'file',
+      replicas: positive(d.replicas, 1, 'streamDefaults.replicas'),
+      duplicateWindowMs: positive(d.duplicateWindowMs, DEFAULT_DUPLICATE_WINDOW_MS, 'streamDefaults.duplicateWindowMs', true),
+      maxAgeMs: positive(d.maxAgeMs, 0, 'streamDefaults.maxAgeMs', true),
+      maxMsgSize: positive(d.maxMsgSize, 1_048_576, 'streamDefaults.maxMsgSize'),
+      duplicateWindowGiven: d.duplicateWindowMs !== undefined,
+      maxAgeGiven: d.maxAgeMs !== undefined,
+      maxMsgSizeGiven: d.maxMsgSize !== undefined,
+    },
+  };
+  if (resolved.defaults.storage !== 'file' && resolved.defaults.storage !== 'memory') {
+    throw new ConfigError('streamDefaults.storage', `must be 'file' or 'memory' (got ${String(resolved.defaults.storage)})`);
+  }
+  const retry = {
+    initialMs: positive(options.publishRetry?.initialMs, 100, 'publishRetry.initialMs'),
+    maxMs: positive(options.publishRetry?.maxMs, 5_000, 'publishRetry.maxMs'),
+  };
+  const co: ConnectionOptions = {
+    servers,
+    name: options.name ?? 'warden',
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect: options.waitOnFirstConnect ?? true,
+    reconnectTimeWait: positive(options.reconnectTimeWaitMs, 500, 'reconnectTimeWaitMs', true),
+    reconnectJitter: positive(options.reconnectJitterMs, 500, 'reconnectJitterMs', true),
+    reconnectJitterTLS: positive(options.reconnectJitterMs, 500, 'reconnectJitterMs', true),
+    timeout: positive(options.connectTimeoutMs, 10_000, 'connectTimeoutMs'),
+  };
+  if (options.user !== undefined) co.user = options.user;
+  if (options.pass !== undefined) co.pass = options.pass;
+  if (options.token !== undefined) co.token = options.token;
+  if (options.authenticator !== undefined) co.authenticator = options.authenticator;
+  if (options.tls !== undefined) co.tls = options.tls;
+  return { servers, redactor, resolved, retry, connection: co };
+}
