@@ -19,6 +19,7 @@ export {
 } from './core/errors.js';
 export { outputMessageId, deadLetterMessageId, partitionOf } from './core/ids.js';
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './core/logger.js';
+export { redactUrl, scrubSecrets } from './core/redact.js';
 export {
   resolveStreamConfig,
   subjectMatches,

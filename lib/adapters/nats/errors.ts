@@ -8,6 +8,7 @@
  *  2. No user name, password or token given to the transport, and no URL userinfo, appears in a
  *     message, a detail, an event or a log line.
  */
+import { redactUrl } from '../../core/redact.js';
 import { ConfigError, WardenError, type WardenErrorOptions } from '../../core/errors.js';
 
 /**
@@ -56,25 +57,6 @@ export interface NatsErrorContext {
 
 const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^@/\s?#]+@/gi;
 const BARE_USERINFO = /(^|[\s,[("'])([^@/\s:,[("']+(?::[^@/\s,]*)?)@(?=[A-Za-z0-9[.-]+(?::\d+)?\b)/g;
-
-/**
- * A server URL with its userinfo (user, password or token) replaced by `***`; a URL without
- * userinfo comes back unchanged. Works with and without a scheme (`user:pw@host:4222`).
- *
- * @example
- * redactUrl('nats://alice:s3cret@nats.internal:4222') // 'nats://***@nats.internal:4222'
- * redactUrl('tok@127.0.0.1:4222')                      // '***@127.0.0.1:4222'
- * redactUrl('nats://127.0.0.1:4222')                   // 'nats://127.0.0.1:4222'
- */
-export function redactUrl(url: string): string {
-  const at = url.lastIndexOf('@');
-  if (at === -1) return url;
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
-  // An '@' after the authority (in a path or query) is not userinfo.
-  const authorityEnd = url.slice(scheme.length).search(/[/?#]/);
-  if (authorityEnd !== -1 && at > scheme.length + authorityEnd) return url;
-  return `${scheme}***@${url.slice(at + 1)}`;
-}
 
 /**
  * Scrubs secrets from text: the userinfo of every URL in it, and each given secret value.
@@ -239,3 +221,5 @@ function apiErrorOf(err: unknown): JsApiErrorBody | undefined {
   if (typeof body !== 'object' || body === null || typeof (body as { code?: unknown }).code !== 'number') return undefined;
   return body as JsApiErrorBody;
 }
+
+export { redactUrl };

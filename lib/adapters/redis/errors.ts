@@ -13,38 +13,8 @@
  *  3. Messages name the redacted URL (`redactUrl`) and pass through `scrubSecrets`; a driver
  *     error whose message holds a secret is replaced, as `cause`, by a scrubbed copy.
  */
+import { redactUrl, scrubSecrets } from '../../core/redact.js';
 import { WardenError, type WardenErrorCode } from '../../core/errors.js';
-
-/**
- * A URL with its userinfo (user, password, token) hidden: `redis://***@host:6379/0`. Same
- * output as `redactUrl` of `warden/nats` (kept as a copy here: an adapter imports only the
- * ports, `lib/core` and the checkpoint codec).
- *
- * @example
- * redactUrl('redis://app:s3cret@cache:6379'); // 'redis://***@cache:6379'
- * redactUrl('redis://127.0.0.1:6379');        // 'redis://127.0.0.1:6379'
- */
-export function redactUrl(url: string): string {
-  const at = url.lastIndexOf('@');
-  if (at === -1) return url;
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
-  // An '@' after the authority (in a path or query) is not userinfo.
-  const authorityEnd = url.slice(scheme.length).search(/[/?#]/);
-  if (authorityEnd !== -1 && at > scheme.length + authorityEnd) return url;
-  return `${scheme}***@${url.slice(at + 1)}`;
-}
-
-/**
- * Replaces every occurrence of each secret (of 3+ characters) in `text` by `***`.
- *
- * @example
- * scrubSecrets('auth failed for s3cret', ['s3cret']); // 'auth failed for ***'
- */
-export function scrubSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 3) out = out.split(s).join('***');
-  return out;
-}
 
 /**
  * What the store was doing when Redis failed, for messages and details.
@@ -119,3 +89,5 @@ export function storeClosedError(op: string, target: string): WardenError {
     details: { op, target, reason: 'closed' },
   });
 }
+
+export { redactUrl, scrubSecrets };
