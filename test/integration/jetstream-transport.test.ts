@@ -6,9 +6,12 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, type Msg, type MsgHdrsImpl, type NatsConnection } from '@nats-io/transport-node';
 import { JetStreamTransport, redactUrl, type JetStreamTransportEvent } from '../../lib/adapters/nats/index.js';
 import { freePort } from '../../chaos/servers.js';
+import { Redactor } from '../../lib/adapters/nats/errors.js';
+import { parseHeaderBlock } from '../../lib/adapters/nats/messages.js';
+import { copyBytes, encodePublish, parsePubAck, SubjectCache, type PublishBytes } from '../../lib/adapters/nats/wire.js';
 import { WardenError, errorChain } from '../../lib/core/errors.js';
 import { silentLogger } from '../../lib/core/logger.js';
 
@@ -196,4 +199,42 @@ test('a slow reader far behind: the reader pauses and recreates its consumer, an
   t.deepEqual(await reader.next(10, 0), []);
   t.true(pauses > 0, 'the reader paused at least once');
   await reader.close();
+});
+
+test('wire helpers agree with the NATS client: header blocks, PubAcks, header parsing (wire invariants 1, 2)', (t) => {
+  const cases = [{ msgId: 'o-1' }, { headers: { trace: '  t1 ', 'X-Y': 'ünï' } }, { msgId: 'm-2', headers: { a: '1', b: '' } }];
+  for (const options of cases) {
+    const out: PublishBytes = { buf: new ArrayBuffer(0), headerAt: 0, bodyAt: 0, bodyLength: 0 };
+    encodePublish(enc('body'), options, out);
+    const h = natsHeaders() as MsgHdrsImpl; // the client's own encoder is the reference
+    for (const [k, v] of Object.entries(options.headers ?? {})) h.set(k, v);
+    if (options.msgId !== undefined) h.set('Nats-Msg-Id', options.msgId);
+    t.deepEqual(new Uint8Array(out.buf, out.headerAt, out.bodyAt - out.headerAt), h.encode(), JSON.stringify(options));
+    t.deepEqual(new Uint8Array(out.buf, out.bodyAt, out.bodyLength), enc('body'));
+    const parsed = parseHeaderBlock(h.encode());
+    t.is(parsed.msgId, options.msgId);
+    t.deepEqual(parsed.headers, Object.fromEntries(Object.entries(options.headers ?? {}).map(([k, v]) => [k, v.trim()])));
+  }
+  const streams = new SubjectCache();
+  t.deepEqual(parsePubAck(enc('{"stream":"S", "seq":42}'), streams), { stream: 'S', seq: 42, duplicate: false });
+  t.deepEqual(parsePubAck(enc('{"stream":"S", "seq":42,"duplicate": true}'), streams), { stream: 'S', seq: 42, duplicate: true });
+  t.deepEqual(parsePubAck(enc('{"stream":"S", "domain":"hub", "seq":7}'), streams), { stream: 'S', seq: 7, duplicate: false });
+  t.is(parsePubAck(enc('{"error":{"code":400,"err_code":10054,"description":"x"},"stream":"S","seq":0}'), streams), undefined);
+  t.is(parsePubAck(enc('{"stream":"S\\"x", "seq":1}'), streams), undefined, 'escapes go through JSON.parse');
+  const a = copyBytes(enc('abc'));
+  const b = copyBytes(enc('def'));
+  a.fill(0);
+  t.deepEqual(b, enc('def'), 'slab copies never overlap');
+});
+
+test('the redactor scrubs URL userinfo and given secrets from messages and error chains (invariant 4)', (t) => {
+  const r = new Redactor(['hunter22']);
+  t.is(r.text('dial nats://bob:hunter22@10.0.0.1:4222 failed; token hunter22'), 'dial nats://***@10.0.0.1:4222 failed; token ***');
+  const err = new Error('auth failed for tok-hunter22', { cause: new Error('at nats://x:y@h:1') });
+  const scrubbed = r.error(err) as Error;
+  t.not(scrubbed, err);
+  t.false(exposed(scrubbed).includes('hunter22'));
+  t.false(exposed(scrubbed).includes('x:y@'));
+  const clean = new Error('nothing secret');
+  t.is(r.error(clean), clean, 'an error without secrets is kept as is');
 });
