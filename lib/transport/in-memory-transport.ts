@@ -10,6 +10,9 @@
  *     once each (skipping messages already removed by limits), then waits for new ones.
  *  4. Consumers redeliver until ack/term, at most `maxDeliver` times (`in-memory-consumer.ts`).
  *  5. `NO_STREAM_FOR_SUBJECT` / `MESSAGE_TOO_LARGE` publishes store nothing.
+ * Headers and msgIds follow the NATS rules JetStream applies (`normalizePublishOptions`: header
+ * names `!`..`~` without `:`, `Nats-*` names reserved, no line breaks, values trimmed), so a
+ * publish the JetStream transport refuses with `CONFIG` is refused here too.
  * Time (timestamps, dedupe window, max age, ack waits, `waitMs`) comes only from the `Clock`.
  * Storage lives in `in-memory-stream.ts`, acknowledged consumers in `in-memory-consumer.ts`.
  */

@@ -11,9 +11,9 @@
  *  2. A publish with a `msgId` that gets no reply within `timeoutMs` is sent again, with the
  *     same msgId, headers, body and reply token, after an exponential backoff on the clock, and
  *     so on until a reply comes or the collector closes; after a reconnect every one in flight
- *     is sent again at once (`resendAll`). The stream's duplicate window makes
- *     the copies harmless: nothing is lost and nothing doubled. The first reply to any copy
- *     settles it (after a retry, `duplicate: true` may mean the first copy landed).
+ *     is sent again at once (`resendAll`). The stream's duplicate window makes the copies
+ *     harmless: nothing is lost and nothing doubled. The first reply to any copy settles it
+ *     (after a retry, `duplicate: true` may mean the first copy landed).
  *  3. A publish without a `msgId` is never sent twice (a copy could be stored twice); without a
  *     reply in time it fails with `TIMEOUT`.
  *  4. `waiting` holds the publishes awaiting a reply in send order, which is deadline order

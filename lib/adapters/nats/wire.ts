@@ -5,9 +5,9 @@
  * per publish, decoded strings per PubAck) cost more than the rest of the path.
  *
  * Invariants:
- *  1. A slab region handed out is never handed out again, and is fully written before it is
- *     handed out (slabs are not zero-filled); a copy may share its `.buffer` with other copies
- *     (as Node's pooled Buffers do) but its own bytes are never written again.
+ *  1. A slab region handed out is never handed out again; a copy may share its `.buffer` with
+ *     other copies (as Node's pooled Buffers do) but its own bytes are never written again, and
+ *     a slab holds nothing but zeros and copied message bytes.
  *  2. The client's internals (`MsgImpl._msg`, `_rdata`) are only read after a run-time shape
  *     check; without them every helper falls back to the public API with the same result.
  *  3. Everything here is synchronous and keeps no reference to the caller's buffers.
@@ -21,10 +21,12 @@ const SLAB_BYTES = 64 * 1024;
 /** Copies up to this size share slabs; larger ones get their own buffer. @example n > POOLED_MAX ? own : pooled */
 export const POOLED_MAX = 2 * 1024;
 
-/** A new slab, not zero-filled (every byte handed out is written first; zeroing 64 KiB costs). */
+/**
+ * A new, zero-filled slab. (Not `Buffer.allocUnsafeSlow`: a copy's `.buffer` exposes its whole
+ * slab, which must never show stale process memory.)
+ */
 function newSlab(): ArrayBuffer {
-  const b = Buffer.allocUnsafeSlow(SLAB_BYTES);
-  return b.byteOffset === 0 && b.buffer.byteLength === SLAB_BYTES ? b.buffer : new ArrayBuffer(SLAB_BYTES);
+  return new ArrayBuffer(SLAB_BYTES);
 }
 
 let slab = newSlab();

@@ -8,11 +8,14 @@
  *   that sequences come 1, 2, 3...
  * - raw: core `nc.publish(subject, body, { reply: <inbox>.<n>, headers: Nats-Msg-Id })` with
  *   the same window, every PubAck parsed and counted on ONE wildcard subscription; consume with
- *   an ordered consumer (`js.consumers.get` + `consume()`), checking the same sequence order.
+ *   an ordered consumer (`js.consumers.get` + `consume({ callback })`, the client's fastest
+ *   form), checking the same sequence order, with the same pull batch as warden's reader.
  *
  * Each round starts its reader first and ends when the last message was consumed; each side
  * runs once per round on a fresh file-storage stream, the side going first alternating between
- * rounds, after one warm-up run each; medians are reported.
+ * rounds (after a 300 ms pause), after one warm-up run each; medians are reported. Knobs:
+ * `BENCH_TRANSPORT_N`, `_WINDOW` (publishes in flight, default 1024), `_BATCH` (pull batch,
+ * default 1024), `_ROUNDS` (default 6).
  */
 import { randomBytes } from 'node:crypto';
 import { connect, createInbox, headers } from '@nats-io/transport-node';
@@ -112,41 +115,33 @@ async function raw(): Promise<number> {
   try {
     const t0 = performance.now();
     const consumer = await js.consumers.get(name, { opt_start_seq: 1 });
-    let consumed: Promise<void>;
-    if (process.env.BENCH_RAW_ITER) {
-      const messages = await consumer.consume({ max_messages: BATCH });
-      consumed = (async () => {
-        let expected = 1;
-        for await (const m of messages) {
-          if (m.seq !== expected) throw new Error(`raw reader: seq ${m.seq}, expected ${expected}`);
-          if (++expected > N) break;
-        }
-      })();
-    } else {
-      let expected = 1;
-      let done!: () => void;
-      let fail!: (err: Error) => void;
-      consumed = new Promise<void>((resolve, reject) => {
-        done = resolve;
-        fail = reject;
-      });
-      const messages = await consumer.consume({
-        max_messages: BATCH,
-        callback: (m) => {
-          if (m.seq !== expected) fail(new Error(`raw reader: seq ${m.seq}, expected ${expected}`));
-          else if (++expected > N) done();
-        },
-      });
-      consumed = consumed.finally(() => messages.stop());
-    }
+    // The callback form of `consume` (no per-message promise) is the client's fastest.
+    let expected = 1;
+    let done!: () => void;
+    let fail!: (err: Error) => void;
+    const finished = new Promise<void>((resolve, reject) => {
+      done = resolve;
+      fail = reject;
+    });
+    const messages = await consumer.consume({
+      max_messages: BATCH,
+      callback: (m) => {
+        if (m.seq !== expected) fail(new Error(`raw reader: seq ${m.seq}, expected ${expected}`));
+        else if (++expected > N) done();
+      },
+    });
+    const consumed = finished.finally(() => messages.stop());
     const window = new Window();
     let acked = 0;
     let failed: unknown;
     const inbox = createInbox();
     const sub = nc.subscribe(`${inbox}.*`, {
       callback: (_err, msg) => {
-        const ack = msg.json<{ seq?: number; error?: unknown }>();
-        if (ack.error !== undefined || msg.data.length === 0) failed = ack.error ?? `status ${msg.headers?.code}`;
+        if (msg.data.length === 0) failed = `status ${msg.headers?.code}`;
+        else {
+          const ack = msg.json<{ seq?: number; error?: unknown }>();
+          if (ack.error !== undefined) failed = ack.error;
+        }
         acked++;
         window.release();
       },
