@@ -18,6 +18,7 @@
  *
  * Every test uses its own operator name (a random suffix) and clears its scopes when done.
  */
+import { prng } from '../../scenarios/clickstream/generate.js';
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import type { SimulatedClock } from '../../lib/core/clock.js';
@@ -68,17 +69,6 @@ function code(err: unknown): string | undefined {
   return err instanceof WardenError ? err.code : undefined;
 }
 
-/** A small seeded PRNG (mulberry32), so a failing race can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function byKey(entries: ActorEntry[]): ActorEntry[] {
   return [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

@@ -5,6 +5,7 @@
  * and lib/actor/replay.ts ("replay invariant N").
  */
 import test from 'ava';
+import { DelegatingTransport } from '../helpers/delegating-transport.js';
 import { flushMicrotasks } from '../../lib/core/clock.js';
 import {
   InMemoryCheckpointStore,
@@ -21,8 +22,6 @@ import {
   type CheckpointScope,
   type CheckpointStore,
   type CheckpointWrite,
-  type Consumer,
-  type ConsumerOptions,
   type Json,
   type Pipeline,
   type PubAck,
@@ -30,8 +29,6 @@ import {
   type Reader,
   type ReaderOptions,
   type StoredMessage,
-  type StreamConfig,
-  type StreamInfo,
   type Transport,
   type WorkerEvent,
   type WriteResult,
@@ -146,7 +143,7 @@ function ctxOf(worker: PartitionWorker, key: string): CounterCtx | undefined {
 }
 
 /** A Transport that delegates to another but can hold (never resolve) or fail publishes to matching subjects. */
-class FaultyTransport implements Transport {
+class FaultyTransport extends DelegatingTransport {
   /** Publishes to matching subjects hang forever while true. */
   hold = false;
   /** Publishes to matching subjects reject while true. */
@@ -156,9 +153,11 @@ class FaultyTransport implements Transport {
   /** Publish attempts to matching subjects, by msgId. */
   readonly attempts: string[] = [];
 
-  constructor(private readonly inner: Transport, private readonly matches: (subject: string) => boolean) {}
+  constructor(inner: Transport, private readonly matches: (subject: string) => boolean) {
+    super(inner);
+  }
 
-  publish(subject: string, data: Uint8Array, options?: PublishOptions): Promise<PubAck> {
+  override publish(subject: string, data: Uint8Array, options?: PublishOptions): Promise<PubAck> {
     if (this.matches(subject)) {
       this.attempts.push(options?.msgId ?? '?');
       if (this.hold) {
@@ -169,29 +168,8 @@ class FaultyTransport implements Transport {
     }
     return this.inner.publish(subject, data, options);
   }
-  ensureStream(config: StreamConfig): Promise<StreamInfo> {
-    return this.inner.ensureStream(config);
-  }
-  streamInfo(stream: string): Promise<StreamInfo> {
-    return this.inner.streamInfo(stream);
-  }
-  lastSeqOf(stream: string, subject: string): Promise<number> {
-    return this.inner.lastSeqOf(stream, subject);
-  }
-  getMessage(stream: string, seq: number): Promise<StoredMessage | undefined> {
-    return this.inner.getMessage(stream, seq);
-  }
-  openReader(stream: string, options?: ReaderOptions): Reader {
+  override openReader(stream: string, options?: ReaderOptions): Reader {
     return this.inner.openReader(stream, options);
-  }
-  consumer(stream: string, options: ConsumerOptions): Promise<Consumer> {
-    return this.inner.consumer(stream, options);
-  }
-  deleteStream(stream: string): Promise<void> {
-    return this.inner.deleteStream(stream);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 

@@ -12,6 +12,7 @@
  * Everything runs on a `SimulatedClock` shared by the node, its transport and its store.
  */
 import test from 'ava';
+import { DelegatingTransport } from '../helpers/delegating-transport.js';
 import { flushMicrotasks } from '../../lib/core/clock.js';
 import {
   InMemoryCheckpointStore,
@@ -31,8 +32,6 @@ import {
   type CheckpointScope,
   type CheckpointStore,
   type CheckpointWrite,
-  type Consumer,
-  type ConsumerOptions,
   type NodeEvent,
   type Pipeline,
   type PubAck,
@@ -40,8 +39,6 @@ import {
   type Reader,
   type ReaderOptions,
   type StoredMessage,
-  type StreamConfig,
-  type StreamInfo,
   type SupervisionEvent,
   type Transport,
   type WardenNode,
@@ -165,41 +162,22 @@ class GateStore implements CheckpointStore {
 }
 
 /** A Transport over an in-memory one that can be "down": publishes reject and readers cannot be opened (a lost connection). */
-class SwitchableTransport implements Transport {
+class SwitchableTransport extends DelegatingTransport {
   down = false;
   publishes = 0;
 
-  constructor(readonly inner: InMemoryTransport) {}
+  constructor(inner: InMemoryTransport) {
+    super(inner);
+  }
 
-  publish(subject: string, data: Uint8Array, options?: PublishOptions): Promise<PubAck> {
+  override publish(subject: string, data: Uint8Array, options?: PublishOptions): Promise<PubAck> {
     this.publishes++;
     if (this.down) return Promise.reject(new WardenError('TRANSPORT_CLOSED', 'connection lost'));
     return this.inner.publish(subject, data, options);
   }
-  openReader(stream: string, options?: ReaderOptions): Reader {
+  override openReader(stream: string, options?: ReaderOptions): Reader {
     if (this.down) throw new WardenError('TRANSPORT_CLOSED', 'connection lost');
     return this.inner.openReader(stream, options);
-  }
-  ensureStream(config: StreamConfig): Promise<StreamInfo> {
-    return this.inner.ensureStream(config);
-  }
-  streamInfo(stream: string): Promise<StreamInfo> {
-    return this.inner.streamInfo(stream);
-  }
-  lastSeqOf(stream: string, subject: string): Promise<number> {
-    return this.inner.lastSeqOf(stream, subject);
-  }
-  getMessage(stream: string, seq: number): Promise<StoredMessage | undefined> {
-    return this.inner.getMessage(stream, seq);
-  }
-  consumer(stream: string, options: ConsumerOptions): Promise<Consumer> {
-    return this.inner.consumer(stream, options);
-  }
-  deleteStream(stream: string): Promise<void> {
-    return this.inner.deleteStream(stream);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
