@@ -14,6 +14,21 @@ export interface CheckpointPolicyOptions {
   /** Checkpoint at least this often while there are changes, in ms. @default 1000 */
   intervalMs?: number;
   /**
+   * Least time between the end of one checkpoint and the start of the next, in ms: bounds the
+   * share of time spent checkpointing when writes are slow. @default 0
+   */
+  minPauseMs?: number;
+  /**
+   * A checkpoint write that takes longer fails (counted, reported) and is retried at the next
+   * trigger; the actors keep their state and stay dirty. @default 10_000
+   */
+  timeoutMs?: number;
+  /**
+   * `false` turns periodic checkpoints off: the partition is written only when it starts and
+   * stops, so a crash replays its whole log since. For benchmarks and replay-only stages. @default true
+   */
+  enabled?: boolean;
+  /**
    * What to do with a checkpoint that fails its checksum, or was written by a machine version
    * this one cannot `migrate`: rebuild from the log (needs the log from sequence 1), or stop
    * the partition with the error. @default 'rebuild'
@@ -21,9 +36,35 @@ export interface CheckpointPolicyOptions {
   onUnusable?: 'rebuild' | 'fail';
 }
 
+/** What an operator promises about the effect of each input (see docs/guarantees.md). */
+export type Guarantee = 'at-most-once' | 'at-least-once' | 'exactly-once';
+
 /** One operator of a pipeline. */
 export interface StageOptions {
   actor: ActorDefinition;
+  /**
+   * - `'exactly-once'`: every input affects state once and every output reaches the next stage
+   *   once, through any crash (state, position and outbox are one atomic cut; outputs carry
+   *   deterministic IDs the next stream deduplicates).
+   * - `'at-least-once'`: nothing is lost; after a crash, outputs of replayed inputs are sent again
+   *   (without dedupe IDs), so the next stage may see them twice.
+   * - `'at-most-once'`: the position is committed before inputs are applied; after a crash the
+   *   inputs since the last checkpoint are skipped, never applied twice.
+   * @default 'exactly-once'
+   */
+  guarantee?: Guarantee;
+  /**
+   * When outputs are published: `'at-once'` (lowest latency; a replay regenerates the same IDs and
+   * the stream drops the copies) or `'after-checkpoint'` (held until the checkpoint that covers
+   * their input is written, for sinks that must never see an output of an input a crash could
+   * roll back). @default 'at-once'
+   */
+  outputs?: 'at-once' | 'after-checkpoint';
+  /**
+   * Passivation: a keyed actor that received no input for this long is checkpointed and dropped
+   * from memory; its next input loads it back. Pending timers stay armed. @default 0 (never)
+   */
+  idleMs?: number;
   /** Number of partitions of the stage's stream; keys are hashed onto them. @default 1 */
   partitions?: number;
   /**
@@ -88,8 +129,15 @@ export interface ResolvedStage {
   partitions: number;
   route: (event: EmittedEvent) => string | undefined;
   keyBy: (event: EmittedEvent, inputKey: string) => string;
+  guarantee: Guarantee;
+  outputs: 'at-once' | 'after-checkpoint';
+  /** 0 = never passivate. */
+  idleMs: number;
   everyEvents: number;
   intervalMs: number;
+  minPauseMs: number;
+  timeoutMs: number;
+  checkpointsEnabled: boolean;
   onUnusableCheckpoint: 'rebuild' | 'fail';
   maxCrashesPerInput: number;
   supervision: ResolvedActorSupervision;
@@ -114,6 +162,12 @@ const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 function positiveInt(field: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(field, `must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function nonNegative(field: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(field, `must be a number >= 0, got ${String(v)}`);
   return v;
 }
 
@@ -149,6 +203,11 @@ function resolveActorSupervision(at: string, o: ActorSupervisionOptions): Resolv
     randomFactor,
     resetBackoffAfterMs: o.resetBackoffAfterMs ?? maxBackoffMs,
   };
+}
+
+function checkpointsEnabled(field: string, value: boolean | undefined): boolean {
+  if (value !== undefined && typeof value !== 'boolean') throw new ConfigError(field, `must be true or false, got ${JSON.stringify(value)}`);
+  return value ?? true;
 }
 
 /**
@@ -191,8 +250,14 @@ export function definePipeline(options: PipelineOptions): Pipeline {
       partitions: positiveInt(`${at}.partitions`, s.partitions, 1),
       route,
       keyBy: s.keyBy ?? ((_ev, inputKey) => inputKey),
+      guarantee: oneOf(`${at}.guarantee`, s.guarantee, ['at-most-once', 'at-least-once', 'exactly-once'] as const, 'exactly-once'),
+      outputs: oneOf(`${at}.outputs`, s.outputs, ['at-once', 'after-checkpoint'] as const, 'at-once'),
+      idleMs: nonNegative(`${at}.idleMs`, s.idleMs, 0),
       everyEvents: positiveInt(`${at}.checkpoint.everyEvents`, s.checkpoint?.everyEvents, 1000),
       intervalMs: positiveInt(`${at}.checkpoint.intervalMs`, s.checkpoint?.intervalMs, 1000),
+      minPauseMs: nonNegative(`${at}.checkpoint.minPauseMs`, s.checkpoint?.minPauseMs, 0),
+      timeoutMs: positiveInt(`${at}.checkpoint.timeoutMs`, s.checkpoint?.timeoutMs, 10_000),
+      checkpointsEnabled: checkpointsEnabled(`${at}.checkpoint.enabled`, s.checkpoint?.enabled),
       onUnusableCheckpoint: oneOf(`${at}.checkpoint.onUnusable`, s.checkpoint?.onUnusable, ['rebuild', 'fail'] as const, 'rebuild'),
       maxCrashesPerInput: positiveInt(`${at}.maxCrashesPerInput`, s.maxCrashesPerInput, 3),
       supervision: resolveActorSupervision(`${at}.supervision`, s.supervision ?? {}),
