@@ -3,7 +3,7 @@
  * after applying its log up to sequence `seq`"; the log stays the record of truth.
  *
  * Invariants every implementation keeps (the contract suite checks them):
- *  1. A write is atomic: the partition's meta (seq, epoch, machine version, outbox) and every
+ *  1. A write is atomic: the partition's meta (seq, epoch, machine version, outbox, timers) and every
  *     actor entry in it become visible together, or not at all.
  *  2. A write whose `epoch` is older than the stored epoch is refused (`CHECKPOINT_FENCED`):
  *     a zombie owner can never overwrite its successor.
@@ -30,6 +30,18 @@ export interface OutboxEntry {
   body: string;
 }
 
+/**
+ * A pending timer of one actor at the cut. The partition keeps the whole list in its meta, so a
+ * restored worker re-arms every timer without loading every actor.
+ */
+export interface TimerIndexEntry {
+  key: string;
+  /** The timer's deterministic ID (`<seq>.<n>`, see lib/actor/timers.ts). */
+  id: string;
+  /** Log time (ms) at which it fires. */
+  dueMs: number;
+}
+
 /** What one checkpoint write carries. */
 export interface CheckpointWrite {
   scope: CheckpointScope;
@@ -45,6 +57,8 @@ export interface CheckpointWrite {
   removed?: string[];
   /** Outputs not yet acknowledged by the log at the cut. */
   outbox: OutboxEntry[];
+  /** Every pending timer of the partition at the cut (replaces the stored list). @default [] */
+  timers?: TimerIndexEntry[];
 }
 
 /** The stored meta of a partition checkpoint. */
@@ -54,6 +68,8 @@ export interface CheckpointMeta {
   epoch: number;
   machineVersion: string;
   outbox: OutboxEntry[];
+  /** Every pending timer of the partition at the cut. */
+  timers: TimerIndexEntry[];
   /** Number of actor entries stored. */
   actorCount: number;
   /** Store clock time of the write (ms). */

@@ -96,6 +96,7 @@ export class InMemoryCheckpointStore implements CheckpointStore {
       epoch: cp.epoch,
       machineVersion: cp.machineVersion,
       outbox: cp.outbox,
+      timers: cp.timers ?? [],
       actorCount: actors.size,
       writtenAtMs: this.clock.now(),
     };

@@ -79,6 +79,7 @@ test('invariant 1: write then readMeta/readActor/readActors round-trips every fi
     epoch: 3,
     machineVersion: 'v7',
     outbox,
+    timers: [],
     actorCount: 2,
     writtenAtMs: 5_000,
   });

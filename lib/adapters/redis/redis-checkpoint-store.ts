@@ -256,6 +256,7 @@ export class RedisCheckpointStore implements CheckpointStore {
       epoch: cp.epoch,
       machineVersion: cp.machineVersion,
       outbox: cp.outbox,
+      timers: cp.timers ?? [],
     };
     let before: string;
     try {
