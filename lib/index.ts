@@ -48,9 +48,9 @@ export {
 } from './checkpoint/checkpoint-store.js';
 export { InMemoryCheckpointStore } from './checkpoint/in-memory-checkpoint-store.js';
 export { defineActor, type ActorOptions, type ActorDefinition, type PayloadSchema, type StandardSchemaV1 } from './actor/define-actor.js';
-export { ActorHost, type ActorHostOptions, type EmittedEvent } from './actor/actor-host.js';
+export { ActorHost, type ActorHostOptions, type EmittedEvent, type LogPoint, type PendingTimer } from './actor/actor-host.js';
 export { validateInput } from './actor/validate.js';
-export { PartitionWorker, type PartitionWorkerOptions, type WorkerStats } from './actor/partition-worker.js';
+export { PartitionWorker, type PartitionWorkerOptions, type WorkerStats, type Failpoint } from './actor/partition-worker.js';
 export type { WorkerEvent } from './actor/worker-events.js';
 export type { DeadLetter } from './actor/dead-letter.js';
 export {
@@ -60,6 +60,8 @@ export {
   type StageOptions,
   type ResolvedStage,
   type CheckpointPolicyOptions,
+  type Guarantee,
+  type ActorSupervisionOptions,
 } from './pipeline/define-pipeline.js';
 export * from './supervision/index.js';
 export { startNode, type NodeOptions, type WardenNode, type NodeEvent, type IngestInput, type PartitionStatus } from './pipeline/node.js';

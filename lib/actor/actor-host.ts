@@ -10,12 +10,21 @@
  *     with `ACTOR_CRASHED`; it must be rebuilt from a checkpoint and the log.
  *  4. A host restored from `persisted()` of another host, then fed the same inputs, reaches
  *     the same state and emits the same outputs (given a deterministic machine).
+ *  5. Delayed events never run on the clock: they are pending timers (see `timers.ts`), listed
+ *     by `timers()`, carried by `persisted()`, and delivered only by `fireTimer`, which is an
+ *     input like `handle` (invariants 1-3 hold for it). A timer's deadline is the log time of
+ *     the input that armed it plus its delay, so a replay at the same log points arms the same
+ *     timers with the same ids and deadlines.
+ *  6. A host that is not active (finished, stopped, crashed) has no pending timers.
  */
 import { createActor, type AnyActorRef, type AnyStateMachine } from 'xstate';
 import type { Clock } from '../core/clock.js';
 import type { Json } from '../core/envelope.js';
 import { ActorCrashedError, WardenError } from '../core/errors.js';
 import type { ActorDefinition } from './define-actor.js';
+import { resolvePath, splitPersisted, joinPersisted, TimerTable, type LogPoint, type PendingTimer, type PersistedTimer } from './timers.js';
+
+export type { LogPoint, PendingTimer } from './timers.js';
 
 /** An event a machine emitted: `{ type, ...fields }`. */
 export interface EmittedEvent {
@@ -28,40 +37,62 @@ export interface ActorHostOptions {
   clock: Clock;
   /** A persisted snapshot to restore from (already migrated to this machine version). */
   snapshot?: Json;
+  /**
+   * The input that creates this host: timers armed by the initial state are numbered and
+   * timed from it. @default seq 0 at `clock.now()`
+   */
+  at?: LogPoint;
 }
 
 /**
  * @example
  * const host = new ActorHost(counter, 'user-1', { clock: new SystemClock() });
- * const outputs = host.handle({ type: 'inc' });
- * const saved = host.persisted();
+ * const outputs = host.handle({ type: 'inc' }, { seq: 7, timeMs: 1_700_000_000_000 });
+ * host.timers(); // [{ id: '7.0', dueMs: 1_700_000_060_000 }] if 'inc' armed a 60 s `after`
+ * // The worker appends a timer record when '7.0' is due; read back at seq 9, it fires:
+ * host.fireTimer('7.0', { seq: 9, timeMs: 1_700_000_060_004 });
+ * const saved = host.persisted(); // carries the pending timers
  */
 export class ActorHost {
   readonly key: string;
   private readonly def: ActorDefinition;
   private readonly actor: AnyActorRef;
+  private readonly clock: Clock;
+  private readonly timerTable: TimerTable;
   private readonly emitted: EmittedEvent[] = [];
   private crash: ActorCrashedError | undefined;
 
   constructor(def: ActorDefinition, key: string, options: ActorHostOptions) {
     this.def = def;
     this.key = key;
+    this.clock = options.clock;
     const machine: AnyStateMachine = def.machine;
     const actorOptions: Record<string, unknown> = { clock: options.clock, id: `${def.name}:${key}` };
-    if (options.snapshot !== undefined) actorOptions.snapshot = options.snapshot;
-    else if (def.input) actorOptions.input = def.input(key);
+    let restored: PersistedTimer[] = [];
+    if (options.snapshot !== undefined) {
+      try {
+        const split = splitPersisted(options.snapshot);
+        actorOptions.snapshot = split.snapshot;
+        restored = split.timers;
+      } catch (err) {
+        throw new ActorCrashedError(def.name, key, err, { phase: 'restore' });
+      }
+    } else if (def.input) actorOptions.input = def.input(key);
     try {
       this.actor = createActor(machine, actorOptions);
     } catch (err) {
       throw new ActorCrashedError(def.name, key, err, { phase: options.snapshot === undefined ? 'create' : 'restore' });
     }
+    // Before start(): xstate defers the initial state's actions (and so its timers) until then.
+    this.timerTable = new TimerTable(this.actor, restored, options.at ?? { seq: 0, timeMs: options.clock.now() });
+    this.timerTable.install();
     this.actor.on('*', (ev: EmittedEvent) => {
       this.emitted.push(ev);
     });
     // An error observer keeps xstate from rethrowing the crash globally; we read it from the snapshot.
     this.actor.subscribe({ error: () => undefined });
     this.actor.start();
-    this.checkCrash({ phase: 'start' });
+    this.afterStep({ phase: 'start' });
   }
 
   /** 'active', 'done' (reached a final state) or 'error' (crashed). */
@@ -76,22 +107,53 @@ export class ActorHost {
 
   /**
    * Applies one input and returns the events the machine emitted while applying it.
+   * `at` places the input in the log (a number is its seq; its time is then `clock.now()`).
    * Throws `ActorCrashedError` if an action threw.
    */
-  handle(event: EmittedEvent, seq?: number): EmittedEvent[] {
+  handle(event: EmittedEvent, at?: LogPoint | number): EmittedEvent[] {
     if (this.crash) throw this.crash;
+    if (typeof at === 'object') this.timerTable.begin(at);
+    else if (at === undefined) this.timerTable.begin({ timeMs: this.clock.now() });
+    else this.timerTable.begin({ seq: at, timeMs: this.clock.now() });
     this.emitted.length = 0;
     this.actor.send(event);
-    this.checkCrash(seq === undefined ? { type: event.type } : { type: event.type, seq });
-    const out = this.emitted.slice();
-    this.emitted.length = 0;
-    return out;
+    const seq = typeof at === 'object' ? at.seq : at;
+    this.afterStep(seq === undefined ? { type: event.type } : { type: event.type, seq });
+    return this.takeOutputs();
   }
 
-  /** The persisted snapshot (`getPersistedSnapshot()`), a JSON value. */
+  /**
+   * Delivers the delayed event of timer `id`, as the input at `at` (the log record of its
+   * firing), and returns the events the machine emitted meanwhile. Returns [] and changes
+   * nothing if `id` is not pending (already fired, cancelled). A timer whose target actor has
+   * gone (stopped child) is consumed and delivered to nobody, as xstate does.
+   * Throws `ActorCrashedError` if an action threw; its outputs are dropped.
+   */
+  fireTimer(id: string, at: LogPoint): EmittedEvent[] {
+    if (this.crash) throw this.crash;
+    const timer = this.timerTable.take(id);
+    if (!timer) return [];
+    const target = resolvePath(this.actor, timer.target);
+    if (!target) return [];
+    this.timerTable.begin(at);
+    this.emitted.length = 0;
+    target.send(timer.event);
+    this.afterStep({ type: timer.event.type, seq: at.seq, timer: id });
+    return this.takeOutputs();
+  }
+
+  /** Pending timers, by deadline then id (invariant 5). */
+  timers(): PendingTimer[] {
+    return this.crash ? [] : this.timerTable.pending();
+  }
+
+  /**
+   * The persisted snapshot: xstate's `getPersistedSnapshot()`, a JSON value, with the pending
+   * timers in a `"warden:timers"` field when there are any.
+   */
   persisted(): Json {
     if (this.crash) throw new WardenError('ACTOR_CRASHED', `actor ${this.def.name}[${this.key}] crashed; its state is not persistable`, { cause: this.crash });
-    return this.actor.getPersistedSnapshot() as unknown as Json;
+    return joinPersisted(this.actor.getPersistedSnapshot() as unknown as Json, this.timerTable.persisted());
   }
 
   /** The live xstate snapshot (value, context), for inspection. */
@@ -107,10 +169,19 @@ export class ActorHost {
 
   stop(): void {
     this.actor.stop();
+    this.timerTable.clear();
   }
 
-  private checkCrash(details: Record<string, unknown>): void {
+  private takeOutputs(): EmittedEvent[] {
+    const out = this.emitted.slice();
+    this.emitted.length = 0;
+    return out;
+  }
+
+  /** Ends a step: drops the timers of an actor that is no longer active (invariant 6), surfaces a crash. */
+  private afterStep(details: Record<string, unknown>): void {
     const snap = this.actor.getSnapshot() as { status: string; error?: unknown };
+    if (snap.status !== 'active') this.timerTable.clear();
     if (snap.status === 'error') {
       this.emitted.length = 0;
       this.crash = new ActorCrashedError(this.def.name, this.key, snap.error, details);

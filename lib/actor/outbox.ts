@@ -7,6 +7,12 @@
  *  2. A failed publish is retried with the same message ID (the log's dedupe drops a copy that
  *     did land), with exponential backoff on the clock, while the owner is live.
  *  3. After `close()`, nothing is published or retried and no timer is left.
+ *  4. `settled()` resolves once every entry published before the call is acknowledged: an
+ *     at-least-once worker writes a checkpoint only after its outputs have landed, so it never
+ *     needs to persist an outbox.
+ *  5. An entry published with `dedupe: false` is sent without a message ID (cheaper for the
+ *     stream; a retry or a replay may store it twice, which at-least-once allows) and is not
+ *     part of `entries()`: a successor republishing it would only add a copy.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -22,9 +28,12 @@ const enc = new TextEncoder();
  * if (outbox.full) await outbox.drained();
  */
 export class Outbox {
-  private readonly pending = new Map<string, OutboxEntry>();
+  /** Unacknowledged entries by message ID, in publish order, each with its publish number. */
+  private readonly pending = new Map<string, { entry: OutboxEntry; n: number; dedupe: boolean }>();
   private readonly timers = new Set<TimerHandle>();
   private waiter: (() => void) | undefined;
+  private readonly settling: Array<{ upTo: number; resolve: () => void }> = [];
+  private published = 0;
   private closed = false;
 
   constructor(private readonly o: { transport: Transport; clock: Clock; logger: Logger; maxSize: number }) {}
@@ -38,18 +47,37 @@ export class Outbox {
     return this.pending.size >= this.o.maxSize;
   }
 
-  /** A copy of the unacknowledged entries, in publish order (invariant 1). */
+  /** A copy of the unacknowledged entries that carry an ID, in publish order (invariants 1, 5). */
   entries(): OutboxEntry[] {
-    return [...this.pending.values()];
+    const out: OutboxEntry[] = [];
+    // Invariant 5: entries sent without an ID are not carried: a successor could only send copies.
+    for (const p of this.pending.values()) if (p.dedupe) out.push(p.entry);
+    return out;
   }
 
-  publish(entry: OutboxEntry, attempt = 0): void {
+  publish(entry: OutboxEntry, options: { dedupe?: boolean } = {}): void {
     if (this.closed) return;
-    this.pending.set(entry.msgId, entry);
-    this.o.transport.publish(entry.subject, enc.encode(entry.body), { msgId: entry.msgId }).then(
+    const dedupe = options.dedupe ?? true;
+    // A re-publish of a pending ID (a restored outbox entry that is also regenerated) keeps its place.
+    const slot = this.pending.get(entry.msgId) ?? { entry, n: ++this.published, dedupe };
+    this.pending.set(entry.msgId, slot);
+    this.send(slot, 0);
+  }
+
+  /** Invariant 4: resolves when everything published so far is acknowledged (or the outbox closed). */
+  settled(): Promise<void> {
+    if (this.closed || this.pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settling.push({ upTo: this.published, resolve }));
+  }
+
+  private send(slot: { entry: OutboxEntry; n: number; dedupe: boolean }, attempt: number): void {
+    const { entry } = slot;
+    this.o.transport.publish(entry.subject, enc.encode(entry.body), slot.dedupe ? { msgId: entry.msgId } : {}).then(
       () => {
+        if (this.pending.get(entry.msgId) !== slot) return;
         this.pending.delete(entry.msgId);
         if (this.waiter && this.pending.size < this.o.maxSize / 2) this.wake();
+        if (this.settling.length > 0) this.wakeSettled();
       },
       (err: unknown) => {
         if (this.closed) return;
@@ -57,7 +85,7 @@ export class Outbox {
         this.o.logger.warn({ subject: entry.subject, msgId: entry.msgId, attempt, delay, err }, 'publish failed; retrying with the same message ID');
         const timer = this.o.clock.setTimeout(() => {
           this.timers.delete(timer);
-          this.publish(entry, attempt + 1);
+          if (!this.closed && this.pending.get(entry.msgId) === slot) this.send(slot, attempt + 1);
         }, delay);
         this.timers.add(timer);
       },
@@ -78,6 +106,18 @@ export class Outbox {
     for (const t of this.timers) this.o.clock.clearTimeout(t);
     this.timers.clear();
     this.wake();
+    for (const s of this.settling.splice(0)) s.resolve();
+  }
+
+  private wakeSettled(): void {
+    const oldest = this.pending.values().next().value?.n ?? Infinity;
+    for (let i = this.settling.length - 1; i >= 0; i--) {
+      const s = this.settling[i]!;
+      if (s.upTo < oldest) {
+        this.settling.splice(i, 1);
+        s.resolve();
+      }
+    }
   }
 
   private wake(): void {

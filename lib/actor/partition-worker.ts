@@ -21,22 +21,49 @@
  *     chain. More actor restarts than the stage's intensity allows fail the worker (escalation).
  *  7. A killed worker applies, publishes and writes nothing more, and its `done()` rejects
  *     with `KILLED`, so a supervisor sees an abnormal exit.
+ *  8. The stage's guarantee decides when the position is committed relative to applying:
+ *     - exactly-once: outputs carry deterministic IDs and every unacknowledged one is in the cut
+ *       (the outbox), so a successor republishes exactly those and the next stream drops copies;
+ *     - at-least-once: outputs go without IDs and a cut is written only after every output of
+ *       the inputs it covers was acknowledged (nothing lost, a replay sends copies);
+ *     - at-most-once: before a batch is applied, a cut labelled with the batch's last sequence is
+ *       written, so no input is ever applied twice (a crash loses the batch in hand).
+ *     Dead letters and timer firings always carry IDs and ride in the cut until acknowledged.
+ *  9. Everything an actor reacts to is in the log: a due timer is appended to the partition's
+ *     stream as a `warden.timer` record and fires only when that record is applied, so a replay
+ *     fires it at the same point and never twice (lib/actor/timers.ts).
+ * 10. With `outputs: 'after-checkpoint'`, an output is published only after a cut containing it
+ *     was written.
+ * 11. An idle actor (`idleMs`) is dropped from memory only when its latest state is in a written
+ *     cut; its timers stay armed in the partition's timer wheel.
  */
-import { ActorHost, type EmittedEvent } from './actor-host.js';
+import { ActorHost, type EmittedEvent, type LogPoint } from './actor-host.js';
 import { deadLetterOf } from './dead-letter.js';
 import { KeyRestarts } from './key-restarts.js';
 import { Outbox } from './outbox.js';
+import { TimerWheel } from './timer-wheel.js';
 import { fallBackToLog, isUnusableCheckpoint, loadActor, rebuildActor, type RestoreContext } from './replay.js';
-import { validateInput } from './validate.js';
+import { validateInput, validateTimerRecord } from './validate.js';
 import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
 import { decodeEnvelope, envelopeBody, type Envelope, type Json } from '../core/envelope.js';
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
-import { deadLetterMessageId, outputMessageId, partitionOf } from '../core/ids.js';
+import { deadLetterMessageId, outputMessageId, partitionOf, TIMER_EVENT, timerRecordId } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import type { CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import type { CheckpointScope, CheckpointStore, OutboxEntry, WriteResult } from '../checkpoint/checkpoint-store.js';
 import type { Pipeline, ResolvedStage } from '../pipeline/define-pipeline.js';
 import type { Reader, StoredMessage, Transport } from '../transport/transport.js';
 import type { WorkerEvent, WorkerEventBody } from './worker-events.js';
+
+/**
+ * Points in a worker's life where a chaos test may crash it (by killing the worker from the
+ * hook). Each is named for what has happened and what has not.
+ */
+export type Failpoint =
+  | 'before-checkpoint-write'
+  | 'after-checkpoint-write'
+  | 'after-publish'
+  | 'during-replay'
+  | 'during-restore';
 
 /** What a worker needs. */
 export interface PartitionWorkerOptions {
@@ -56,6 +83,8 @@ export interface PartitionWorkerOptions {
   /** Source of backoff jitter. @default Math.random */
   random?: () => number;
   onEvent?: (event: WorkerEvent) => void;
+  /** Chaos testing: called at each failpoint; kill the worker from it to crash there. */
+  failpoint?: (point: Failpoint, info: { stage: string; partition: number; seq: number }) => void;
 }
 
 /** Counters of one worker incarnation. */
@@ -67,8 +96,21 @@ export interface WorkerStats {
   crashes: number;
   checkpoints: number;
   checkpointFailures: number;
+  /** Of the failures, writes that took longer than `checkpoint.timeoutMs`. */
+  checkpointTimeouts: number;
+  /** Clock time the last successful checkpoint was written; 0 before the first. */
+  lastCheckpointAtMs: number;
+  lastCheckpointDurationMs: number;
+  lastCheckpointBytes: number;
   outbox: number;
+  /** Outputs held until the next checkpoint (`outputs: 'after-checkpoint'`). */
+  held: number;
   actors: number;
+  /** Actors dropped from memory after `idleMs` without input. */
+  passivated: number;
+  /** Pending timers of the partition's actors. */
+  timers: number;
+  timersFired: number;
   epoch: number;
 }
 
@@ -86,20 +128,33 @@ export class PartitionWorker {
   private readonly actors = new Map<string, ActorHost>();
   private readonly dirty = new Set<string>();
   private readonly outbox: Outbox;
+  /** Outputs waiting for the cut that covers their input (`outputs: 'after-checkpoint'`). */
+  private held: OutboxEntry[] = [];
+  private readonly wheel: TimerWheel;
+  /** Keys in memory by last input, least recent first (passivation). */
+  private readonly lastActive = new Map<string, number>();
   /** Replay start for keys removed (reached a final state) during this incarnation. */
   private readonly removedAt = new Map<string, number>();
   private readonly poisoned = new Set<number>();
   private readonly restarts: KeyRestarts;
   private readonly actorSince = new Map<string, number>();
+  /** Invariant 8: how this stage's guarantee shapes publishing and cutting. */
+  private readonly persistOutputs: boolean;
+  private readonly settleBeforeCut: boolean;
+  private readonly commitBeforeApply: boolean;
   private reader: Reader | undefined;
   private loop: Promise<void> | undefined;
   private epoch = 0;
   private restoredSeq = 0;
   private appliedSeq = 0;
   private checkpointSeq = 0;
+  /** At-most-once: the position committed ahead of the inputs in hand. */
+  private aheadSeq = 0;
   private sinceCheckpoint = 0;
   private cpInFlight: Promise<void> | undefined;
   private cpAgain = false;
+  private cpEndedAt = -Infinity;
+  private pauseTimer: TimerHandle = undefined;
   /** An input is between its first step and `advance` (invariant 3). */
   private applying = false;
   private cpDeferred = false;
@@ -108,14 +163,22 @@ export class PartitionWorker {
   /** Aborted when the worker is killed or fails: cuts short an actor's restart backoff. */
   private readonly ended = new AbortController();
   private failure: unknown;
-  private readonly counters = { applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0 };
+  private readonly counters = {
+    applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
+    lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, passivated: 0, timersFired: 0,
+  };
 
   constructor(options: PartitionWorkerOptions) {
     this.o = options;
-    this.scope = { operator: options.stage.name, partition: options.partition };
-    this.subject = options.stage.subjectOf(options.partition);
-    this.restarts = new KeyRestarts(options.stage.supervision, options.clock, options.random);
+    const { stage } = options;
+    this.scope = stage.scopeOf(options.partition);
+    this.subject = stage.subjectOf(options.partition);
+    this.restarts = new KeyRestarts(stage.supervision, options.clock, options.random);
     this.outbox = new Outbox({ transport: options.transport, clock: options.clock, logger: options.logger, maxSize: options.maxOutboxSize ?? 4096 });
+    this.wheel = new TimerWheel(options.clock, (key, id) => this.appendTimerFiring(key, id));
+    this.persistOutputs = stage.guarantee === 'exactly-once' || stage.outputs === 'after-checkpoint';
+    this.settleBeforeCut = stage.guarantee === 'at-least-once' && !this.persistOutputs;
+    this.commitBeforeApply = stage.guarantee === 'at-most-once';
   }
 
   /** Restores from the last checkpoint, fences older incarnations, then processes in the background. */
@@ -125,15 +188,20 @@ export class PartitionWorker {
     const t0 = this.o.clock.now();
     try {
       const meta = await this.claim();
+      this.failpoint('during-restore', meta?.seq ?? 0);
       // A kill while the claim was in flight keeps the worker dead (invariant 7).
       if ((this.state as string) !== 'starting') throw this.killedError();
-      this.restoredSeq = this.appliedSeq = this.checkpointSeq = meta?.seq ?? 0;
+      this.restoredSeq = this.appliedSeq = this.checkpointSeq = this.aheadSeq = meta?.seq ?? 0;
+      await this.checkLogCoversCheckpoint();
+      if ((this.state as string) !== 'starting') throw this.killedError();
       const outbox = meta?.outbox ?? [];
       this.reader = this.o.transport.openReader(this.o.stage.stream, { filterSubject: this.subject, startSeq: this.appliedSeq + 1 });
       for (const entry of outbox) this.outbox.publish(entry);
+      this.wheel.load(meta?.timers ?? []);
       this.state = 'running';
+      this.cpEndedAt = this.o.clock.now(); // the claim was a write: minPauseMs counts from it
       this.armTimer();
-      this.emit({ type: 'restored', seq: this.appliedSeq, epoch: this.epoch, outbox: outbox.length, durationMs: this.o.clock.now() - t0 });
+      this.emit({ type: 'restored', seq: this.appliedSeq, epoch: this.epoch, outbox: outbox.length, timers: this.wheel.size, durationMs: this.o.clock.now() - t0 });
     } catch (err) {
       // Nothing of a failed start outlives it: no timer, no reader, no retried publish.
       if ((this.state as string) !== 'killed') this.state = 'failed';
@@ -152,7 +220,7 @@ export class PartitionWorker {
   }
 
   private get where(): string {
-    return `${this.scope.operator}/${this.scope.partition}`;
+    return `${this.o.stage.name}/${this.o.partition}`;
   }
 
   private killedError(): WardenError {
@@ -175,7 +243,7 @@ export class PartitionWorker {
     await this.loop;
     if ((this.state as string) !== 'stopping') return; // failed or killed meanwhile
     await this.cpInFlight;
-    await this.checkpoint(); // its outbox carries what the log has not acknowledged yet
+    await this.checkpoint({ force: true }); // its outbox carries what the log has not acknowledged yet
     if ((this.state as string) !== 'stopping') return;
     this.clearTimers();
     for (const host of this.actors.values()) host.stop();
@@ -200,7 +268,9 @@ export class PartitionWorker {
       appliedSeq: this.appliedSeq,
       checkpointSeq: this.checkpointSeq,
       outbox: this.outbox.size,
+      held: this.held.length,
       actors: this.actors.size,
+      timers: this.wheel.size,
       epoch: this.epoch,
     };
   }
@@ -216,7 +286,13 @@ export class PartitionWorker {
 
   private clearTimers(): void {
     this.o.clock.clearTimeout(this.timer);
+    this.o.clock.clearTimeout(this.pauseTimer);
+    this.wheel.close();
     this.outbox.close();
+  }
+
+  private failpoint(point: Failpoint, seq: number): void {
+    this.o.failpoint?.(point, { stage: this.o.stage.name, partition: this.o.partition, seq });
   }
 
   /** Invariant 5: read the meta and write it back under our epoch; retry if a racing writer moved it. */
@@ -240,6 +316,7 @@ export class PartitionWorker {
           machineVersion: this.o.stage.actor.version,
           actors: {},
           outbox: meta?.outbox ?? [],
+          timers: meta?.timers ?? [],
         });
         return meta;
       } catch (err) {
@@ -249,16 +326,51 @@ export class PartitionWorker {
     }
   }
 
+  /**
+   * The log must still hold every input after the checkpoint. If retention removed some, they
+   * were never applied: say so, and stop unless the stage accepts the loss.
+   */
+  private async checkLogCoversCheckpoint(): Promise<void> {
+    const { stage } = this.o;
+    const info = await this.o.transport.streamInfo(stage.stream);
+    if (info.firstSeq <= this.appliedSeq + 1) return;
+    const gap = { stream: stage.stream, checkpointSeq: this.appliedSeq, firstSeq: info.firstSeq };
+    const message =
+      `checkpoint of ${this.where} is at seq ${this.appliedSeq} but stream ${stage.stream} now starts at seq ${info.firstSeq}: ` +
+      `retention removed inputs ${this.appliedSeq + 1}..${info.firstSeq - 1} before they were applied`;
+    this.emit({ type: 'log-truncated', checkpointSeq: this.appliedSeq, firstSeq: info.firstSeq });
+    if (stage.onTruncatedLog === 'skip') {
+      this.o.logger.error(gap, `${message}; skipping them (checkpoint.onTruncatedLog 'skip')`);
+      return;
+    }
+    throw new WardenError('LOG_TRUNCATED', `${message}; the partition cannot be restored without them (set checkpoint.onTruncatedLog 'skip' to accept the loss)`, {
+      nonRetryable: true,
+      details: gap,
+    });
+  }
+
   private async run(): Promise<void> {
     const batch = this.o.batchSize ?? 256;
     while (this.state === 'running') {
       const msgs = await this.reader!.next(batch, 1000);
+      const last = msgs[msgs.length - 1];
+      if (last && this.commitBeforeApply && last.seq > this.aheadSeq) await this.commitAhead(last.seq);
       for (const msg of msgs) {
         if (this.state !== 'running' && this.state !== 'stopping') return;
         if (msg.seq <= this.appliedSeq) continue; // invariant 1
         await this.apply(msg);
         if (this.outbox.full) await this.outbox.drained();
       }
+    }
+  }
+
+  /** At-most-once (invariant 8): a cut labelled `seq` is written before the inputs up to it are applied. */
+  private async commitAhead(seq: number): Promise<void> {
+    for (let attempt = 0; !this.dead; attempt++) {
+      this.aheadSeq = Math.max(this.aheadSeq, seq);
+      await this.checkpoint({ force: true });
+      if (this.checkpointSeq >= seq || this.dead) return;
+      await sleep(this.o.clock, Math.min(1000, 10 * 2 ** attempt), this.ended.signal).catch(() => undefined);
     }
   }
 
@@ -273,50 +385,70 @@ export class PartitionWorker {
 
   private async applyOne(msg: StoredMessage): Promise<void> {
     let env: Envelope;
+    let timer: boolean;
     try {
       env = decodeEnvelope(msg.data, msg.seq);
-      validateInput(this.o.stage.actor, env, msg.data.length);
+      timer = env.type === TIMER_EVENT;
+      if (timer) validateTimerRecord(env);
+      else validateInput(this.o.stage.actor, env, msg.data.length);
     } catch (err) {
       this.deadLetter(msg, err);
       this.advance(msg.seq);
       return;
     }
-    const outputs = await this.applyToActor(env, msg);
+    const at = { seq: msg.seq, timeMs: msg.timestampMs };
+    let outputs: EmittedEvent[] | undefined;
+    if (timer) {
+      const id = env.payload.timer as string;
+      outputs = await this.applyToActor(env, msg, (host) => host.fireTimer(id, at), true);
+      if (outputs !== undefined) this.counters.timersFired++;
+    } else {
+      const event = { ...env.payload, type: env.type };
+      outputs = await this.applyToActor(env, msg, (host) => host.handle(event, at), false);
+    }
     if (this.dead) return;
     if (outputs) this.publishOutputs(env, outputs);
+    this.failpoint('after-publish', msg.seq);
+    if (this.dead) return;
     this.advance(msg.seq);
   }
 
-  /** Applies `env`, rebuilding the actor after a crash (invariant 6). Undefined when dead-lettered. */
-  private async applyToActor(env: Envelope, msg: StoredMessage): Promise<EmittedEvent[] | undefined> {
+  /**
+   * Applies one step to the actor of `env.key`, rebuilding it after a crash (invariant 6).
+   * Undefined when dead-lettered, or for a timer record whose actor no longer exists.
+   */
+  private async applyToActor(env: Envelope, msg: StoredMessage, step: (host: ActorHost) => EmittedEvent[], existingOnly: boolean): Promise<EmittedEvent[] | undefined> {
     const seq = msg.seq;
+    const at = { seq, timeMs: msg.timestampMs };
     for (let attempt = 1; ; attempt++) {
-      let host = this.actors.get(env.key) ?? (await this.load(env.key, seq));
-      if (this.dead) return undefined;
+      let host = this.actors.get(env.key) ?? (await this.load(env.key, at, existingOnly));
+      if (this.dead || !host) return undefined;
       if (host.status === 'done') {
+        if (existingOnly) return undefined; // a timer of a finished life
         // A keyed actor that reached a final state starts a new life on its next input.
-        host = new ActorHost(this.o.stage.actor, env.key, { clock: this.o.clock });
+        host = new ActorHost(this.o.stage.actor, env.key, { clock: this.o.clock, at });
         this.actors.set(env.key, host);
       }
       try {
-        const out = host.handle({ ...env.payload, type: env.type }, seq);
+        const out = step(host);
         this.dirty.add(env.key);
+        this.touch(env.key, host);
         return out;
       } catch (err) {
         if (!(err instanceof ActorCrashedError)) throw err;
         this.counters.crashes++;
         this.emit({ type: 'actor-crashed', key: env.key, seq, attempt, error: describeError(err) });
-        this.o.logger.warn({ stage: this.scope.operator, partition: this.scope.partition, key: env.key, seq, attempt, err }, 'actor crashed');
+        this.o.logger.warn({ stage: this.o.stage.name, partition: this.o.partition, key: env.key, seq, attempt, err }, 'actor crashed');
         let delayMs: number;
         try {
-          delayMs = this.restarts.record(env.key, `${this.scope.operator}/${this.scope.partition}`);
+          delayMs = this.restarts.record(env.key, `${this.o.stage.name}/${this.o.partition}`);
         } catch (escalation) {
           this.fail(escalation);
           return undefined;
         }
         if (delayMs > 0) await sleep(this.o.clock, delayMs, this.ended.signal).catch(() => undefined);
         if (this.dead) return undefined;
-        await this.rebuild(env.key, seq);
+        await this.rebuild(env.key, at);
         if ((this.state as string) === 'killed') return undefined;
         if (attempt >= this.o.stage.maxCrashesPerInput) {
           this.poisoned.add(seq);
@@ -327,14 +459,31 @@ export class PartitionWorker {
     }
   }
 
-  /** The actor for `key` from its checkpoint entry; an unusable entry is replaced by the log (replay invariant 4). */
-  private async load(key: string, atSeq: number): Promise<ActorHost> {
+  /** After a step: the wheel holds the actor's timers, and the actor is the most recently active. */
+  private touch(key: string, host: ActorHost): void {
+    this.wheel.sync(key, host.timers());
+    if (this.o.stage.idleMs > 0) {
+      this.lastActive.delete(key);
+      this.lastActive.set(key, this.o.clock.now());
+    }
+  }
+
+  /**
+   * The actor for `key` from its checkpoint entry; an unusable entry is replaced by the log
+   * (replay invariant 4). With `existingOnly`, a key with no entry gives undefined.
+   */
+  private async load(key: string, at: LogPoint, existingOnly: boolean): Promise<ActorHost | undefined> {
     let host: ActorHost;
     try {
-      ({ host } = await loadActor(this.ctx(), key));
+      const loaded = await loadActor(this.ctx(), key, at);
+      if (existingOnly && !loaded.entry) {
+        loaded.host.stop();
+        return undefined;
+      }
+      host = loaded.host;
     } catch (err) {
       if (!isUnusableCheckpoint(err)) throw err;
-      ({ host } = await rebuildActor(this.ctx(), key, this.restoredSeq, atSeq, this.poisoned));
+      ({ host } = await rebuildActor(this.ctx(), key, this.restoredSeq, at.seq, this.poisoned));
       this.dirty.add(key); // the next cut overwrites the unusable entry
     }
     if (this.dead) {
@@ -343,11 +492,12 @@ export class PartitionWorker {
     }
     this.actors.set(key, host);
     this.actorSince.set(key, this.o.clock.now());
+    this.touch(key, host);
     return host;
   }
 
   /** Invariant 6: checkpoint + replay, or the initial state, by the stage's supervision policy. */
-  private async rebuild(key: string, beforeSeq: number): Promise<void> {
+  private async rebuild(key: string, before: LogPoint): Promise<void> {
     const t0 = this.o.clock.now();
     const { restartFrom, safeStates } = this.o.stage.supervision;
     this.actors.get(key)?.stop();
@@ -357,16 +507,16 @@ export class PartitionWorker {
     let from: 'checkpoint' | 'initial' = restartFrom;
     if (restartFrom === 'checkpoint') {
       const replayFrom = this.removedAt.get(key) ?? this.restoredSeq;
-      ({ host, replayed } = await rebuildActor(this.ctx(), key, replayFrom, beforeSeq, this.poisoned));
+      ({ host, replayed } = await rebuildActor(this.ctx(), key, replayFrom, before.seq, this.poisoned));
       if (safeStates && host.status === 'active' && !safeStates.some((s) => host.matches(s))) {
         const state = JSON.stringify(host.snapshot().value);
         host.stop();
-        host = new ActorHost(this.o.stage.actor, key, { clock: this.o.clock });
+        host = new ActorHost(this.o.stage.actor, key, { clock: this.o.clock, at: before });
         from = 'initial';
         this.emit({ type: 'actor-reset', key, state, reason: `state ${state} is not in safeStates` });
       }
     } else {
-      host = new ActorHost(this.o.stage.actor, key, { clock: this.o.clock });
+      host = new ActorHost(this.o.stage.actor, key, { clock: this.o.clock, at: before });
     }
     if (this.state === 'killed') {
       host.stop();
@@ -375,6 +525,7 @@ export class PartitionWorker {
     this.actors.set(key, host);
     this.actorSince.set(key, this.o.clock.now());
     this.dirty.add(key);
+    this.touch(key, host);
     this.emit({ type: 'actor-restarted', key, replayed, from, durationMs: this.o.clock.now() - t0 });
   }
 
@@ -393,7 +544,11 @@ export class PartitionWorker {
       stage: this.o.stage, scope: this.scope, store: this.o.store, transport: this.o.transport, clock: this.o.clock, subject: this.subject,
       onUnusable: (key, error) => {
         this.emit({ type: 'checkpoint-unusable', ...(key === undefined ? {} : { key }), error: describeError(error) });
-        this.o.logger.error({ stage: this.scope.operator, partition: this.scope.partition, key, err: error }, 'unusable checkpoint; rebuilding from the log');
+        this.o.logger.error({ stage: this.o.stage.name, partition: this.o.partition, key, err: error }, 'unusable checkpoint; rebuilding from the log');
+      },
+      onReplayed: (seq) => {
+        this.failpoint('during-replay', seq);
+        return !this.dead;
       },
     };
   }
@@ -420,13 +575,24 @@ export class PartitionWorker {
       const key = stage.keyBy(ev, env.key);
       const id = outputMessageId(stage.name, env.key, env.seq!, n); // invariant 4
       const body = envelopeBody({ id, key, type, payload, headers: { 'warden-source': `${stage.name}/${this.o.partition}@${env.seq!}` }, ts: env.ts });
-      this.outbox.publish({ subject: to.subjectOf(partitionOf(key, to.partitions)), msgId: id, body });
+      const entry = { subject: to.subjectOf(partitionOf(key, to.partitions)), msgId: id, body };
+      if (stage.outputs === 'after-checkpoint') this.held.push(entry); // invariant 10
+      else this.outbox.publish(entry, { dedupe: this.persistOutputs });
     });
+    if (this.held.length >= (this.o.maxOutboxSize ?? 4096)) void this.checkpoint({ force: true });
+  }
+
+  /** Invariant 9: a due timer becomes a record in the partition's own stream. */
+  private appendTimerFiring(key: string, id: string): void {
+    if (this.state !== 'running' && this.state !== 'stopping') return;
+    const msgId = timerRecordId(this.o.stage.name, key, id);
+    const body = envelopeBody({ id: msgId, key, type: TIMER_EVENT, payload: { timer: id }, headers: {}, ts: this.o.clock.now() });
+    this.outbox.publish({ subject: this.subject, msgId, body });
   }
 
   private deadLetter(msg: StoredMessage, err: unknown, env?: Envelope): void {
     this.counters.deadLettered++;
-    const ctx: Parameters<typeof deadLetterOf>[2] = { stage: this.scope.operator, partition: this.scope.partition, snapshotId: `${this.scope.operator}/${this.scope.partition}@${this.checkpointSeq}` };
+    const ctx: Parameters<typeof deadLetterOf>[2] = { stage: this.o.stage.name, partition: this.o.partition, snapshotId: `${this.o.stage.name}/${this.o.partition}@${this.checkpointSeq}` };
     if (env) {
       ctx.key = env.key;
       ctx.type = env.type;
@@ -434,20 +600,49 @@ export class PartitionWorker {
     const letter = deadLetterOf(msg, err, ctx);
     this.emit({ type: 'dead-letter', seq: msg.seq, reason: letter.reason, error: letter.error });
     this.o.logger.warn({ stage: ctx.stage, partition: ctx.partition, seq: msg.seq, reason: letter.reason, error: letter.error }, 'input dead-lettered');
-    this.outbox.publish({ subject: this.o.pipeline.deadLetterSubject(this.scope.operator), msgId: deadLetterMessageId(this.scope.operator, msg.seq), body: JSON.stringify(letter) });
+    this.outbox.publish({ subject: this.o.pipeline.deadLetterSubject(this.o.stage.name), msgId: deadLetterMessageId(this.o.stage.name, msg.seq), body: JSON.stringify(letter) });
   }
 
   private armTimer(): void {
     this.timer = this.o.clock.setTimeout(() => {
       if (this.state !== 'running') return;
-      if (this.sinceCheckpoint > 0 || this.outbox.size > 0) void this.checkpoint();
+      if (this.o.stage.idleMs > 0) this.passivate();
+      if (this.o.stage.checkpointsEnabled && (this.sinceCheckpoint > 0 || this.outbox.size > 0 || this.held.length > 0)) void this.checkpoint();
       this.armTimer();
     }, this.o.stage.intervalMs);
   }
 
-  /** Writes one atomic checkpoint of the current cut (invariant 3). Never rejects. */
-  private checkpoint(): Promise<void> {
+  /**
+   * Invariant 11: drops actors idle for `idleMs` whose latest state is in a written cut. Idle
+   * actors with unwritten changes get a cut now and are dropped on a later tick.
+   */
+  private passivate(): void {
+    if (this.cpInFlight || this.applying) return; // a non-dirty key may be in a write that has not landed
+    const cutoff = this.o.clock.now() - this.o.stage.idleMs;
+    let needCut = false;
+    for (const [key, last] of this.lastActive) {
+      if (last > cutoff) break; // least recent first
+      if (this.dirty.has(key)) {
+        needCut = true;
+        continue;
+      }
+      this.actors.get(key)?.stop();
+      this.actors.delete(key);
+      this.actorSince.delete(key);
+      this.lastActive.delete(key);
+      this.counters.passivated++;
+    }
+    if (needCut) void this.checkpoint();
+  }
+
+  /**
+   * Writes one atomic checkpoint of the current cut (invariant 3), within the stage's
+   * `minPauseMs` and `timeoutMs`. Never rejects: a failure is counted, reported and retried
+   * by a later trigger, and the actors stay dirty.
+   */
+  private checkpoint(options: { force?: boolean } = {}): Promise<void> {
     if (this.state === 'killed' || this.state === 'failed') return Promise.resolve();
+    if (!options.force && !this.o.stage.checkpointsEnabled) return Promise.resolve();
     if (this.applying) {
       this.cpDeferred = true; // invariant 3: cut after the input in hand
       return this.cpInFlight ?? Promise.resolve();
@@ -456,7 +651,18 @@ export class PartitionWorker {
       this.cpAgain = true;
       return this.cpInFlight;
     }
-    const seq = this.appliedSeq;
+    const { stage, clock } = this.o;
+    const pauseLeft = this.cpEndedAt + stage.minPauseMs - clock.now();
+    if (!options.force && pauseLeft > 0) {
+      if (this.pauseTimer === undefined) {
+        this.pauseTimer = clock.setTimeout(() => {
+          this.pauseTimer = undefined;
+          void this.checkpoint();
+        }, pauseLeft);
+      }
+      return Promise.resolve();
+    }
+    const seq = Math.max(this.appliedSeq, this.aheadSeq);
     const keys = [...this.dirty];
     const actors: Record<string, Json> = {};
     const removed: string[] = [];
@@ -467,29 +673,50 @@ export class PartitionWorker {
       else if (host.status === 'done') removed.push(key);
       else actors[key] = host.persisted();
     }
+    const release = this.held;
+    this.held = [];
+    const timers = this.wheel.entries();
     this.sinceCheckpoint = 0;
-    const t0 = this.o.clock.now();
-    const write = { scope: this.scope, seq, epoch: this.epoch, machineVersion: this.o.stage.actor.version, actors, removed, outbox: this.outbox.entries() };
-    this.cpInFlight = this.o.store.write(write).then(
-      (res) => {
-        this.checkpointSeq = seq;
-        this.counters.checkpoints++;
-        for (const key of removed) this.removedAt.set(key, seq);
-        this.emit({ type: 'checkpoint', seq, bytes: res.bytes, actors: keys.length, durationMs: this.o.clock.now() - t0 });
-      },
-      (err: unknown) => {
-        this.counters.checkpointFailures++;
-        for (const key of keys) this.dirty.add(key);
-        this.emit({ type: 'checkpoint-failed', seq, error: describeError(err) });
-        if (err instanceof WardenError && err.code === 'CHECKPOINT_FENCED') this.fail(err);
-      },
-    ).finally(() => {
-      this.cpInFlight = undefined;
-      if (this.cpAgain) {
-        this.cpAgain = false;
-        void this.checkpoint();
-      }
-    });
+    const t0 = clock.now();
+    const write = async (): Promise<WriteResult> => {
+      if (this.settleBeforeCut) await this.outbox.settled(); // invariant 8, at-least-once
+      this.failpoint('before-checkpoint-write', seq);
+      if (this.dead) throw this.killedError();
+      const outbox = [...this.outbox.entries(), ...release];
+      return this.o.store.write({ scope: this.scope, seq, epoch: this.epoch, machineVersion: stage.actor.version, actors, removed, outbox, timers });
+    };
+    this.cpInFlight = withTimeout(clock, write(), stage.timeoutMs, () => new WardenError('TIMEOUT', `checkpoint of ${this.where} at seq ${seq} took longer than ${stage.timeoutMs} ms`))
+      .then(
+        (res) => {
+          this.failpoint('after-checkpoint-write', seq);
+          if (this.dead) return;
+          this.checkpointSeq = seq;
+          const durationMs = clock.now() - t0;
+          Object.assign(this.counters, { checkpoints: this.counters.checkpoints + 1, lastCheckpointAtMs: clock.now(), lastCheckpointDurationMs: durationMs, lastCheckpointBytes: res.bytes });
+          for (const key of removed) this.removedAt.set(key, seq);
+          for (const entry of release) this.outbox.publish(entry); // invariant 10
+          this.emit({ type: 'checkpoint', seq, bytes: res.bytes, actors: keys.length, durationMs });
+        },
+        (err: unknown) => {
+          if (this.dead) return;
+          this.counters.checkpointFailures++;
+          if (err instanceof WardenError && err.code === 'TIMEOUT') this.counters.checkpointTimeouts++;
+          for (const key of keys) this.dirty.add(key);
+          this.held = [...release, ...this.held];
+          this.sinceCheckpoint += 1; // a later trigger retries
+          this.emit({ type: 'checkpoint-failed', seq, error: describeError(err) });
+          this.o.logger.warn({ stage: this.o.stage.name, partition: this.o.partition, seq, err }, 'checkpoint failed; the actors keep their state and the next trigger retries');
+          if (err instanceof WardenError && err.code === 'CHECKPOINT_FENCED') this.fail(err);
+        },
+      )
+      .finally(() => {
+        this.cpInFlight = undefined;
+        this.cpEndedAt = clock.now();
+        if (this.cpAgain) {
+          this.cpAgain = false;
+          void this.checkpoint();
+        }
+      });
     return this.cpInFlight;
   }
 
@@ -505,6 +732,23 @@ export class PartitionWorker {
   }
 
   private emit(ev: WorkerEventBody): void {
-    this.o.onEvent?.({ ...ev, stage: this.scope.operator, partition: this.scope.partition });
+    this.o.onEvent?.({ ...ev, stage: this.o.stage.name, partition: this.o.partition });
   }
+}
+
+/** `promise`, or a rejection with `timeoutError()` after `ms` on `clock` (the promise itself runs on). */
+function withTimeout<T>(clock: Clock, promise: Promise<T>, ms: number, timeoutError: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const handle = clock.setTimeout(() => reject(timeoutError()), ms);
+    promise.then(
+      (v) => {
+        clock.clearTimeout(handle);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clock.clearTimeout(handle);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }

@@ -14,11 +14,13 @@
  *     `checkpoint.onUnusable` the actor is rebuilt from the whole log (which must still start
  *     at sequence 1, else `LOG_TRUNCATED`), or the error stops the partition.
  */
-import { ActorHost } from './actor-host.js';
-import { validateInput } from './validate.js';
+import { ActorHost, type LogPoint } from './actor-host.js';
+import { joinPersisted, splitPersisted } from './timers.js';
+import { validateInput, validateTimerRecord } from './validate.js';
 import type { Clock } from '../core/clock.js';
 import { decodeEnvelope, type Json } from '../core/envelope.js';
 import { ActorCrashedError, WardenError } from '../core/errors.js';
+import { TIMER_EVENT } from '../core/ids.js';
 import type { ActorEntry, CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { ResolvedStage } from '../pipeline/define-pipeline.js';
 import type { Transport } from '../transport/transport.js';
@@ -34,6 +36,8 @@ export interface RestoreContext {
   subject: string;
   /** Told about every unusable checkpoint entry before the actor is rebuilt from the log. */
   onUnusable?: (key: string | undefined, error: unknown) => void;
+  /** Called when a rebuild starts and after each replayed input (a failpoint); returning false abandons the replay. */
+  onReplayed?: (seq: number) => boolean;
 }
 
 /** A checkpoint that may not be restored: it fails its checksum, or no `migrate` takes its version. */
@@ -48,7 +52,7 @@ export function isUnusableCheckpoint(err: unknown): boolean {
 export async function fallBackToLog(ctx: RestoreContext, key: string | undefined, err: unknown): Promise<void> {
   if (ctx.stage.onUnusableCheckpoint === 'fail') throw err;
   const info = await ctx.transport.streamInfo(ctx.stage.stream);
-  const what = `${ctx.scope.operator}/${ctx.scope.partition}${key === undefined ? '' : `[${key}]`}`;
+  const what = `${ctx.stage.name}/${ctx.scope.partition}${key === undefined ? '' : `[${key}]`}`;
   if (info.firstSeq > 1) {
     throw new WardenError(
       'LOG_TRUNCATED',
@@ -70,13 +74,18 @@ export function migrated(stage: ResolvedStage, entry: ActorEntry): Json {
       { nonRetryable: true, details: { key: entry.key, storedVersion: entry.machineVersion, version: def.version } },
     );
   }
-  return def.migrate(entry.snapshot, entry.machineVersion);
+  // `migrate` sees xstate's snapshot only; the pending timers are carried over as they are.
+  const { snapshot, timers } = splitPersisted(entry.snapshot);
+  return joinPersisted(def.migrate(snapshot, entry.machineVersion), timers);
 }
 
-/** Builds the host for `key` from its checkpoint entry, or a fresh one if it has none. */
-export async function loadActor(ctx: RestoreContext, key: string): Promise<{ host: ActorHost; entry: ActorEntry | undefined }> {
+/**
+ * Builds the host for `key` from its checkpoint entry, or a fresh one if it has none (created
+ * at log point `at`, which dates the timers of its initial state).
+ */
+export async function loadActor(ctx: RestoreContext, key: string, at?: LogPoint): Promise<{ host: ActorHost; entry: ActorEntry | undefined }> {
   const entry = await ctx.store.readActor(ctx.scope, key);
-  if (!entry) return { host: new ActorHost(ctx.stage.actor, key, { clock: ctx.clock }), entry };
+  if (!entry) return { host: new ActorHost(ctx.stage.actor, key, at ? { clock: ctx.clock, at } : { clock: ctx.clock }), entry };
   return { host: new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, snapshot: migrated(ctx.stage, entry) }), entry };
 }
 
@@ -114,6 +123,8 @@ export async function rebuildActor(
     let host = base;
     let replayed = 0;
     let crashedAt: number | undefined;
+    // A failpoint at the start of every rebuild, and after each input replayed (below).
+    if (ctx.onReplayed && !ctx.onReplayed(startSeq - 1)) return { host: base, replayed: 0, fromLog };
     const reader = ctx.transport.openReader(ctx.stage.stream, { filterSubject: ctx.subject, startSeq });
     try {
       outer: for (;;) {
@@ -126,19 +137,28 @@ export async function rebuildActor(
           try {
             env = decodeEnvelope(msg.data, msg.seq);
             if (env.key !== key) continue;
-            validateInput(ctx.stage.actor, env, msg.data.length);
+            if (env.type === TIMER_EVENT) validateTimerRecord(env);
+            else validateInput(ctx.stage.actor, env, msg.data.length);
           } catch {
             continue; // it was dead-lettered when first read
           }
-          if (host.status === 'done') host = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock });
+          const at = { seq: msg.seq, timeMs: msg.timestampMs };
+          const timer = env.type === TIMER_EVENT ? (env.payload.timer as string) : undefined;
+          if (host.status === 'done') {
+            if (timer !== undefined) continue; // a timer of a finished life fires nothing
+            host = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, at });
+          }
           try {
-            host.handle({ ...env.payload, type: env.type }, msg.seq); // outputs dropped (invariant 3)
+            // Outputs dropped (invariant 3); a timer record fires at the same point as the first time.
+            if (timer !== undefined) host.fireTimer(timer, at);
+            else host.handle({ ...env.payload, type: env.type }, at);
             replayed++;
           } catch (err) {
             if (!(err instanceof ActorCrashedError)) throw err;
             crashedAt = msg.seq;
             break outer;
           }
+          if (ctx.onReplayed && !ctx.onReplayed(msg.seq)) break outer;
         }
       }
     } finally {

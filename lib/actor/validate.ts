@@ -16,6 +16,11 @@ export function validateInput(def: ActorDefinition, env: Envelope, sizeBytes: nu
       details: { sizeBytes, maxPayloadBytes: def.maxPayloadBytes },
     });
   }
+  if (env.type.startsWith('warden.')) {
+    throw new ValidationError('unknown-event', `event type '${env.type}' is reserved by warden and may not come from outside (actor ${def.name})`, {
+      details: { type: env.type },
+    });
+  }
   if (env.type.startsWith('xstate.')) {
     throw new ValidationError('unknown-event', `event type '${env.type}' is reserved by xstate and may not come from the log (actor ${def.name})`, {
       details: { type: env.type },
@@ -50,5 +55,12 @@ export function validateInput(def: ActorDefinition, env: Envelope, sizeBytes: nu
     if (issues && issues.length > 0) {
       throw new ValidationError('schema', `payload of ${env.type} to ${def.name} is invalid: ${issues.map((i) => i.message).join('; ')}`);
     }
+  }
+}
+
+/** A `warden.timer` record (lib/actor/timers.ts) must name the timer it fires. */
+export function validateTimerRecord(env: Envelope): void {
+  if (typeof env.payload.timer !== 'string' || !/^\d+\.\d+$/.test(env.payload.timer)) {
+    throw new ValidationError('schema', `timer record for ${env.key} names no timer (payload.timer ${JSON.stringify(env.payload.timer)})`, { details: { timer: env.payload.timer } });
   }
 }

@@ -10,7 +10,8 @@ interface Base {
 
 /** An event without the stage and partition that report it. */
 export type WorkerEventBody =
-  | { type: 'restored'; seq: number; epoch: number; outbox: number; durationMs: number }
+  | { type: 'restored'; seq: number; epoch: number; outbox: number; timers: number; durationMs: number }
+  | { type: 'log-truncated'; checkpointSeq: number; firstSeq: number }
   | { type: 'first-input'; seq: number }
   | { type: 'checkpoint'; seq: number; bytes: number; actors: number; durationMs: number }
   | { type: 'checkpoint-failed'; seq: number; error: string }

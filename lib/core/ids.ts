@@ -30,3 +30,11 @@ export function hash32(s: string): number {
 export function partitionOf(key: string, partitions: number): number {
   return partitions <= 1 ? 0 : hash32(key) % partitions;
 }
+
+/** Type of the log record that fires an actor's timer (lib/actor/timers.ts). Reserved: inputs may not use `warden.` types. */
+export const TIMER_EVENT = 'warden.timer';
+
+/** The message ID of the record firing timer `timerId` of `key` in `operator`: a re-sent firing is dropped by the stream. */
+export function timerRecordId(operator: string, key: string, timerId: string): string {
+  return `${operator}:${key}:t${timerId}`;
+}

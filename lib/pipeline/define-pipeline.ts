@@ -6,6 +6,7 @@
 import type { ActorDefinition } from '../actor/define-actor.js';
 import type { EmittedEvent } from '../actor/actor-host.js';
 import { ConfigError } from '../core/errors.js';
+import type { CheckpointScope } from '../checkpoint/checkpoint-store.js';
 
 /** Flink-style checkpoint policy of a stage. */
 export interface CheckpointPolicyOptions {
@@ -34,6 +35,12 @@ export interface CheckpointPolicyOptions {
    * the partition with the error. @default 'rebuild'
    */
   onUnusable?: 'rebuild' | 'fail';
+  /**
+   * What a worker does when the log no longer holds every input after its checkpoint (retention
+   * removed inputs that were never applied): stop with `LOG_TRUNCATED`, or report the gap (a
+   * `log-truncated` event and an error log) and go on without them. @default 'fail' ('skip' for at-most-once)
+   */
+  onTruncatedLog?: 'fail' | 'skip';
 }
 
 /** What an operator promises about the effect of each input (see docs/guarantees.md). */
@@ -139,11 +146,17 @@ export interface ResolvedStage {
   timeoutMs: number;
   checkpointsEnabled: boolean;
   onUnusableCheckpoint: 'rebuild' | 'fail';
+  onTruncatedLog: 'fail' | 'skip';
   maxCrashesPerInput: number;
   supervision: ResolvedActorSupervision;
   stream: string;
   /** Subject of partition `p`: `<pipeline>.<stage>.<p>`. */
   subjectOf: (partition: number) => string;
+  /**
+   * Checkpoint scope of partition `p`: operator `<pipeline>.<stage>`, so two pipelines with a stage of
+   * the same name never share checkpoints in one store.
+   */
+  scopeOf: (partition: number) => CheckpointScope;
 }
 
 /** A validated pipeline. */
@@ -244,25 +257,35 @@ export function definePipeline(options: PipelineOptions): Pipeline {
     const route =
       to === undefined ? () => undefined : typeof to === 'string' ? () => to : (ev: EmittedEvent) => to(ev);
     const name = s.actor.name;
+    const guarantee = oneOf(`${at}.guarantee`, s.guarantee, ['at-most-once', 'at-least-once', 'exactly-once'] as const, 'exactly-once');
+    const outputs = oneOf(`${at}.outputs`, s.outputs, ['at-once', 'after-checkpoint'] as const, 'at-once');
+    if (guarantee === 'at-most-once' && outputs === 'after-checkpoint') {
+      throw new ConfigError(`${at}.outputs`, "'after-checkpoint' holds outputs for a replay that at-most-once never does; use 'at-once' or another guarantee");
+    }
+    const idleMs = nonNegative(`${at}.idleMs`, s.idleMs, 0);
+    const enabled = checkpointsEnabled(`${at}.checkpoint.enabled`, s.checkpoint?.enabled);
+    if (idleMs > 0 && !enabled) throw new ConfigError(`${at}.idleMs`, 'passivation needs checkpoints (an actor is dropped only once its state is written); remove checkpoint.enabled: false');
     return {
       name,
       actor: s.actor,
       partitions: positiveInt(`${at}.partitions`, s.partitions, 1),
       route,
       keyBy: s.keyBy ?? ((_ev, inputKey) => inputKey),
-      guarantee: oneOf(`${at}.guarantee`, s.guarantee, ['at-most-once', 'at-least-once', 'exactly-once'] as const, 'exactly-once'),
-      outputs: oneOf(`${at}.outputs`, s.outputs, ['at-once', 'after-checkpoint'] as const, 'at-once'),
-      idleMs: nonNegative(`${at}.idleMs`, s.idleMs, 0),
+      guarantee,
+      outputs,
+      idleMs,
       everyEvents: positiveInt(`${at}.checkpoint.everyEvents`, s.checkpoint?.everyEvents, 1000),
       intervalMs: positiveInt(`${at}.checkpoint.intervalMs`, s.checkpoint?.intervalMs, 1000),
       minPauseMs: nonNegative(`${at}.checkpoint.minPauseMs`, s.checkpoint?.minPauseMs, 0),
       timeoutMs: positiveInt(`${at}.checkpoint.timeoutMs`, s.checkpoint?.timeoutMs, 10_000),
-      checkpointsEnabled: checkpointsEnabled(`${at}.checkpoint.enabled`, s.checkpoint?.enabled),
+      checkpointsEnabled: enabled,
+      onTruncatedLog: oneOf(`${at}.checkpoint.onTruncatedLog`, s.checkpoint?.onTruncatedLog, ['fail', 'skip'] as const, guarantee === 'at-most-once' ? 'skip' : 'fail'),
       onUnusableCheckpoint: oneOf(`${at}.checkpoint.onUnusable`, s.checkpoint?.onUnusable, ['rebuild', 'fail'] as const, 'rebuild'),
       maxCrashesPerInput: positiveInt(`${at}.maxCrashesPerInput`, s.maxCrashesPerInput, 3),
       supervision: resolveActorSupervision(`${at}.supervision`, s.supervision ?? {}),
       stream: `${options.name}-${name}`,
       subjectOf: (p) => `${options.name}.${name}.${p}`,
+      scopeOf: (p) => ({ operator: `${options.name}.${name}`, partition: p }),
     };
   });
   const byName = new Map(stages.map((s) => [s.name, s]));

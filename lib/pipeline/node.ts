@@ -15,7 +15,7 @@
  *  2. `stop()` ends every worker gracefully (final checkpoint), stages in reverse order, and
  *     restarts nothing after.
  */
-import type { PartitionWorker, WorkerStats } from '../actor/partition-worker.js';
+import type { PartitionWorker, PartitionWorkerOptions, WorkerStats } from '../actor/partition-worker.js';
 import type { WorkerEvent } from '../actor/worker-events.js';
 import { InMemoryCheckpointStore } from '../checkpoint/in-memory-checkpoint-store.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
@@ -56,8 +56,19 @@ export interface NodeOptions {
   clock?: Clock;
   /** @default createLogger() */
   logger?: Logger;
-  /** Duplicate window of the streams the node creates. @default 120_000 */
+  /**
+   * Duplicate window of the streams the node creates. For exactly-once it must cover the
+   * worst-case replay: a stage's `checkpoint.intervalMs` + `checkpoint.timeoutMs` +
+   * `maxRecoveryMs`; a shorter window is refused at start. @default 120_000
+   */
   duplicateWindowMs?: number;
+  /**
+   * Longest time a partition may take to be restored after a crash (restart backoff, claim,
+   * restore), which the duplicate window must cover. @default 60_000
+   */
+  maxRecoveryMs?: number;
+  /** Chaos testing: called at each worker failpoint; `node.kill(stage, partition)` from it crashes the worker there. */
+  failpoint?: PartitionWorkerOptions['failpoint'];
   supervision?: NodeSupervisionOptions;
   /** The tree gave up (restart intensity exceeded up to the root). @default logs the error */
   onFatal?: (error: Error) => void;
@@ -86,6 +97,33 @@ export interface PartitionStatus extends WorkerStats {
   restarts: number;
   /** Inputs in the log not yet applied. */
   lag: number;
+  /** Time since the last successful checkpoint of this incarnation (since its start before the first). */
+  checkpointAgeMs: number;
+}
+
+const NO_STATS: WorkerStats = {
+  appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
+  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, held: 0, actors: 0, passivated: 0, timers: 0, timersFired: 0, epoch: 0,
+};
+
+/**
+ * Exactly-once outputs are published at once and a replay re-sends them: the next stream's
+ * duplicate window must outlast the oldest input a replay can start from.
+ */
+function checkDuplicateWindow(pipeline: Pipeline, duplicateWindowMs: number, maxRecoveryMs: number): void {
+  for (const stage of pipeline.stages) {
+    if (stage.guarantee !== 'exactly-once' && stage.outputs !== 'after-checkpoint') continue;
+    if (!stage.checkpointsEnabled) continue; // a replay-only stage: documented, nothing to bound
+    const needed = stage.intervalMs + stage.timeoutMs + maxRecoveryMs;
+    if (duplicateWindowMs < needed) {
+      throw new ConfigError(
+        'duplicateWindowMs',
+        `${duplicateWindowMs} ms is shorter than the worst-case replay of stage ${stage.name} ` +
+          `(checkpoint.intervalMs ${stage.intervalMs} + checkpoint.timeoutMs ${stage.timeoutMs} + maxRecoveryMs ${maxRecoveryMs} = ${needed} ms): ` +
+          'copies re-sent by a replay would no longer be dropped. Lengthen the window or shorten those.',
+      );
+    }
+  }
 }
 
 /** A running pipeline. */
@@ -116,6 +154,7 @@ interface Slot {
   partition: number;
   worker: PartitionWorker | undefined;
   incarnations: number;
+  startedAtMs: number;
 }
 
 /**
@@ -136,6 +175,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const store = options.checkpointStore ?? new InMemoryCheckpointStore({ clock });
   const logger = (options.logger ?? createLogger()).child({ pipeline: pipeline.name });
   const duplicateWindowMs = options.duplicateWindowMs ?? 120_000;
+  checkDuplicateWindow(pipeline, duplicateWindowMs, options.maxRecoveryMs ?? 60_000);
   const listeners = new Set<(e: NodeEvent) => void>();
   if (options.onEvent) listeners.add(options.onEvent);
   const emit = (e: NodeEvent): void => {
@@ -157,7 +197,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const slots = new Map<string, Slot>();
   for (const stage of pipeline.stages) {
     for (let partition = 0; partition < stage.partitions; partition++) {
-      slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0 });
+      slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0, startedAtMs: clock.now() });
     }
   }
   const sup = options.supervision ?? {};
@@ -189,10 +229,12 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
         children: Array.from({ length: stage.partitions }, (_, partition) =>
           actorGroup({
             pipeline, stage, partition, transport, checkpointStore: store, onEvent: emit,
+            ...(options.failpoint ? { workerOptions: { failpoint: options.failpoint } } : {}),
             onWorker: (worker) => {
               const slot = slots.get(`${stage.name}/${partition}`)!;
               slot.worker = worker;
               slot.incarnations++;
+              slot.startedAtMs = clock.now();
             },
           }),
         ),
@@ -210,6 +252,9 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     supervisor,
     ingest(input, stageName) {
       const stage = stageName ? pipeline.stage(stageName) : pipeline.stages[0]!;
+      if (typeof input.type !== 'string' || input.type.startsWith('warden.') || input.type.startsWith('xstate.')) {
+        return Promise.reject(new ConfigError('ingest.type', `must be an event type the first stage handles; 'warden.' and 'xstate.' types are reserved, got ${JSON.stringify(input.type)}`));
+      }
       const id = input.id ?? crypto.randomUUID();
       const body = encodeEnvelope({ id, key: input.key, type: input.type, payload: input.payload ?? {}, headers: input.headers ?? {}, ts: input.ts ?? clock.now() });
       return transport.publish(stage.subjectOf(partitionOf(input.key, stage.partitions)), body, { msgId: id });
@@ -227,7 +272,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
           const stage = pipeline.stage(slot.stage);
           const stats = slot.worker?.stats();
           const last = await transport.lastSeqOf(stage.stream, stage.subjectOf(slot.partition));
-          const base: WorkerStats = stats ?? { appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, outbox: 0, actors: 0, epoch: 0 };
+          const base: WorkerStats = stats ?? NO_STATS;
           return {
             ...base,
             stage: slot.stage,
@@ -235,6 +280,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
             running: slot.worker?.running ?? false,
             restarts: Math.max(0, slot.incarnations - 1),
             lag: stats ? Math.max(0, last - stats.appliedSeq) : last,
+            checkpointAgeMs: clock.now() - (base.lastCheckpointAtMs || slot.startedAtMs),
           };
         }),
       );

@@ -4,7 +4,7 @@
  * stage's `supervision` policy and fails to its supervisor when their restarts exceed the
  * stage's intensity. To its supervisor it is a child of kind 'actors'.
  */
-import { PartitionWorker } from '../actor/partition-worker.js';
+import { PartitionWorker, type PartitionWorkerOptions } from '../actor/partition-worker.js';
 import type { WorkerEvent } from '../actor/worker-events.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { Pipeline, ResolvedStage } from '../pipeline/define-pipeline.js';
@@ -31,6 +31,8 @@ export interface ActorGroupOptions {
   onEvent?: (event: WorkerEvent) => void;
   /** Called with each new incarnation's worker (status, inspection). */
   onWorker?: (worker: PartitionWorker) => void;
+  /** Further options of each worker (failpoints, batch and outbox sizes). */
+  workerOptions?: Pick<PartitionWorkerOptions, 'failpoint' | 'batchSize' | 'maxOutboxSize'>;
 }
 
 /**
@@ -55,6 +57,7 @@ export function actorGroup(options: ActorGroupOptions): ActorGroupChildSpec {
         clock: ctx.clock,
         logger: ctx.logger.child({ stage: options.stage.name, partition: options.partition }),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+        ...options.workerOptions,
       });
       options.onWorker?.(worker);
       await worker.start();

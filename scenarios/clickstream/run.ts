@@ -11,10 +11,13 @@ import {
   silentLogger,
   startNode,
   type CheckpointStore,
+  type Guarantee,
   type Logger,
   type NodeEvent,
   type Transport,
+  type WardenNode,
 } from '../../lib/index.js';
+import type { Failpoint } from '../../lib/actor/partition-worker.js';
 import { SemanticsChecker, type SemanticsReport } from '../../lib/testing/index.js';
 import type { PageAggregate } from '../../actors/clickstream/pages.js';
 import { generateClicks } from './generate.js';
@@ -38,10 +41,40 @@ export interface ClickstreamOptions {
   duplicateWindowMs?: number;
   /** Seed of the generated clicks. @default 42 */
   seed?: number;
+  /** Distinct users clicking (fewer users: more clicks per user). @default 200 */
+  users?: number;
   /** Delete the run's streams and checkpoints at the end (for runs on shared servers). @default false */
   cleanup?: boolean;
   /** Checkpoint policy of every stage. @default { everyEvents: 200, intervalMs: 250 } */
   checkpoint?: { everyEvents?: number; intervalMs?: number };
+  /** Guarantee of every stage. @default 'exactly-once' */
+  guarantee?: Guarantee;
+  /**
+   * Chaos: crash a worker at a failpoint of lib/actor/partition-worker.ts. Each arming kills the
+   * worker of `stage` (the one of `partition`, or whichever partition gets there) from inside the
+   * hook the `nth` time that point is reached there, once. Points are counted from the moment the
+   * node has started (so a `'during-restore'` arming needs a kill to restart a worker first) until
+   * the clicks are all sent and applied; nothing fires during the final stop. @default []
+   */
+  failpoints?: FailpointArming[];
+}
+
+/** One crash at a failpoint (see `ClickstreamOptions.failpoints`). */
+export interface FailpointArming {
+  point: Failpoint;
+  stage: string;
+  partition?: number;
+  /** 1-based. */
+  nth: number;
+}
+
+/** A failpoint arming that fired: where, and at which sequence of the partition's stream. */
+export interface FailpointFired {
+  arming: number;
+  point: Failpoint;
+  stage: string;
+  partition: number;
+  seq: number;
 }
 
 /** What the run measured. */
@@ -56,6 +89,8 @@ export interface ClickstreamResult extends SemanticsReport {
   recoveryMs: number;
   checkpoints: number;
   durationMs: number;
+  /** The `failpoints` armings that fired (each at most once), in firing order. */
+  failpointsFired: FailpointFired[];
 }
 
 /** Runs the scenario once. */
@@ -67,7 +102,7 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
   const say = options.progress ?? (() => undefined);
   const transport = options.transport ?? new InMemoryTransport({ clock });
   const store = options.checkpointStore ?? new InMemoryCheckpointStore({ clock });
-  const pipeline = clickstreamPipeline({ ...options.checkpoint, ...(options.name ? { name: options.name } : {}) });
+  const pipeline = clickstreamPipeline({ ...options.checkpoint, ...(options.name ? { name: options.name } : {}), ...(options.guarantee ? { guarantee: options.guarantee } : {}) });
   const t0 = clock.now();
 
   const killedAt = new Map<string, number>();
@@ -90,12 +125,30 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
       }
     }
   };
+  // Failpoints: counted only while `chaos.live` (the node exists and the run is not stopping).
+  const armings = (options.failpoints ?? []).map((a) => ({ ...a, reached: 0, fired: false }));
+  const fired: FailpointFired[] = [];
+  const chaos: { node?: WardenNode; live: boolean } = { live: false };
+  const failpoint = (point: Failpoint, info: { stage: string; partition: number; seq: number }): void => {
+    if (!chaos.live || !chaos.node) return;
+    for (const [i, a] of armings.entries()) {
+      if (a.fired || a.point !== point || a.stage !== info.stage || (a.partition !== undefined && a.partition !== info.partition)) continue;
+      if (++a.reached < a.nth) continue;
+      a.fired = true;
+      fired.push({ arming: i, point, stage: info.stage, partition: info.partition, seq: info.seq });
+      say(`  chaos: killed ${info.stage}/${info.partition} at failpoint '${point}' (seq ${info.seq})`);
+      chaos.node.kill(info.stage, info.partition); // synchronously, from inside the hook: the worker dies right here
+    }
+  };
   const node = await startNode({
     pipeline, transport, checkpointStore: store, clock, logger: options.logger ?? silentLogger, onEvent,
     ...(options.duplicateWindowMs === undefined ? {} : { duplicateWindowMs: options.duplicateWindowMs }),
+    ...(armings.length > 0 ? { failpoint } : {}),
   });
+  chaos.node = node;
+  chaos.live = armings.length > 0;
 
-  const clicks = generateClicks(total, { seed: options.seed ?? 42 });
+  const clicks = generateClicks(total, { seed: options.seed ?? 42, ...(options.users === undefined ? {} : { users: options.users }) });
   const checker = new SemanticsChecker();
   const pendingKills = [...kills].sort((a, b) => a.at - b.at);
   let badInputs = 0;
@@ -122,12 +175,18 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
     }
   }
   await node.whenCaughtUp({ timeoutMs: 60_000 });
+  if (chaos.live) {
+    // A failpoint may have fired during that wait: catch up again with none armed, so no worker
+    // is killed while the node stops (a worker killed then would not be restarted).
+    chaos.live = false;
+    await node.whenCaughtUp({ timeoutMs: 60_000 });
+  }
   await node.stop(); // final checkpoints
   faults.disarm();
 
   // What durably reached the sink: read it back from the checkpoints, as a restarted node would.
   for (let p = 0; p < pipeline.stage('pages').partitions; p++) {
-    for (const entry of await store.readActors({ operator: 'pages', partition: p })) {
+    for (const entry of await store.readActors(pipeline.stage('pages').scopeOf(p))) {
       const ctx = (entry.snapshot as unknown as { context: PageAggregate }).context;
       for (const id of ctx.applied) {
         const [user, n] = id.split('#') as [string, string];
@@ -138,7 +197,7 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
   if (options.cleanup) {
     for (const stage of pipeline.stages) {
       await transport.deleteStream(stage.stream);
-      for (let p = 0; p < stage.partitions; p++) await store.clear({ operator: stage.name, partition: p });
+      for (let p = 0; p < stage.partitions; p++) await store.clear(stage.scopeOf(p));
     }
     await transport.deleteStream(pipeline.deadLetterStream);
   }
@@ -153,6 +212,7 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
     recoveryMs: recovery.length ? Math.max(...recovery) : 0,
     checkpoints,
     durationMs: clock.now() - t0,
+    failpointsFired: fired,
   };
 }
 

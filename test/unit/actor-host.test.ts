@@ -461,7 +461,9 @@ test('invariant 4: persisted() survives a JSON round trip, losing only undefined
 
 // --- clock -----------------------------------------------------------------------------------
 
-test('the host hands its clock to the machine: delayed transitions run on a SimulatedClock', (t) => {
+test('delayed transitions never run on the clock: they wait, dated by it, until fireTimer delivers them', (t) => {
+  // Durable timers (lib/actor/timers.ts; actor-timers.test.ts covers them in depth). Before
+  // them, xstate armed this `after` on the host's clock and the clock fired it.
   const sim = new SimulatedClock(0);
   const def = defineActor({
     name: 'timer',
@@ -471,13 +473,15 @@ test('the host hands its clock to the machine: delayed transitions run on a Simu
     }),
   });
   const host = new ActorHost(def, 'k', { clock: sim });
+  t.deepEqual(host.timers(), []);
+  sim.advance(20);
+  host.handle({ type: 'arm' }, 3);
   t.is(sim.pending, 0);
-  host.handle({ type: 'arm' });
-  t.is(sim.pending, 1);
-  sim.advance(999);
+  t.deepEqual(host.timers(), [{ id: '3.0', dueMs: 1020 }]);
+  sim.advance(5000);
   t.is(host.snapshot().value, 'armed');
-  sim.advance(1);
+  t.deepEqual(host.fireTimer('3.0', { seq: 4, timeMs: 1020 }), []);
   t.is(host.snapshot().value, 'fired');
-  t.is(sim.pending, 0);
+  t.deepEqual(host.timers(), []);
   host.stop();
 });

@@ -5,219 +5,14 @@
  * and lib/actor/replay.ts ("replay invariant N").
  */
 import test from 'ava';
-import { DelegatingTransport } from '../helpers/delegating-transport.js';
-import { flushMicrotasks } from '../../lib/core/clock.js';
 import {
-  InMemoryCheckpointStore,
-  InMemoryTransport,
-  PartitionWorker,
-  SimulatedClock,
   WardenError,
   defineActor,
-  definePipeline,
-  encodeEnvelope,
-  silentLogger,
-  type ActorDefinition,
   type CheckpointPolicyOptions,
-  type CheckpointScope,
-  type CheckpointStore,
-  type CheckpointWrite,
   type Json,
-  type Pipeline,
-  type PubAck,
-  type PublishOptions,
-  type Reader,
-  type ReaderOptions,
-  type StoredMessage,
-  type Transport,
-  type WorkerEvent,
-  type WriteResult,
 } from '../../lib/index.js';
-import { counter, counterMachine, crashOn, tally } from '../helpers/counter.js';
-
-interface CounterCtx {
-  count: number;
-  total: number;
-  seen: number[];
-}
-
-type EventOf<T extends WorkerEvent['type']> = Extract<WorkerEvent, { type: T }>;
-
-function ofType<T extends WorkerEvent['type']>(events: readonly WorkerEvent[], type: T): Array<EventOf<T>> {
-  return events.filter((e): e is EventOf<T> => e.type === type);
-}
-
-const SCOPE: CheckpointScope = { operator: 'counter', partition: 0 };
-const dec = new TextDecoder();
-
-/** Lets the worker run until it waits for input again (on the simulated clock, no time passes). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await flushMicrotasks();
-}
-
-interface PipelineOptions {
-  checkpoint?: CheckpointPolicyOptions;
-  actor?: ActorDefinition;
-}
-
-/** counter (1 partition) -> tally (1 partition). */
-function counterPipeline(name: string, o: PipelineOptions = {}): Pipeline {
-  return definePipeline({
-    name,
-    stages: [
-      { actor: o.actor ?? counter, to: 'tally', checkpoint: o.checkpoint ?? { everyEvents: 1000, intervalMs: 1000 } },
-      { actor: tally },
-    ],
-  });
-}
-
-interface WorkerOverrides {
-  pipeline?: Pipeline;
-  transport?: Transport;
-  store?: CheckpointStore;
-  epoch?: number;
-}
-
-/** One pipeline on its own clock, transport and store. */
-class Rig {
-  readonly clock = new SimulatedClock(0);
-  readonly transport = new InMemoryTransport({ clock: this.clock });
-  readonly store = new InMemoryCheckpointStore({ clock: this.clock });
-  private constructor(readonly pipeline: Pipeline) {}
-
-  static async create(name: string, o: PipelineOptions = {}): Promise<Rig> {
-    const rig = new Rig(counterPipeline(name, o));
-    for (const stage of rig.pipeline.stages) {
-      await rig.transport.ensureStream({ name: stage.stream, subjects: [`${name}.${stage.name}.*`] });
-    }
-    await rig.transport.ensureStream({ name: rig.pipeline.deadLetterStream, subjects: [`${name}.dlq.>`] });
-    return rig;
-  }
-
-  /** A worker of partition 0 of the counter stage, with the events it reported. */
-  worker(o: WorkerOverrides = {}): { worker: PartitionWorker; events: WorkerEvent[] } {
-    const events: WorkerEvent[] = [];
-    const pipeline = o.pipeline ?? this.pipeline;
-    const worker = new PartitionWorker({
-      pipeline,
-      stage: pipeline.stage('counter'),
-      partition: 0,
-      transport: o.transport ?? this.transport,
-      store: o.store ?? this.store,
-      clock: this.clock,
-      logger: silentLogger,
-      ...(o.epoch === undefined ? {} : { epoch: o.epoch }),
-      onEvent: (e) => events.push(e),
-    });
-    return { worker, events };
-  }
-
-  /** Publishes `add {amount}` for `key` to the counter's partition 0. */
-  add(key: string, amount: number, id = `in:${key}:${amount}`): Promise<PubAck> {
-    return this.send(key, 'add', { amount }, id);
-  }
-
-  send(key: string, type: string, payload: Record<string, unknown>, id: string): Promise<PubAck> {
-    const body = encodeEnvelope({ id, key, type, payload, headers: {}, ts: this.clock.now() });
-    return this.transport.publish(this.pipeline.stage('counter').subjectOf(0), body, { msgId: id });
-  }
-
-  /** Every message stored in the stream of `stage`. */
-  async messages(stage: string): Promise<StoredMessage[]> {
-    const reader = this.transport.openReader(this.pipeline.stage(stage).stream, {});
-    try {
-      return await reader.next(10_000, 0);
-    } finally {
-      await reader.close();
-    }
-  }
-
-  async entry(key: string): Promise<{ seq: number; machineVersion: string; context: CounterCtx } | undefined> {
-    const e = await this.store.readActor(SCOPE, key);
-    return e && { seq: e.seq, machineVersion: e.machineVersion, context: (e.snapshot as unknown as { context: CounterCtx }).context };
-  }
-}
-
-function ctxOf(worker: PartitionWorker, key: string): CounterCtx | undefined {
-  return worker.inspect(key)?.context as CounterCtx | undefined;
-}
-
-/** A Transport that delegates to another but can hold (never resolve) or fail publishes to matching subjects. */
-class FaultyTransport extends DelegatingTransport {
-  /** Publishes to matching subjects hang forever while true. */
-  hold = false;
-  /** Publishes to matching subjects reject while true. */
-  reject = false;
-  /** msgIds of the publishes left hanging. */
-  readonly hung: string[] = [];
-  /** Publish attempts to matching subjects, by msgId. */
-  readonly attempts: string[] = [];
-
-  constructor(inner: Transport, private readonly matches: (subject: string) => boolean) {
-    super(inner);
-  }
-
-  override publish(subject: string, data: Uint8Array, options?: PublishOptions): Promise<PubAck> {
-    if (this.matches(subject)) {
-      this.attempts.push(options?.msgId ?? '?');
-      if (this.hold) {
-        this.hung.push(options?.msgId ?? '?');
-        return new Promise<PubAck>(() => undefined);
-      }
-      if (this.reject) return Promise.reject(new WardenError('TIMEOUT', `publish to ${subject} timed out`));
-    }
-    return this.inner.publish(subject, data, options);
-  }
-  override openReader(stream: string, options?: ReaderOptions): Reader {
-    return this.inner.openReader(stream, options);
-  }
-}
-
-/** A CheckpointStore that delegates to an in-memory one, records every write, and can hold actor reads. */
-class SpyStore implements CheckpointStore {
-  readonly written: CheckpointWrite[] = [];
-  /** `readActor` hangs (forever) while true. */
-  holdReads = false;
-  /** Microtask ticks a write takes before it reaches the inner store (a store with latency). */
-  writeDelayTicks = 0;
-  private held: Array<() => void> = [];
-
-  constructor(readonly inner: InMemoryCheckpointStore) {}
-
-  write(cp: CheckpointWrite): Promise<WriteResult> {
-    this.written.push(structuredClone(cp));
-    if (this.writeDelayTicks === 0) return this.inner.write(cp);
-    const ticks = this.writeDelayTicks;
-    return (async () => {
-      for (let i = 0; i < ticks; i++) await Promise.resolve();
-      return this.inner.write(cp);
-    })();
-  }
-  readMeta(scope: CheckpointScope): ReturnType<CheckpointStore['readMeta']> {
-    return this.inner.readMeta(scope);
-  }
-  async readActor(scope: CheckpointScope, key: string): ReturnType<CheckpointStore['readActor']> {
-    if (this.holdReads) await new Promise<void>((resolve) => this.held.push(resolve));
-    return this.inner.readActor(scope, key);
-  }
-  readActors(scope: CheckpointScope): ReturnType<CheckpointStore['readActors']> {
-    return this.inner.readActors(scope);
-  }
-  clear(scope: CheckpointScope): Promise<void> {
-    return this.inner.clear(scope);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-  get heldReads(): number {
-    return this.held.length;
-  }
-  /** Lets held reads go on. */
-  releaseReads(): void {
-    this.holdReads = false;
-    for (const resolve of this.held.splice(0)) resolve();
-  }
-}
+import { counterMachine, crashOn } from '../helpers/counter.js';
+import { ctxOf, counterPipeline, dec, FaultyTransport, ofType, Rig, settle, SpyStore, type CounterCtx } from '../helpers/worker-rig.js';
 
 // ---------------------------------------------------------------------------------------------
 // Checkpoint policy
@@ -235,7 +30,7 @@ test('checkpoint policy: everyEvents 5 cuts at seq 5 and 10; the last 2 inputs w
   t.is(worker.stats().appliedSeq, 12);
   t.is(worker.stats().applied, 12);
   t.deepEqual(ofType(events, 'checkpoint').map((e) => e.seq), [5, 10]);
-  t.is((await rig.store.readMeta(SCOPE))?.seq, 10);
+  t.is((await rig.store.readMeta(rig.scope))?.seq, 10);
   t.is(worker.stats().checkpointSeq, 10);
   t.is(rig.store.writes, 3);
   // The cut at 10 holds exactly the inputs <= 10 (worker invariant 3).
@@ -245,13 +40,13 @@ test('checkpoint policy: everyEvents 5 cuts at seq 5 and 10; the last 2 inputs w
   await rig.clock.advanceAsync(999);
   await settle();
   t.deepEqual(ofType(events, 'checkpoint').map((e) => e.seq), [5, 10], 'nothing before intervalMs');
-  t.is((await rig.store.readMeta(SCOPE))?.seq, 10);
+  t.is((await rig.store.readMeta(rig.scope))?.seq, 10);
   t.is(rig.store.writes, 3);
 
   await rig.clock.advanceAsync(1);
   await settle();
   t.deepEqual(ofType(events, 'checkpoint').map((e) => e.seq), [5, 10, 12]);
-  t.is((await rig.store.readMeta(SCOPE))?.seq, 12);
+  t.is((await rig.store.readMeta(rig.scope))?.seq, 12);
   t.is(worker.stats().checkpointSeq, 12);
   t.deepEqual((await rig.entry('a'))?.context.seen, [1, 3, 5, 7, 9, 11]);
   t.deepEqual((await rig.entry('b'))?.context.seen, [2, 4, 6, 8, 10, 12]);
@@ -281,14 +76,14 @@ test('worker invariant 5: a second worker on the partition fences the first; its
   for (let i = 1; i <= 4; i++) await rig.add('k', i);
   await settle();
   t.deepEqual(ofType(a.events, 'checkpoint').map((e) => e.seq), [3]);
-  t.like(await rig.store.readMeta(SCOPE), { seq: 3, epoch: 1 });
+  t.like(await rig.store.readMeta(rig.scope), { seq: 3, epoch: 1 });
 
   const b = rig.worker();
   t.teardown(() => b.worker.kill());
   await b.worker.start();
   t.like(ofType(b.events, 'restored')[0], { seq: 3, epoch: 2 });
   t.is(b.worker.stats().epoch, 2);
-  t.like(await rig.store.readMeta(SCOPE), { seq: 3, epoch: 2 }, "B's claim raised the stored epoch");
+  t.like(await rig.store.readMeta(rig.scope), { seq: 3, epoch: 2 }, "B's claim raised the stored epoch");
 
   await rig.add('k', 5);
   await rig.add('k', 6);
@@ -309,7 +104,7 @@ test('worker invariant 5: a second worker on the partition fences the first; its
   // The store holds B's cut.
   t.is(ofType(b.events, 'first-input')[0]?.seq, 4);
   t.deepEqual(ofType(b.events, 'checkpoint').map((e) => e.seq), [6]);
-  t.like(await rig.store.readMeta(SCOPE), { seq: 6, epoch: 2 });
+  t.like(await rig.store.readMeta(rig.scope), { seq: 6, epoch: 2 });
   t.like(await rig.entry('k'), { seq: 6, context: { count: 6, total: 21, seen: [1, 2, 3, 4, 5, 6] } });
   t.deepEqual((await rig.entry('k'))?.context, ctxOf(b.worker, 'k'));
   t.is(rig.store.writes, 4, 'claim A, cut 3 (A), claim B, cut 6 (B)');
@@ -326,10 +121,10 @@ test('worker invariant 5: a second worker on the partition fences the first; its
   t.is(startErr?.code, 'CHECKPOINT_FENCED');
   t.like(startErr?.details, { epoch: 1, storedEpoch: 2 });
   t.deepEqual(c.events, []);
-  t.like(await rig.store.readMeta(SCOPE), { seq: 6, epoch: 2 });
+  t.like(await rig.store.readMeta(rig.scope), { seq: 6, epoch: 2 });
 
   await b.worker.stop();
-  t.like(await rig.store.readMeta(SCOPE), { seq: 7, epoch: 2 });
+  t.like(await rig.store.readMeta(rig.scope), { seq: 7, epoch: 2 });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -357,7 +152,7 @@ test('worker invariant 7: a killed worker applies and writes nothing more; a new
   await rig.clock.advanceAsync(5000);
   await settle();
   t.is(rig.store.writes, writes, 'no checkpoint after the kill');
-  t.is((await rig.store.readMeta(SCOPE))?.seq, 5);
+  t.is((await rig.store.readMeta(rig.scope))?.seq, 5);
   t.like(first.worker.stats(), { appliedSeq: 7, applied: 7, checkpointSeq: 5 });
   t.is(first.events.length, eventCount, 'no event after killed');
   const killed = await t.throwsAsync<WardenError>(first.worker.done(), { instanceOf: WardenError });
@@ -384,7 +179,7 @@ test('worker invariant 7: a killed worker applies and writes nothing more; a new
 
   await second.worker.stop();
   await clean.worker.stop();
-  t.deepEqual(await rig.store.readActors(SCOPE), await ref.store.readActors(SCOPE));
+  t.deepEqual(await rig.store.readActors(rig.scope), await ref.store.readActors(rig.scope));
   // Worker invariant 4: the replayed outputs of seq 6 and 7 were dropped as duplicates.
   t.is((await rig.messages('tally')).length, 10);
 });
@@ -411,7 +206,7 @@ test('worker invariant 3: a checkpoint carries the unacknowledged outputs; a suc
   await settle();
   t.deepEqual(faulty.hung, ['counter:k:2:0', 'counter:k:3:0']);
   t.deepEqual(ofType(a.events, 'checkpoint').map((e) => e.seq), [3]);
-  const meta = await rig.store.readMeta(SCOPE);
+  const meta = await rig.store.readMeta(rig.scope);
   t.is(meta?.seq, 3);
   t.deepEqual(meta?.outbox.map(({ subject, msgId }) => ({ subject, msgId })), [
     { subject: tallySubject, msgId: 'counter:k:2:0' },
@@ -453,7 +248,7 @@ test('worker invariant 3: a checkpoint carries the unacknowledged outputs; a suc
   ]);
 
   await b.worker.stop();
-  t.deepEqual((await rig.store.readMeta(SCOPE))?.outbox, [], 'acknowledged outputs leave the outbox');
+  t.deepEqual((await rig.store.readMeta(rig.scope))?.outbox, [], 'acknowledged outputs leave the outbox');
 });
 
 test('worker invariant 7: a killed worker does not retry a failed publish after the kill', async (t) => {
@@ -602,7 +397,7 @@ test('replay invariant 4: by default, a checkpoint of a version without migrate(
 
 test('replay invariant 2: with migrate(), a version-1 snapshot is migrated and the actor continues from the result', async (t) => {
   const rig = await versionOneRig('version-migrate');
-  const stored = await rig.store.readActor(SCOPE, 'k');
+  const stored = await rig.store.readActor(rig.scope, 'k');
   const calls: Array<{ snapshot: Json; from: string }> = [];
   const v2 = defineActor({
     name: 'counter',
@@ -628,7 +423,7 @@ test('replay invariant 2: with migrate(), a version-1 snapshot is migrated and t
 
   await worker.stop();
   t.like(await rig.entry('k'), { seq: 3, machineVersion: '2', context: { count: 3, total: 135, seen: [10, 20, 5] } });
-  t.is((await rig.store.readMeta(SCOPE))?.machineVersion, '2');
+  t.is((await rig.store.readMeta(rig.scope))?.machineVersion, '2');
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -657,7 +452,7 @@ test('worker invariant 1: an input re-published with the same msgId is dropped b
 test('worker invariant 1: a worker restored at seq N skips the inputs <= N', async (t) => {
   const rig = await Rig.create('skip');
   for (let seq = 1; seq <= 5; seq++) await rig.add('k', seq);
-  await rig.store.write({ scope: SCOPE, seq: 3, epoch: 4, machineVersion: '1', actors: {}, outbox: [] });
+  await rig.store.write({ scope: rig.scope, seq: 3, epoch: 4, machineVersion: '1', actors: {}, outbox: [] });
   const { worker, events } = rig.worker();
   t.teardown(() => worker.kill());
   await worker.start();
@@ -683,7 +478,7 @@ async function corruptRig(name: string, checkpoint: CheckpointPolicyOptions): Pr
   await rig.add('other', 2);
   await settle();
   await first.worker.stop();
-  rig.store.corrupt(SCOPE, 'k');
+  rig.store.corrupt(rig.scope, 'k');
   return rig;
 }
 
@@ -726,7 +521,7 @@ test('replay invariant 4: a corrupt meta is reported, the checkpoint cleared, an
   await rig.add('k', 2);
   await settle();
   await first.worker.stop();
-  rig.store.corrupt(SCOPE);
+  rig.store.corrupt(rig.scope);
   const { worker, events } = rig.worker();
   t.teardown(() => worker.kill());
   await worker.start();
@@ -745,9 +540,9 @@ test("with onUnusable 'fail', a corrupt actor entry fails the worker with CHECKP
   await rig.add('other', 2);
   await settle();
   await first.worker.stop();
-  t.is((await rig.store.readActors(SCOPE)).length, 2);
+  t.is((await rig.store.readActors(rig.scope)).length, 2);
 
-  rig.store.corrupt(SCOPE, 'k');
+  rig.store.corrupt(rig.scope, 'k');
   const { worker, events } = rig.worker();
   t.teardown(() => worker.kill());
   await worker.start();
@@ -757,10 +552,10 @@ test("with onUnusable 'fail', a corrupt actor entry fails the worker with CHECKP
   await settle();
 
   t.deepEqual(ctxOf(worker, 'other'), { count: 2, total: 5, seen: [2, 3] });
-  t.regex(ofType(events, 'failed')[0]?.error ?? '', /checkpoint entry counter\/0#k fails its checksum/);
+  t.regex(ofType(events, 'failed')[0]?.error ?? '', /checkpoint entry [a-z-]+\.counter\/0#k fails its checksum/);
   const err = await t.throwsAsync<WardenError>(worker.done(), { instanceOf: WardenError });
   t.is(err?.code, 'CHECKPOINT_CORRUPT');
-  t.deepEqual(err?.details, { what: 'counter/0#k' });
+  t.deepEqual(err?.details, { what: 'corrupt.counter/0#k' });
   t.like(worker.stats(), { appliedSeq: 3, applied: 1 });
   t.is(worker.inspect('k'), undefined);
 });
@@ -774,11 +569,11 @@ test("with onUnusable 'fail', a corrupt checkpoint meta makes start() reject wit
   await first.worker.stop();
   const writes = rig.store.writes;
 
-  rig.store.corrupt(SCOPE);
+  rig.store.corrupt(rig.scope);
   const { worker, events } = rig.worker();
   const err = await t.throwsAsync<WardenError>(worker.start(), { instanceOf: WardenError });
   t.is(err?.code, 'CHECKPOINT_CORRUPT');
-  t.deepEqual(err?.details, { what: 'counter/0#meta' });
+  t.deepEqual(err?.details, { what: 'corrupt-meta.counter/0#meta' });
   t.deepEqual(events, []);
   t.is(rig.store.writes, writes, 'no claim was written over the damaged meta');
 });

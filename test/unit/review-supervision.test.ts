@@ -102,7 +102,8 @@ function ofType<T extends NodeEvent['type']>(events: readonly NodeEvent[], type:
   return events.filter((e): e is Extract<NodeEvent, { type: T }> => e.type === type);
 }
 
-const COUNTER_SCOPE: CheckpointScope = { operator: 'counter', partition: 0 };
+/** Checkpoint scope of partition 0 of `stage` in `pipeline`. */
+const scopeIn = (pipeline: Pipeline, stage = 'counter'): CheckpointScope => pipeline.stage(stage).scopeOf(0);
 
 /** A CheckpointStore over an in-memory one whose reads and writes a test can hold, or make fail. */
 class GateStore implements CheckpointStore {
@@ -240,7 +241,7 @@ test('PartitionWorker: kill() while start() is in flight leaves the worker dead;
   await rig.clock.advanceAsync(2_000); // the interval checkpoint
   await settle();
   const applied = rig.worker.stats().appliedSeq;
-  const meta = await rig.store.readMeta(COUNTER_SCOPE);
+  const meta = await rig.store.readMeta(scopeIn(rig.pipeline));
   const outputs = await messages(rig.transport, rig.pipeline.stage('tally').stream);
   rig.worker.kill();
   // Before the fix: the worker is running, applies seq 1 and checkpoints it, but its outbox was closed by
@@ -325,7 +326,7 @@ test('actorGroup: a worker whose start fails after republishing its stored outbo
   const pipeline = counterToTally('start-fails');
   await ensureStreams(inner, pipeline);
   // A predecessor left one unacknowledged output in its checkpoint.
-  await store.write({ scope: COUNTER_SCOPE, seq: 0, epoch: 1, machineVersion: '1', actors: {}, outbox: [{ subject: pipeline.stage('tally').subjectOf(0), msgId: 'counter:a:1:0', body: '{}' }] });
+  await store.write({ scope: scopeIn(pipeline), seq: 0, epoch: 1, machineVersion: '1', actors: {}, outbox: [{ subject: pipeline.stage('tally').subjectOf(0), msgId: 'counter:a:1:0', body: '{}' }] });
   const transport = new SwitchableTransport(inner);
   transport.down = true; // connection lost: publish rejects, openReader throws
   const sup = createSupervisor({ clock, children: [actorGroup({ pipeline, stage: pipeline.stage('counter'), partition: 0, transport, checkpointStore: store })] });
@@ -490,7 +491,7 @@ test('node.kill() during a checkpoint write: the stale write is fenced off by th
   await add(node, 'a', 1);
   await add(node, 'a', 2);
   await drive(clock, node.whenCaughtUp());
-  t.is((await store.readMeta(COUNTER_SCOPE))?.seq, 2);
+  t.is((await store.readMeta(scopeIn(pipeline)))?.seq, 2);
 
   store.holdWrites = 1;
   await add(node, 'a', 3);
@@ -501,15 +502,15 @@ test('node.kill() during a checkpoint write: the stale write is fenced off by th
   t.is(ofType(events, 'restored').filter((e) => e.stage === 'counter').at(-1)?.epoch, 2);
   store.release(); // the killed worker's write lands late: refused
   await settle();
-  t.like(await store.readMeta(COUNTER_SCOPE), { epoch: 2 });
+  t.like(await store.readMeta(scopeIn(pipeline)), { epoch: 2 });
 
   await add(node, 'a', 4);
   await drive(clock, node.whenCaughtUp());
   const outputs = await messages(node.transport, pipeline.stage('tally').stream);
   t.is(outputs.length, 4, 'one copy of each output: the replayed one was dropped as a duplicate');
   await drive(clock, node.stop());
-  t.like(await store.readMeta(COUNTER_SCOPE), { seq: 4, epoch: 2 });
-  const entry = await store.readActor(COUNTER_SCOPE, 'a');
+  t.like(await store.readMeta(scopeIn(pipeline)), { seq: 4, epoch: 2 });
+  const entry = await store.readActor(scopeIn(pipeline), 'a');
   t.deepEqual((entry?.snapshot as unknown as { context: CounterCtx }).context.seen, [1, 2, 3, 4]);
   t.is(clock.pending, 0);
 });
@@ -649,8 +650,8 @@ test("node.stop() during an actor's restart backoff finishes the input in hand, 
   t.deepEqual(ofType(events, 'child-stopped').filter((e) => e.id === 'partition-0').map((e) => e.how), ['graceful', 'graceful']);
   // Stop reading, finish the input in hand: seq 1 (rebuilt and retried after the backoff) is
   // applied and checkpointed; seq 2 stays in the log for the next incarnation.
-  t.like(await node.checkpointStore.readMeta(COUNTER_SCOPE), { seq: 1 });
-  const entry = await node.checkpointStore.readActor(COUNTER_SCOPE, 'a');
+  t.like(await node.checkpointStore.readMeta(scopeIn(node.pipeline)), { seq: 1 });
+  const entry = await node.checkpointStore.readActor(scopeIn(node.pipeline), 'a');
   t.deepEqual((entry?.snapshot as unknown as { context: CounterCtx }).context.seen, [703]);
   t.is(clock.pending, 0);
 });
@@ -666,8 +667,8 @@ test('node.stop() after traffic, a kill and a restart leaves no timer on the clo
   t.true(clock.pending > 0, 'a running node has timers (checkpoint intervals, reads)');
   await drive(clock, node.stop(), { stepMs: 1, maxMs: 100 });
   t.is(clock.pending, 0);
-  t.like(await node.checkpointStore.readMeta(COUNTER_SCOPE), { seq: 8, epoch: 2 });
-  t.like(await node.checkpointStore.readMeta({ operator: 'tally', partition: 0 }), { seq: 8 });
+  t.like(await node.checkpointStore.readMeta(scopeIn(pipeline)), { seq: 8, epoch: 2 });
+  t.like(await node.checkpointStore.readMeta(scopeIn(pipeline, 'tally')), { seq: 8 });
   t.is(ofType(events, 'supervisor-stopped').at(-1)?.path, 'clean-stop');
 });
 
@@ -684,7 +685,7 @@ test.failing('PartitionWorker: a worker that recovers from a corrupt meta still 
   await old.start();
   await rig.send('a', 1);
   await settle();
-  rig.store.inner.corrupt(COUNTER_SCOPE); // the stored meta fails its checksum
+  rig.store.inner.corrupt(scopeIn(pipeline)); // the stored meta fails its checksum
   const newEvents: WorkerEvent[] = [];
   const successor = make(newEvents);
   t.teardown(() => successor.kill());
