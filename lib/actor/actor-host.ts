@@ -22,6 +22,8 @@ import type { Clock } from '../core/clock.js';
 import type { Json } from '../core/envelope.js';
 import { ActorCrashedError, WardenError } from '../core/errors.js';
 import type { ActorDefinition } from './define-actor.js';
+import { CallBridge, type CallRequest, type CallResult } from './calls.js';
+import { CALL_EVENT } from '../core/ids.js';
 import { resolvePath, splitPersisted, joinPersisted, TimerTable, type LogPoint, type PendingTimer, type PersistedTimer } from './timers.js';
 
 export type { LogPoint, PendingTimer } from './timers.js';
@@ -59,6 +61,7 @@ export class ActorHost {
   private readonly actor: AnyActorRef;
   private readonly clock: Clock;
   private readonly timerTable: TimerTable;
+  private readonly calls: CallBridge;
   private readonly emitted: EmittedEvent[] = [];
   private crash: ActorCrashedError | undefined;
 
@@ -86,6 +89,7 @@ export class ActorHost {
     // Before start(): xstate defers the initial state's actions (and so its timers) until then.
     this.timerTable = new TimerTable(this.actor, restored, options.at ?? { seq: 0, timeMs: options.clock.now() });
     this.timerTable.install();
+    this.calls = new CallBridge(this.actor, () => this.timerTable.at);
     this.actor.on('*', (ev: EmittedEvent) => {
       this.emitted.push(ev);
     });
@@ -142,6 +146,30 @@ export class ActorHost {
     return this.takeOutputs();
   }
 
+  /**
+   * Delivers the result of a guarded call started by `fromCall` (lib/actor/calls.ts), as the
+   * input at `at` (the log record of its result), and returns the events emitted meanwhile.
+   * Returns [] and changes nothing if the call is not pending (stopped, already settled).
+   */
+  resolveCall(result: CallResult, at: LogPoint): EmittedEvent[] {
+    if (this.crash) throw this.crash;
+    this.timerTable.begin(at);
+    this.emitted.length = 0;
+    if (!this.calls.deliver(result)) return [];
+    this.afterStep({ type: CALL_EVENT, seq: at.seq, call: result.call });
+    return this.takeOutputs();
+  }
+
+  /** Calls started (or restored pending) since the last take, for the worker to run. */
+  takeCallRequests(): CallRequest[] {
+    return this.crash ? [] : this.calls.take();
+  }
+
+  /** Every pending call of the actor. */
+  pendingCalls(): CallRequest[] {
+    return this.crash ? [] : this.calls.pending();
+  }
+
   /** Pending timers, by deadline then id (invariant 5). */
   timers(): PendingTimer[] {
     return this.crash ? [] : this.timerTable.pending();
@@ -170,6 +198,7 @@ export class ActorHost {
   stop(): void {
     this.actor.stop();
     this.timerTable.clear();
+    this.calls.clear();
   }
 
   private takeOutputs(): EmittedEvent[] {
@@ -181,7 +210,10 @@ export class ActorHost {
   /** Ends a step: drops the timers of an actor that is no longer active (invariant 6), surfaces a crash. */
   private afterStep(details: Record<string, unknown>): void {
     const snap = this.actor.getSnapshot() as { status: string; error?: unknown };
-    if (snap.status !== 'active') this.timerTable.clear();
+    if (snap.status !== 'active') {
+      this.timerTable.clear();
+      this.calls.clear();
+    }
     if (snap.status === 'error') {
       this.emitted.length = 0;
       this.crash = new ActorCrashedError(this.def.name, this.key, snap.error, details);

@@ -36,18 +36,24 @@
  *     was written.
  * 11. An idle actor (`idleMs`) is dropped from memory only when its latest state is in a written
  *     cut; its timers stay armed in the partition's timer wheel.
+ * 12. A guarded call a machine starts (`fromCall`, lib/actor/calls.ts) is run by the worker with
+ *     the idempotency key `<stage>:<key>:<callId>`, and its result is appended to the partition's
+ *     stream as a `warden.call` record, delivered when applied. A call is issued at most once per
+ *     incarnation, and a restored pending call is issued again only once the worker has applied
+ *     everything the log held when it started (its result may be there).
  */
 import { ActorHost, type EmittedEvent, type LogPoint } from './actor-host.js';
 import { deadLetterOf } from './dead-letter.js';
 import { KeyRestarts } from './key-restarts.js';
 import { Outbox } from './outbox.js';
 import { TimerWheel } from './timer-wheel.js';
+import { callErrorOf, type CallRequest, type CallResult } from './calls.js';
 import { fallBackToLog, isUnusableCheckpoint, loadActor, rebuildActor, type RestoreContext } from './replay.js';
-import { validateInput, validateTimerRecord } from './validate.js';
+import { validateCallRecord, validateInput, validateTimerRecord } from './validate.js';
 import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
 import { decodeEnvelope, envelopeBody, type Envelope, type Json } from '../core/envelope.js';
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
-import { deadLetterMessageId, outputMessageId, partitionOf, TIMER_EVENT, timerRecordId } from '../core/ids.js';
+import { CALL_EVENT, callRecordId, deadLetterMessageId, outputMessageId, partitionOf, TIMER_EVENT, timerRecordId } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import type { CheckpointScope, CheckpointStore, OutboxEntry, WriteResult } from '../checkpoint/checkpoint-store.js';
 import type { Pipeline, ResolvedStage } from '../pipeline/define-pipeline.js';
@@ -111,6 +117,10 @@ export interface WorkerStats {
   /** Pending timers of the partition's actors. */
   timers: number;
   timersFired: number;
+  /** Guarded calls started by the partition's actors and not settled in the log. */
+  callsPending: number;
+  /** Calls this incarnation issued. */
+  callsIssued: number;
   epoch: number;
 }
 
@@ -138,6 +148,14 @@ export class PartitionWorker {
   private readonly poisoned = new Set<number>();
   private readonly restarts: KeyRestarts;
   private readonly actorSince = new Map<string, number>();
+  /** Invariant 12: pending calls by key (for the cut), calls issued by this incarnation, calls waiting for the log to be read. */
+  private readonly callIndex = new Map<string, Set<string>>();
+  private readonly issued = new Map<string, AbortController>();
+  private readonly deferredCalls = new Map<string, { key: string; req: CallRequest }>();
+  /** Keys whose pending calls a restored cut listed: loaded once the log is read up to `settledSeq`. */
+  private reloadForCalls = new Set<string>();
+  /** The partition's last sequence in the log when this incarnation started. */
+  private settledSeq = 0;
   /** Invariant 8: how this stage's guarantee shapes publishing and cutting. */
   private readonly persistOutputs: boolean;
   private readonly settleBeforeCut: boolean;
@@ -165,7 +183,7 @@ export class PartitionWorker {
   private failure: unknown;
   private readonly counters = {
     applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
-    lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, passivated: 0, timersFired: 0,
+    lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, passivated: 0, timersFired: 0, callsIssued: 0,
   };
 
   constructor(options: PartitionWorkerOptions) {
@@ -198,6 +216,14 @@ export class PartitionWorker {
       this.reader = this.o.transport.openReader(this.o.stage.stream, { filterSubject: this.subject, startSeq: this.appliedSeq + 1 });
       for (const entry of outbox) this.outbox.publish(entry);
       this.wheel.load(meta?.timers ?? []);
+      for (const c of meta?.calls ?? []) {
+        let ids = this.callIndex.get(c.key);
+        if (!ids) this.callIndex.set(c.key, (ids = new Set()));
+        ids.add(c.id);
+        this.reloadForCalls.add(c.key);
+      }
+      this.settledSeq = await this.o.transport.lastSeqOf(this.o.stage.stream, this.subject);
+      if ((this.state as string) !== 'starting') throw this.killedError();
       this.state = 'running';
       this.cpEndedAt = this.o.clock.now(); // the claim was a write: minPauseMs counts from it
       this.armTimer();
@@ -271,6 +297,7 @@ export class PartitionWorker {
       held: this.held.length,
       actors: this.actors.size,
       timers: this.wheel.size,
+      callsPending: [...this.callIndex.values()].reduce((n, ids) => n + ids.size, 0),
       epoch: this.epoch,
     };
   }
@@ -285,6 +312,7 @@ export class PartitionWorker {
   }
 
   private clearTimers(): void {
+    for (const ac of this.issued.values()) ac.abort();
     this.o.clock.clearTimeout(this.timer);
     this.o.clock.clearTimeout(this.pauseTimer);
     this.wheel.close();
@@ -352,6 +380,7 @@ export class PartitionWorker {
   private async run(): Promise<void> {
     const batch = this.o.batchSize ?? 256;
     while (this.state === 'running') {
+      if (this.reloadForCalls.size > 0 && this.appliedSeq >= this.settledSeq) await this.reloadCallActors();
       const msgs = await this.reader!.next(batch, 1000);
       const last = msgs[msgs.length - 1];
       if (last && this.commitBeforeApply && last.seq > this.aheadSeq) await this.commitAhead(last.seq);
@@ -386,10 +415,13 @@ export class PartitionWorker {
   private async applyOne(msg: StoredMessage): Promise<void> {
     let env: Envelope;
     let timer: boolean;
+    let call: boolean;
     try {
       env = decodeEnvelope(msg.data, msg.seq);
       timer = env.type === TIMER_EVENT;
+      call = env.type === CALL_EVENT;
       if (timer) validateTimerRecord(env);
+      else if (call) validateCallRecord(env);
       else validateInput(this.o.stage.actor, env, msg.data.length);
     } catch (err) {
       this.deadLetter(msg, err);
@@ -402,6 +434,9 @@ export class PartitionWorker {
       const id = env.payload.timer as string;
       outputs = await this.applyToActor(env, msg, (host) => host.fireTimer(id, at), true);
       if (outputs !== undefined) this.counters.timersFired++;
+    } else if (call) {
+      const result = env.payload as unknown as CallResult;
+      outputs = await this.applyToActor(env, msg, (host) => host.resolveCall(result, at), true);
     } else {
       const event = { ...env.payload, type: env.type };
       outputs = await this.applyToActor(env, msg, (host) => host.handle(event, at), false);
@@ -459,9 +494,10 @@ export class PartitionWorker {
     }
   }
 
-  /** After a step: the wheel holds the actor's timers, and the actor is the most recently active. */
+  /** After a step: the wheel holds the actor's timers, its calls are run, and it is the most recently active. */
   private touch(key: string, host: ActorHost): void {
     this.wheel.sync(key, host.timers());
+    this.syncCalls(key, host);
     if (this.o.stage.idleMs > 0) {
       this.lastActive.delete(key);
       this.lastActive.set(key, this.o.clock.now());
@@ -559,6 +595,7 @@ export class PartitionWorker {
     if (this.counters.applied === 0) this.emit({ type: 'first-input', seq });
     this.appliedSeq = seq;
     this.counters.applied++;
+    if (this.deferredCalls.size > 0 && seq >= this.settledSeq) this.flushDeferredCalls();
     if (++this.sinceCheckpoint >= this.o.stage.everyEvents || this.cpDeferred) {
       this.cpDeferred = false;
       void this.checkpoint();
@@ -580,6 +617,84 @@ export class PartitionWorker {
       else this.outbox.publish(entry, { dedupe: this.persistOutputs });
     });
     if (this.held.length >= (this.o.maxOutboxSize ?? 4096)) void this.checkpoint({ force: true });
+  }
+
+  /** Invariant 12: indexes the actor's pending calls and runs the ones it just started. */
+  private syncCalls(key: string, host: ActorHost): void {
+    const fresh = host.takeCallRequests();
+    const pending = host.pendingCalls();
+    if (pending.length > 0) this.callIndex.set(key, new Set(pending.map((r) => r.id)));
+    else this.callIndex.delete(key);
+    for (const req of fresh) {
+      const k = `${key}/${req.id}`;
+      if (this.issued.has(k)) continue; // issued by this incarnation: its result is on its way
+      if (this.appliedSeq < this.settledSeq) this.deferredCalls.set(k, { key, req }); // the log may hold its result
+      else this.issueCall(key, req);
+    }
+  }
+
+  private issueCall(key: string, req: CallRequest): void {
+    const k = `${key}/${req.id}`;
+    const ac = new AbortController();
+    this.issued.set(k, ac);
+    this.deferredCalls.delete(k);
+    this.counters.callsIssued++;
+    const idempotencyKey = `${this.o.stage.name}:${key}:${req.id}`;
+    let running: Promise<unknown>;
+    try {
+      running = req.target.call(req.input, { idempotencyKey, signal: ac.signal });
+    } catch (err) {
+      running = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    running.then(
+      (output) => {
+        let json: Json;
+        try {
+          json = JSON.parse(JSON.stringify(output ?? null)) as Json;
+        } catch (err) {
+          this.appendCallResult(key, { call: req.id, ok: false, error: callErrorOf(new WardenError('VALIDATION', `output of call ${req.name} is not a JSON value: ${(err as Error).message}`)) });
+          return;
+        }
+        this.appendCallResult(key, { call: req.id, ok: true, output: json });
+      },
+      (err: unknown) => this.appendCallResult(key, { call: req.id, ok: false, error: callErrorOf(err) }),
+    );
+  }
+
+  /** The result of a call becomes a record in the partition's own stream (invariant 12). */
+  private appendCallResult(key: string, result: CallResult): void {
+    if (this.state !== 'running' && this.state !== 'stopping') return;
+    const msgId = callRecordId(this.o.stage.name, key, result.call);
+    const body = envelopeBody({ id: msgId, key, type: CALL_EVENT, payload: result, headers: {}, ts: this.o.clock.now() });
+    this.outbox.publish({ subject: this.subject, msgId, body });
+  }
+
+  /** Once the log is read up to where it was at start: issue the restored calls that are still pending. */
+  private flushDeferredCalls(): void {
+    for (const [k, { key, req }] of this.deferredCalls) {
+      this.deferredCalls.delete(k);
+      if (this.callIndex.get(key)?.has(req.id)) this.issueCall(key, req);
+    }
+  }
+
+  /** Loads the actors a restored cut listed with pending calls, so their calls are issued (invariant 12). */
+  private async reloadCallActors(): Promise<void> {
+    const keys = [...this.reloadForCalls];
+    this.reloadForCalls.clear();
+    for (const key of keys) {
+      if (this.dead) return;
+      if (this.actors.has(key) || !this.callIndex.has(key)) continue;
+      this.applying = true;
+      try {
+        await this.load(key, { seq: this.appliedSeq, timeMs: this.o.clock.now() }, true);
+      } finally {
+        this.applying = false;
+      }
+      if (this.cpDeferred) {
+        this.cpDeferred = false;
+        void this.checkpoint();
+      }
+    }
   }
 
   /** Invariant 9: a due timer becomes a record in the partition's own stream. */
@@ -676,6 +791,7 @@ export class PartitionWorker {
     const release = this.held;
     this.held = [];
     const timers = this.wheel.entries();
+    const calls = [...this.callIndex].flatMap(([key, ids]) => [...ids].map((id) => ({ key, id })));
     this.sinceCheckpoint = 0;
     const t0 = clock.now();
     const write = async (): Promise<WriteResult> => {
@@ -683,7 +799,7 @@ export class PartitionWorker {
       this.failpoint('before-checkpoint-write', seq);
       if (this.dead) throw this.killedError();
       const outbox = [...this.outbox.entries(), ...release];
-      return this.o.store.write({ scope: this.scope, seq, epoch: this.epoch, machineVersion: stage.actor.version, actors, removed, outbox, timers });
+      return this.o.store.write({ scope: this.scope, seq, epoch: this.epoch, machineVersion: stage.actor.version, actors, removed, outbox, timers, calls });
     };
     this.cpInFlight = withTimeout(clock, write(), stage.timeoutMs, () => new WardenError('TIMEOUT', `checkpoint of ${this.where} at seq ${seq} took longer than ${stage.timeoutMs} ms`))
       .then(

@@ -16,11 +16,12 @@
  */
 import { ActorHost, type LogPoint } from './actor-host.js';
 import { joinPersisted, splitPersisted } from './timers.js';
-import { validateInput, validateTimerRecord } from './validate.js';
+import { validateCallRecord, validateInput, validateTimerRecord } from './validate.js';
+import type { CallResult } from './calls.js';
 import type { Clock } from '../core/clock.js';
 import { decodeEnvelope, type Json } from '../core/envelope.js';
 import { ActorCrashedError, WardenError } from '../core/errors.js';
-import { TIMER_EVENT } from '../core/ids.js';
+import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
 import type { ActorEntry, CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { ResolvedStage } from '../pipeline/define-pipeline.js';
 import type { Transport } from '../transport/transport.js';
@@ -138,19 +139,22 @@ export async function rebuildActor(
             env = decodeEnvelope(msg.data, msg.seq);
             if (env.key !== key) continue;
             if (env.type === TIMER_EVENT) validateTimerRecord(env);
+            else if (env.type === CALL_EVENT) validateCallRecord(env);
             else validateInput(ctx.stage.actor, env, msg.data.length);
           } catch {
             continue; // it was dead-lettered when first read
           }
           const at = { seq: msg.seq, timeMs: msg.timestampMs };
           const timer = env.type === TIMER_EVENT ? (env.payload.timer as string) : undefined;
+          const call = env.type === CALL_EVENT ? (env.payload as unknown as CallResult) : undefined;
           if (host.status === 'done') {
-            if (timer !== undefined) continue; // a timer of a finished life fires nothing
+            if (timer !== undefined || call !== undefined) continue; // a timer or call of a finished life does nothing
             host = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, at });
           }
           try {
-            // Outputs dropped (invariant 3); a timer record fires at the same point as the first time.
+            // Outputs dropped (invariant 3); timer and call records act at the same point as the first time.
             if (timer !== undefined) host.fireTimer(timer, at);
+            else if (call !== undefined) host.resolveCall(call, at);
             else host.handle({ ...env.payload, type: env.type }, at);
             replayed++;
           } catch (err) {

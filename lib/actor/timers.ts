@@ -217,6 +217,11 @@ export class TimerTable {
     }
   }
 
+  /** The log point of the input being applied. */
+  get at(): LogPoint {
+    return this.point;
+  }
+
   /** Pending timers, by deadline then id. */
   pending(): PendingTimer[] {
     return [...this.table.values()].sort(compareTimers).map((t) => ({ id: t.id, dueMs: t.dueMs }));

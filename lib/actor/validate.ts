@@ -64,3 +64,12 @@ export function validateTimerRecord(env: Envelope): void {
     throw new ValidationError('schema', `timer record for ${env.key} names no timer (payload.timer ${JSON.stringify(env.payload.timer)})`, { details: { timer: env.payload.timer } });
   }
 }
+
+/** A `warden.call` record (lib/actor/calls.ts) must name the call and carry an output or an error. */
+export function validateCallRecord(env: Envelope): void {
+  const p = env.payload;
+  const errorOk = typeof p.error === 'object' && p.error !== null && typeof (p.error as { message?: unknown }).message === 'string';
+  if (typeof p.call !== 'string' || !/^\d+\.\d+$/.test(p.call) || typeof p.ok !== 'boolean' || (p.ok ? !('output' in p) : !errorOk)) {
+    throw new ValidationError('schema', `call record for ${env.key} is malformed: needs call "<seq>.<n>", ok, and an output or an error with a message`, { details: { call: p.call } });
+  }
+}

@@ -3,7 +3,7 @@
  * after applying its log up to sequence `seq`"; the log stays the record of truth.
  *
  * Invariants every implementation keeps (the contract suite checks them):
- *  1. A write is atomic: the partition's meta (seq, epoch, machine version, outbox, timers) and every
+ *  1. A write is atomic: the partition's meta (seq, epoch, machine version, outbox, timers, calls) and every
  *     actor entry in it become visible together, or not at all.
  *  2. A write whose `epoch` is older than the stored epoch is refused (`CHECKPOINT_FENCED`):
  *     a zombie owner can never overwrite its successor.
@@ -42,6 +42,12 @@ export interface TimerIndexEntry {
   dueMs: number;
 }
 
+/** A guarded call an actor started whose result is not in the log yet (lib/actor/calls.ts). */
+export interface CallIndexEntry {
+  key: string;
+  id: string;
+}
+
 /** What one checkpoint write carries. */
 export interface CheckpointWrite {
   scope: CheckpointScope;
@@ -59,6 +65,8 @@ export interface CheckpointWrite {
   outbox: OutboxEntry[];
   /** Every pending timer of the partition at the cut (replaces the stored list). @default [] */
   timers?: TimerIndexEntry[];
+  /** Every pending guarded call of the partition at the cut (replaces the stored list). @default [] */
+  calls?: CallIndexEntry[];
 }
 
 /** The stored meta of a partition checkpoint. */
@@ -70,6 +78,8 @@ export interface CheckpointMeta {
   outbox: OutboxEntry[];
   /** Every pending timer of the partition at the cut. */
   timers: TimerIndexEntry[];
+  /** Every pending guarded call of the partition at the cut. */
+  calls: CallIndexEntry[];
   /** Number of actor entries stored. */
   actorCount: number;
   /** Store clock time of the write (ms). */

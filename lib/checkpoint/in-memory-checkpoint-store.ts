@@ -97,6 +97,7 @@ export class InMemoryCheckpointStore implements CheckpointStore {
       machineVersion: cp.machineVersion,
       outbox: cp.outbox,
       timers: cp.timers ?? [],
+      calls: cp.calls ?? [],
       actorCount: actors.size,
       writtenAtMs: this.clock.now(),
     };

@@ -22,7 +22,10 @@ export type WardenErrorCode =
   | 'STOPPED'
   | 'LOG_TRUNCATED'
   | 'ESCALATED'
-  | 'KILLED';
+  | 'KILLED'
+  | 'CALL_FAILED'
+  | 'BREAKER_OPEN'
+  | 'FALLBACK_FAILED';
 
 /** Options shared by every warden error. */
 export interface WardenErrorOptions {

@@ -38,3 +38,11 @@ export const TIMER_EVENT = 'warden.timer';
 export function timerRecordId(operator: string, key: string, timerId: string): string {
   return `${operator}:${key}:t${timerId}`;
 }
+
+/** Type of the log record carrying the result of a guarded call started by `fromCall` (lib/actor/calls.ts). */
+export const CALL_EVENT = 'warden.call';
+
+/** The message ID of the record carrying the result of call `callId` of `key` in `operator`. */
+export function callRecordId(operator: string, key: string, callId: string): string {
+  return `${operator}:${key}:c${callId}`;
+}

@@ -103,7 +103,7 @@ export interface PartitionStatus extends WorkerStats {
 
 const NO_STATS: WorkerStats = {
   appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
-  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, held: 0, actors: 0, passivated: 0, timers: 0, timersFired: 0, epoch: 0,
+  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, held: 0, actors: 0, passivated: 0, timers: 0, timersFired: 0, callsPending: 0, callsIssued: 0, epoch: 0,
 };
 
 /**

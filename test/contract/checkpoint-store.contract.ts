@@ -140,16 +140,18 @@ export function checkpointStoreContract(label: string, make: () => Promise<Contr
     const bob: Json = { value: { nested: { deep: 'x' } }, context: { text: 'multi\nline "quoted" \u00fc\u00f1\u00ee\u00e7\u00f8d\u00e9 \ud83d\ude80' }, status: 'active' };
     const odd = 'key with spaces/and:colons{braces}#hash \u00e9';
     const timers = [{ key: 'alice', id: '40.0', dueMs: 1_700_000_000_500 }, { key: odd, id: '41.1', dueMs: 7 }];
-    const res = await store.write(cp({ seq: 42, epoch: 3, machineVersion: 'v7', actors: { alice, bob, [odd]: 0 }, outbox, timers }));
+    const calls = [{ key: 'bob', id: '41.0' }];
+    const res = await store.write(cp({ seq: 42, epoch: 3, machineVersion: 'v7', actors: { alice, bob, [odd]: 0 }, outbox, timers, calls }));
     t.deepEqual({ seq: res.seq, epoch: res.epoch }, { seq: 42, epoch: 3 });
 
     const meta = await store.readMeta(scope());
     t.like(meta, { scope: scope(), seq: 42, epoch: 3, machineVersion: 'v7', outbox, actorCount: 3 });
     t.deepEqual(meta?.outbox, outbox);
     t.deepEqual(meta?.timers, timers);
-    // The timer list is replaced by each write, not merged; a write without one clears it.
+    t.deepEqual(meta?.calls, calls);
+    // The timer and call lists are replaced by each write, not merged; a write without them clears them.
     await store.write(cp({ seq: 43, epoch: 3, machineVersion: 'v7', actors: {}, outbox: [] }));
-    t.deepEqual((await store.readMeta(scope()))?.timers, []);
+    t.like(await store.readMeta(scope()), { timers: [], calls: [] });
     await store.write(cp({ seq: 44, epoch: 3, machineVersion: 'v7', actors: {}, outbox, timers }));
     t.is(typeof meta?.writtenAtMs, 'number');
     if (clock) t.is(meta?.writtenAtMs, clock.now());

@@ -172,7 +172,7 @@ test('stored bytes are exactly what the shared codec seals, so entries verify in
   const snapshot = { value: 'active', context: { text: 'caf\u00e9 \ud83d\ude00 "q"' } };
   await store.write({ scope, seq: 7, epoch: 2, machineVersion: 'v1', actors: { alice: snapshot }, outbox: [{ subject: 's', msgId: 'm', body: '\u2603' }] });
   const { meta: metaKey, actors: actorsKey } = store.keysOf(scope);
-  const meta = { scope, seq: 7, epoch: 2, machineVersion: 'v1', outbox: [{ subject: 's', msgId: 'm', body: '\u2603' }], timers: [], actorCount: 1, writtenAtMs: 1_234 };
+  const meta = { scope, seq: 7, epoch: 2, machineVersion: 'v1', outbox: [{ subject: 's', msgId: 'm', body: '\u2603' }], timers: [], calls: [], actorCount: 1, writtenAtMs: 1_234 };
   t.is(await raw.hget(metaKey, 'body'), sealEntry(meta));
   t.is(await raw.hget(actorsKey, 'alice'), sealEntry({ key: 'alice', snapshot, machineVersion: 'v1', seq: 7 }));
   t.deepEqual(openEntry(await raw.hget(metaKey, 'body') ?? '', 'meta'), meta);

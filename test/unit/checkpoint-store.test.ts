@@ -80,6 +80,7 @@ test('invariant 1: write then readMeta/readActor/readActors round-trips every fi
     machineVersion: 'v7',
     outbox,
     timers: [],
+    calls: [],
     actorCount: 2,
     writtenAtMs: 5_000,
   });

@@ -257,6 +257,7 @@ export class RedisCheckpointStore implements CheckpointStore {
       machineVersion: cp.machineVersion,
       outbox: cp.outbox,
       timers: cp.timers ?? [],
+      calls: cp.calls ?? [],
     };
     let before: string;
     try {
