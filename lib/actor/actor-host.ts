@@ -160,6 +160,15 @@ export class ActorHost {
     return this.takeOutputs();
   }
 
+  /** Cheap checks for the worker's per-input bookkeeping: any pending timers, any calls? */
+  get hasTimers(): boolean {
+    return !this.crash && this.timerTable.size > 0;
+  }
+
+  get hasCalls(): boolean {
+    return !this.crash && this.calls.busy;
+  }
+
   /** Calls started (or restored pending) since the last take, for the worker to run. */
   takeCallRequests(): CallRequest[] {
     return this.crash ? [] : this.calls.take();

@@ -132,6 +132,11 @@ export class CallBridge {
     return out;
   }
 
+  /** Are there pending calls or requests not taken yet? */
+  get busy(): boolean {
+    return this.pendingById.size > 0 || this.fresh.length > 0;
+  }
+
   /** Every pending call. */
   pending(): CallRequest[] {
     return [...this.pendingById.values()];

@@ -496,8 +496,8 @@ export class PartitionWorker {
 
   /** After a step: the wheel holds the actor's timers, its calls are run, and it is the most recently active. */
   private touch(key: string, host: ActorHost): void {
-    this.wheel.sync(key, host.timers());
-    this.syncCalls(key, host);
+    if (host.hasTimers || this.wheel.has(key)) this.wheel.sync(key, host.timers());
+    if (host.hasCalls || this.callIndex.has(key)) this.syncCalls(key, host);
     if (this.o.stage.idleMs > 0) {
       this.lastActive.delete(key);
       this.lastActive.set(key, this.o.clock.now());

@@ -217,6 +217,11 @@ export class TimerTable {
     }
   }
 
+  /** Number of pending timers. */
+  get size(): number {
+    return this.table.size;
+  }
+
   /** The log point of the input being applied. */
   get at(): LogPoint {
     return this.point;
