@@ -66,3 +66,4 @@ export {
 export * from './supervision/index.js';
 export { startNode, type NodeOptions, type WardenNode, type NodeEvent, type IngestInput, type PartitionStatus } from './pipeline/node.js';
 export { fromCall, setCallResolver, type CallTarget, type CallError, type CallResult } from './actor/calls.js';
+export * from './resilience/index.js';

@@ -22,3 +22,4 @@ export {
   type PublishRetryOptions,
 } from './jetstream-transport.js';
 export { redactUrl } from './errors.js';
+export { KvBreakerStateStore, breakerKey, DEFAULT_BREAKER_BUCKET, type KvBreakerStateStoreOptions, type KvBreakerStateConnectOptions } from './kv-breaker-state.js';
