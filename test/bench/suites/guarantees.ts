@@ -91,6 +91,8 @@ const ROUNDS = Number(process.env.BENCH_GUARANTEES_ROUNDS ?? 3);
 /** BullMQ's rate does not depend on the count; half of N keeps the suite within its time. */
 const BULLMQ_N = Number(process.env.BENCH_GUARANTEES_BULLMQ_N ?? Math.round(N / 2));
 const EVERY_EVENTS = process.env.BENCH_GUARANTEES_EVERY_EVENTS === undefined ? undefined : Number(process.env.BENCH_GUARANTEES_EVERY_EVENTS);
+/** Checkpoint policy of the latency pipeline (`BENCH_GUARANTEES_LAT_CHECKPOINT` as JSON, to see what checkpoints cost in latency). */
+const LAT_CHECKPOINT = JSON.parse(process.env.BENCH_GUARANTEES_LAT_CHECKPOINT ?? '{"intervalMs":1000}') as CheckpointPolicyOptions;
 const MEMORY_KEYS = Number(process.env.BENCH_GUARANTEES_MEMORY_KEYS ?? 50_000);
 const BATCH = 1_024;
 const PUBLISH_WINDOW = 1_024;
@@ -437,8 +439,8 @@ async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name:
   const pipeline = definePipeline({
     name,
     stages: [
-      { actor: hopA, to: 'hop-b', guarantee: 'exactly-once', checkpoint: { intervalMs: 1000 } },
-      { actor: hopB, guarantee: 'exactly-once', checkpoint: { intervalMs: 1000 } },
+      { actor: hopA, to: 'hop-b', guarantee: 'exactly-once', checkpoint: LAT_CHECKPOINT },
+      { actor: hopB, guarantee: 'exactly-once', checkpoint: LAT_CHECKPOINT },
     ],
   });
   const hop = new Float64Array(LAT_TOTAL).fill(Number.NaN);
