@@ -90,21 +90,27 @@ export function callErrorOf(err: unknown): CallError {
 
 /** The per-host side: numbers calls, collects requests, delivers results. */
 export class CallBridge {
-  private readonly pendingById = new Map<string, CallRequest>();
-  private fresh: CallRequest[] = [];
+  /** Both created on the first call: most actors never make one. */
+  private pendingOrUndefined: Map<string, CallRequest> | undefined;
+  private fresh: CallRequest[] | undefined;
   private seq = -1;
   private n = 0;
 
+  private get pendingById(): Map<string, CallRequest> {
+    return (this.pendingOrUndefined ??= new Map());
+  }
+
   constructor(
     private readonly root: AnyActorRef,
-    private readonly at: () => LogPoint,
+    /** Where the host is in the log (the timer table keeps it). */
+    private readonly position: { readonly at: LogPoint },
   ) {
     (root.system as unknown as Record<symbol, unknown>)[BRIDGE] = this;
   }
 
   /** Invariant 1. */
   nextId(): string {
-    const { seq } = this.at();
+    const { seq } = this.position.at;
     if (seq !== this.seq) {
       this.seq = seq;
       this.n = 0;
@@ -117,34 +123,35 @@ export class CallBridge {
     if (path === undefined) throw new WardenError('CONFIG', `call ${req.name} was invoked by an actor without an id; warden cannot route its result`, { nonRetryable: true });
     const full = { ...req, path };
     this.pendingById.set(req.id, full);
-    this.fresh.push(full);
+    (this.fresh ??= []).push(full);
   }
 
   forget(id: string): void {
-    this.pendingById.delete(id);
+    this.pendingOrUndefined?.delete(id);
   }
 
   /** Requests registered since the last call (new calls, and pending ones of a restored actor). */
   take(): CallRequest[] {
     // A call started and settled within one replay is not reported.
+    if (!this.fresh) return [];
     const out = this.fresh.filter((r) => this.pendingById.get(r.id) === r);
-    this.fresh = [];
+    this.fresh = undefined;
     return out;
   }
 
   /** Are there pending calls or requests not taken yet? */
   get busy(): boolean {
-    return this.pendingById.size > 0 || this.fresh.length > 0;
+    return (this.pendingOrUndefined?.size ?? 0) > 0 || (this.fresh?.length ?? 0) > 0;
   }
 
   /** Every pending call. */
   pending(): CallRequest[] {
-    return [...this.pendingById.values()];
+    return this.pendingOrUndefined ? [...this.pendingOrUndefined.values()] : [];
   }
 
   /** Delivers `result` to its call actor if the call is pending (invariant 2); false otherwise. */
   deliver(result: CallResult): boolean {
-    const req = this.pendingById.get(result.call);
+    const req = this.pendingOrUndefined?.get(result.call);
     if (!req) return false;
     this.pendingById.delete(result.call);
     const actor = resolvePath(this.root, req.path);
@@ -154,8 +161,8 @@ export class CallBridge {
   }
 
   clear(): void {
-    this.pendingById.clear();
-    this.fresh = [];
+    this.pendingOrUndefined?.clear();
+    this.fresh = undefined;
   }
 }
 

@@ -174,7 +174,11 @@ export function resolvePath(root: AnyActorRef, path: string): AnyActorRef | unde
  */
 export class TimerTable {
   private readonly root: AnyActorRef;
-  private readonly table = new Map<string, PersistedTimer>();
+  /** Created on the first timer: most actors never arm one, and an empty Map per actor adds up. */
+  private tableOrUndefined: Map<string, PersistedTimer> | undefined;
+  private get table(): Map<string, PersistedTimer> {
+    return (this.tableOrUndefined ??= new Map());
+  }
   private point: LogPoint;
   private n = 0;
 
@@ -219,7 +223,7 @@ export class TimerTable {
 
   /** Number of pending timers. */
   get size(): number {
-    return this.table.size;
+    return this.tableOrUndefined?.size ?? 0;
   }
 
   /** The log point of the input being applied. */
@@ -246,7 +250,7 @@ export class TimerTable {
 
   /** Forgets every pending timer (the actor stopped, finished or crashed). */
   clear(): void {
-    this.table.clear();
+    this.tableOrUndefined?.clear();
   }
 
   private schedule(source: AnyActorRef, target: AnyActorRef, event: EventObject, delay: number, xid: string | undefined): void {
