@@ -173,6 +173,16 @@ export class ActorHost {
     return !this.crash && this.calls.busy;
   }
 
+  /** Drops pending timer `id` without firing it (its firing was dead-lettered). */
+  forgetTimer(id: string): void {
+    this.timerTable.take(id);
+  }
+
+  /** Drops pending call `id` without delivering a result (its result was dead-lettered); the call actor stays waiting. */
+  forgetCall(id: string): void {
+    this.calls.forget(id);
+  }
+
   /** Calls started (or restored pending) since the last take, for the worker to run. */
   takeCallRequests(): CallRequest[] {
     return this.crash ? [] : this.calls.take();

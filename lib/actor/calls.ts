@@ -205,6 +205,9 @@ export function fromCall<I = unknown, O = unknown>(callOrName: CallTarget<I, O> 
       if (snap.status !== 'active') return;
       const bridge = bridgeOf(scope.system);
       const target = targetOf(callOrName);
+      // A call invoked by the initial state is created inside createActor, before the host attached
+      // its bridge: it gets its ID here, at start, still while its creating input is applied.
+      if (bridge && snap.callId === undefined) snap.callId = bridge.nextId();
       if (bridge && snap.callId !== undefined) {
         bridge.register({ id: snap.callId, name, input: snap.input as Json, target }, scope.self);
         return;

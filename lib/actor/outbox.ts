@@ -32,7 +32,7 @@ export class Outbox {
   private readonly pending = new Map<string, { entry: OutboxEntry; n: number; dedupe: boolean }>();
   private readonly timers = new Set<TimerHandle>();
   private waiter: (() => void) | undefined;
-  private readonly settling: Array<{ upTo: number; resolve: () => void }> = [];
+  private readonly settling: Array<{ upTo: number; resolve: (acked: boolean) => void }> = [];
   private published = 0;
   private closed = false;
 
@@ -64,10 +64,16 @@ export class Outbox {
     this.send(slot, 0);
   }
 
-  /** Invariant 4: resolves when everything published so far is acknowledged (or the outbox closed). */
-  settled(): Promise<void> {
-    if (this.closed || this.pending.size === 0) return Promise.resolve();
+  /** Invariant 4: resolves true when everything published so far is acknowledged, false if the outbox closed first. */
+  settled(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.pending.size === 0) return Promise.resolve(true);
     return new Promise((resolve) => this.settling.push({ upTo: this.published, resolve }));
+  }
+
+  /** Wakes a `drained()` waiter now (the owner is stopping and must not wait for the log). */
+  interruptDrain(): void {
+    this.wake();
   }
 
   private send(slot: { entry: OutboxEntry; n: number; dedupe: boolean }, attempt: number): void {
@@ -106,7 +112,7 @@ export class Outbox {
     for (const t of this.timers) this.o.clock.clearTimeout(t);
     this.timers.clear();
     this.wake();
-    for (const s of this.settling.splice(0)) s.resolve();
+    for (const s of this.settling.splice(0)) s.resolve(false);
   }
 
   private wakeSettled(): void {
@@ -115,7 +121,7 @@ export class Outbox {
       const s = this.settling[i]!;
       if (s.upTo < oldest) {
         this.settling.splice(i, 1);
-        s.resolve();
+        s.resolve(true);
       }
     }
   }

@@ -151,6 +151,8 @@ export class PartitionWorker {
   /** Invariant 12: pending calls by key (for the cut), calls issued by this incarnation, calls waiting for the log to be read. */
   private readonly callIndex = new Map<string, Set<string>>();
   private readonly issued = new Map<string, AbortController>();
+  /** Issued calls still running, by key: aborted when the actor stops waiting for them. */
+  private readonly inflight = new Map<string, Set<string>>();
   private readonly deferredCalls = new Map<string, { key: string; req: CallRequest }>();
   /** Keys whose pending calls a restored cut listed: loaded once the log is read up to `settledSeq`. */
   private reloadForCalls = new Set<string>();
@@ -176,6 +178,7 @@ export class PartitionWorker {
   /** An input is between its first step and `advance` (invariant 3). */
   private applying = false;
   private cpDeferred = false;
+  private cpDeferredForce = false;
   private timer: TimerHandle = undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' | 'killed' | 'failed' = 'new';
   /** Aborted when the worker is killed or fails: cuts short an actor's restart backoff. */
@@ -215,7 +218,6 @@ export class PartitionWorker {
       const outbox = meta?.outbox ?? [];
       this.reader = this.o.transport.openReader(this.o.stage.stream, { filterSubject: this.subject, startSeq: this.appliedSeq + 1 });
       for (const entry of outbox) this.outbox.publish(entry);
-      this.wheel.load(meta?.timers ?? []);
       for (const c of meta?.calls ?? []) {
         let ids = this.callIndex.get(c.key);
         if (!ids) this.callIndex.set(c.key, (ids = new Set()));
@@ -225,6 +227,7 @@ export class PartitionWorker {
       this.settledSeq = await this.o.transport.lastSeqOf(this.o.stage.stream, this.subject);
       if ((this.state as string) !== 'starting') throw this.killedError();
       this.state = 'running';
+      this.wheel.load(meta?.timers ?? []); // once running: an overdue timer fires at once, and its firing is appended
       this.cpEndedAt = this.o.clock.now(); // the claim was a write: minPauseMs counts from it
       this.armTimer();
       this.emit({ type: 'restored', seq: this.appliedSeq, epoch: this.epoch, outbox: outbox.length, timers: this.wheel.size, durationMs: this.o.clock.now() - t0 });
@@ -266,6 +269,7 @@ export class PartitionWorker {
     this.state = 'stopping';
     this.o.clock.clearTimeout(this.timer);
     await this.reader?.close();
+    this.outbox.interruptDrain(); // a loop waiting for the log to take outputs finishes the input in hand instead
     await this.loop;
     if ((this.state as string) !== 'stopping') return; // failed or killed meanwhile
     await this.cpInFlight;
@@ -345,6 +349,7 @@ export class PartitionWorker {
           actors: {},
           outbox: meta?.outbox ?? [],
           timers: meta?.timers ?? [],
+          calls: meta?.calls ?? [],
         });
         return meta;
       } catch (err) {
@@ -361,7 +366,19 @@ export class PartitionWorker {
   private async checkLogCoversCheckpoint(): Promise<void> {
     const { stage } = this.o;
     const info = await this.o.transport.streamInfo(stage.stream);
+    if (info.lastSeq < this.appliedSeq) {
+      // The log ends before the checkpoint: the stream was recreated or restored from an older backup.
+      throw new WardenError(
+        'LOG_TRUNCATED',
+        `checkpoint of ${this.where} is at seq ${this.appliedSeq} but stream ${stage.stream} ends at seq ${info.lastSeq}: the stream was recreated or restored from an older copy; ` +
+          'new inputs would be skipped until its sequence passed the checkpoint. Clear the checkpoint or restore the stream',
+        { nonRetryable: true, details: { stream: stage.stream, checkpointSeq: this.appliedSeq, lastSeq: info.lastSeq } },
+      );
+    }
     if (info.firstSeq <= this.appliedSeq + 1) return;
+    // The stream is shared by the stage's partitions: retention of the others' old messages is no loss
+    // for a partition that has nothing stored after its checkpoint.
+    if ((await this.o.transport.lastSeqOf(stage.stream, this.subject)) <= this.appliedSeq) return;
     const gap = { stream: stage.stream, checkpointSeq: this.appliedSeq, firstSeq: info.firstSeq };
     const message =
       `checkpoint of ${this.where} is at seq ${this.appliedSeq} but stream ${stage.stream} now starts at seq ${info.firstSeq}: ` +
@@ -385,10 +402,10 @@ export class PartitionWorker {
       const last = msgs[msgs.length - 1];
       if (last && this.commitBeforeApply && last.seq > this.aheadSeq) await this.commitAhead(last.seq);
       for (const msg of msgs) {
-        if (this.state !== 'running' && this.state !== 'stopping') return;
+        if (this.state !== 'running') return; // stopping: the input in hand is finished, the rest stays in the log
         if (msg.seq <= this.appliedSeq) continue; // invariant 1
         await this.apply(msg);
-        if (this.outbox.full) await this.outbox.drained();
+        if (this.outbox.full && this.state === 'running') await this.outbox.drained();
       }
     }
   }
@@ -434,9 +451,11 @@ export class PartitionWorker {
       const id = env.payload.timer as string;
       outputs = await this.applyToActor(env, msg, (host) => host.fireTimer(id, at), true);
       if (outputs !== undefined) this.counters.timersFired++;
+      else this.forgetPoisoned(env.key, msg.seq, (host) => host.forgetTimer(id));
     } else if (call) {
       const result = env.payload as unknown as CallResult;
       outputs = await this.applyToActor(env, msg, (host) => host.resolveCall(result, at), true);
+      if (outputs === undefined) this.forgetPoisoned(env.key, msg.seq, (host) => host.forgetCall(result.call));
     } else {
       const event = { ...env.payload, type: env.type };
       outputs = await this.applyToActor(env, msg, (host) => host.handle(event, at), false);
@@ -494,6 +513,18 @@ export class PartitionWorker {
     }
   }
 
+  /**
+   * A timer firing or call result that crashed its actor until it was dead-lettered: the rebuilt
+   * actor still has it pending; it is dropped, or every cut would carry it and a successor fire it again.
+   */
+  private forgetPoisoned(key: string, seq: number, forget: (host: ActorHost) => void): void {
+    const host = this.actors.get(key);
+    if (!host || !this.poisoned.has(seq) || this.dead) return;
+    forget(host);
+    this.dirty.add(key);
+    this.touch(key, host);
+  }
+
   /** After a step: the wheel holds the actor's timers, its calls are run, and it is the most recently active. */
   private touch(key: string, host: ActorHost): void {
     if (host.hasTimers || this.wheel.has(key)) this.wheel.sync(key, host.timers());
@@ -519,7 +550,7 @@ export class PartitionWorker {
       host = loaded.host;
     } catch (err) {
       if (!isUnusableCheckpoint(err)) throw err;
-      ({ host } = await rebuildActor(this.ctx(), key, this.restoredSeq, at.seq, this.poisoned));
+      ({ host } = await rebuildActor(this.ctx(), key, this.restoredSeq, at, this.poisoned));
       this.dirty.add(key); // the next cut overwrites the unusable entry
     }
     if (this.dead) {
@@ -543,7 +574,7 @@ export class PartitionWorker {
     let from: 'checkpoint' | 'initial' = restartFrom;
     if (restartFrom === 'checkpoint') {
       const replayFrom = this.removedAt.get(key) ?? this.restoredSeq;
-      ({ host, replayed } = await rebuildActor(this.ctx(), key, replayFrom, before.seq, this.poisoned));
+      ({ host, replayed } = await rebuildActor(this.ctx(), key, replayFrom, before, this.poisoned));
       if (safeStates && host.status === 'active' && !safeStates.some((s) => host.matches(s))) {
         const state = JSON.stringify(host.snapshot().value);
         host.stop();
@@ -597,8 +628,9 @@ export class PartitionWorker {
     this.counters.applied++;
     if (this.deferredCalls.size > 0 && seq >= this.settledSeq) this.flushDeferredCalls();
     if (++this.sinceCheckpoint >= this.o.stage.everyEvents || this.cpDeferred) {
-      this.cpDeferred = false;
-      void this.checkpoint();
+      const force = this.cpDeferredForce;
+      this.cpDeferred = this.cpDeferredForce = false;
+      void this.checkpoint({ force });
     }
   }
 
@@ -623,8 +655,19 @@ export class PartitionWorker {
   private syncCalls(key: string, host: ActorHost): void {
     const fresh = host.takeCallRequests();
     const pending = host.pendingCalls();
-    if (pending.length > 0) this.callIndex.set(key, new Set(pending.map((r) => r.id)));
+    const ids = new Set(pending.map((r) => r.id));
+    if (ids.size > 0) this.callIndex.set(key, ids);
     else this.callIndex.delete(key);
+    const running = this.inflight.get(key);
+    if (running) {
+      // The actor left the state that invoked it: the call's signal is aborted (its result, if any, changes nothing).
+      for (const id of running) {
+        if (ids.has(id)) continue;
+        this.issued.get(`${key}/${id}`)?.abort();
+        running.delete(id);
+      }
+      if (running.size === 0) this.inflight.delete(key);
+    }
     for (const req of fresh) {
       const k = `${key}/${req.id}`;
       if (this.issued.has(k)) continue; // issued by this incarnation: its result is on its way
@@ -639,15 +682,23 @@ export class PartitionWorker {
     this.issued.set(k, ac);
     this.deferredCalls.delete(k);
     this.counters.callsIssued++;
+    let running = this.inflight.get(key);
+    if (!running) this.inflight.set(key, (running = new Set()));
+    running.add(req.id);
+    const settled = (): void => {
+      running.delete(req.id);
+      if (running.size === 0 && this.inflight.get(key) === running) this.inflight.delete(key);
+    };
     const idempotencyKey = `${this.o.stage.name}:${key}:${req.id}`;
-    let running: Promise<unknown>;
+    let call: Promise<unknown>;
     try {
-      running = req.target.call(req.input, { idempotencyKey, signal: ac.signal });
+      call = req.target.call(req.input, { idempotencyKey, signal: ac.signal });
     } catch (err) {
-      running = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      call = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    running.then(
+    call.then(
       (output) => {
+        settled();
         let json: Json;
         try {
           json = JSON.parse(JSON.stringify(output ?? null)) as Json;
@@ -657,14 +708,17 @@ export class PartitionWorker {
         }
         this.appendCallResult(key, { call: req.id, ok: true, output: json });
       },
-      (err: unknown) => this.appendCallResult(key, { call: req.id, ok: false, error: callErrorOf(err) }),
+      (err: unknown) => {
+        settled();
+        this.appendCallResult(key, { call: req.id, ok: false, error: callErrorOf(err) });
+      },
     );
   }
 
   /** The result of a call becomes a record in the partition's own stream (invariant 12). */
   private appendCallResult(key: string, result: CallResult): void {
     if (this.state !== 'running' && this.state !== 'stopping') return;
-    const msgId = callRecordId(this.o.stage.name, key, result.call);
+    const msgId = callRecordId(this.o.stage.name, key, result.call, this.epoch);
     const body = envelopeBody({ id: msgId, key, type: CALL_EVENT, payload: result, headers: {}, ts: this.o.clock.now() });
     this.outbox.publish({ subject: this.subject, msgId, body });
   }
@@ -691,8 +745,9 @@ export class PartitionWorker {
         this.applying = false;
       }
       if (this.cpDeferred) {
-        this.cpDeferred = false;
-        void this.checkpoint();
+        const force = this.cpDeferredForce;
+        this.cpDeferred = this.cpDeferredForce = false;
+        void this.checkpoint({ force });
       }
     }
   }
@@ -700,7 +755,7 @@ export class PartitionWorker {
   /** Invariant 9: a due timer becomes a record in the partition's own stream. */
   private appendTimerFiring(key: string, id: string): void {
     if (this.state !== 'running' && this.state !== 'stopping') return;
-    const msgId = timerRecordId(this.o.stage.name, key, id);
+    const msgId = timerRecordId(this.o.stage.name, key, id, this.epoch);
     const body = envelopeBody({ id: msgId, key, type: TIMER_EVENT, payload: { timer: id }, headers: {}, ts: this.o.clock.now() });
     this.outbox.publish({ subject: this.subject, msgId, body });
   }
@@ -760,6 +815,7 @@ export class PartitionWorker {
     if (!options.force && !this.o.stage.checkpointsEnabled) return Promise.resolve();
     if (this.applying) {
       this.cpDeferred = true; // invariant 3: cut after the input in hand
+      if (options.force) this.cpDeferredForce = true;
       return this.cpInFlight ?? Promise.resolve();
     }
     if (this.cpInFlight) {
@@ -795,7 +851,8 @@ export class PartitionWorker {
     this.sinceCheckpoint = 0;
     const t0 = clock.now();
     const write = async (): Promise<WriteResult> => {
-      if (this.settleBeforeCut) await this.outbox.settled(); // invariant 8, at-least-once
+      // Invariant 8, at-least-once: if the outbox closed before the cut's outputs were acknowledged, the cut must not be written.
+      if (this.settleBeforeCut && !(await this.outbox.settled())) throw new WardenError('STOPPED', `checkpoint of ${this.where} at seq ${seq} abandoned: its outputs were not acknowledged before the worker ended`);
       this.failpoint('before-checkpoint-write', seq);
       if (this.dead) throw this.killedError();
       const outbox = [...this.outbox.entries(), ...release];

@@ -101,18 +101,20 @@ export async function rebuildActor(
   ctx: RestoreContext,
   key: string,
   freshFrom: number,
-  beforeSeq: number,
+  before: LogPoint,
   poisoned: Set<number>,
 ): Promise<{ host: ActorHost; replayed: number; fromLog: boolean }> {
+  const beforeSeq = before.seq;
   let fromLog = false;
   for (;;) {
-    let base: ActorHost;
+    // A key without an entry is created at its first replayed input (or at `before`), as it was
+    // the first time: the timers its initial state arms are numbered and dated from there.
+    let base: ActorHost | undefined;
     let entry: ActorEntry | undefined;
-    if (fromLog) {
-      base = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock });
-    } else {
+    if (!fromLog) {
       try {
-        ({ host: base, entry } = await loadActor(ctx, key));
+        entry = await ctx.store.readActor(ctx.scope, key);
+        if (entry) base = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, snapshot: migrated(ctx.stage, entry) });
       } catch (err) {
         if (!isUnusableCheckpoint(err)) throw err;
         await fallBackToLog(ctx, key, err);
@@ -125,7 +127,7 @@ export async function rebuildActor(
     let replayed = 0;
     let crashedAt: number | undefined;
     // A failpoint at the start of every rebuild, and after each input replayed (below).
-    if (ctx.onReplayed && !ctx.onReplayed(startSeq - 1)) return { host: base, replayed: 0, fromLog };
+    if (ctx.onReplayed && !ctx.onReplayed(startSeq - 1)) return { host: base ?? new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, at: before }), replayed: 0, fromLog };
     const reader = ctx.transport.openReader(ctx.stage.stream, { filterSubject: ctx.subject, startSeq });
     try {
       outer: for (;;) {
@@ -147,8 +149,8 @@ export async function rebuildActor(
           const at = { seq: msg.seq, timeMs: msg.timestampMs };
           const timer = env.type === TIMER_EVENT ? (env.payload.timer as string) : undefined;
           const call = env.type === CALL_EVENT ? (env.payload as unknown as CallResult) : undefined;
-          if (host.status === 'done') {
-            if (timer !== undefined || call !== undefined) continue; // a timer or call of a finished life does nothing
+          if (!host || host.status === 'done') {
+            if (timer !== undefined || call !== undefined) continue; // a timer or call of no live actor does nothing
             host = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, at });
           }
           try {
@@ -168,8 +170,8 @@ export async function rebuildActor(
     } finally {
       await reader.close();
     }
-    if (crashedAt === undefined) return { host, replayed, fromLog };
-    host.stop();
+    if (crashedAt === undefined) return { host: host ?? new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, at: before }), replayed, fromLog };
+    host?.stop();
     poisoned.add(crashedAt);
   }
 }

@@ -13,6 +13,7 @@
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { TimerIndexEntry } from '../checkpoint/checkpoint-store.js';
+import { compareTimers } from './timers.js';
 
 interface Slot {
   dueMs: number;
@@ -70,7 +71,9 @@ export class TimerWheel {
       if (!m.has(e.id)) this.count++;
       m.set(e.id, { dueMs: e.dueMs, reported: false });
     }
-    this.schedule(Math.min(...entries.map((e) => e.dueMs)));
+    let earliest = Infinity; // a loop: spreading 200k deadlines into Math.min overflows the stack
+    for (const e of entries) if (e.dueMs < earliest) earliest = e.dueMs;
+    this.schedule(earliest);
   }
 
   /** Every pending timer, for a checkpoint. */
@@ -113,7 +116,7 @@ export class TimerWheel {
         }
       }
     }
-    due.sort((a, b) => a[2] - b[2] || (a[1] < b[1] ? -1 : 1));
+    due.sort((a, b) => compareTimers({ id: a[1], dueMs: a[2] }, { id: b[1], dueMs: b[2] }) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)); // as xstate and checkDeterminism order them
     for (const [key, id] of due) this.onDue(key, id);
     let earliest = Infinity;
     for (const m of this.byKey.values()) for (const s of m.values()) if (!s.reported && s.dueMs < earliest) earliest = s.dueMs;

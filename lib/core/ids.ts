@@ -34,15 +34,20 @@ export function partitionOf(key: string, partitions: number): number {
 /** Type of the log record that fires an actor's timer (lib/actor/timers.ts). Reserved: inputs may not use `warden.` types. */
 export const TIMER_EVENT = 'warden.timer';
 
-/** The message ID of the record firing timer `timerId` of `key` in `operator`: a re-sent firing is dropped by the stream. */
-export function timerRecordId(operator: string, key: string, timerId: string): string {
-  return `${operator}:${key}:t${timerId}`;
+/**
+ * The message ID of the record firing timer `timerId` of `key` in `operator`, sent by the worker of
+ * fencing epoch `epoch`: a retry within one incarnation is dropped by the stream; a successor's
+ * re-send is not (the original may be at or below its restored position, never to be applied
+ * again), and the second record finds the timer no longer pending.
+ */
+export function timerRecordId(operator: string, key: string, timerId: string, epoch: number): string {
+  return `${operator}:${key}:t${timerId}:e${epoch}`;
 }
 
 /** Type of the log record carrying the result of a guarded call started by `fromCall` (lib/actor/calls.ts). */
 export const CALL_EVENT = 'warden.call';
 
-/** The message ID of the record carrying the result of call `callId` of `key` in `operator`. */
-export function callRecordId(operator: string, key: string, callId: string): string {
-  return `${operator}:${key}:c${callId}`;
+/** The message ID of the record carrying the result of call `callId` of `key` in `operator` (per epoch, as `timerRecordId`). */
+export function callRecordId(operator: string, key: string, callId: string, epoch: number): string {
+  return `${operator}:${key}:c${callId}:e${epoch}`;
 }

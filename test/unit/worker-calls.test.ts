@@ -95,7 +95,7 @@ test('worker invariant 12: a call a machine invokes is run with a deterministic 
 
   charge.issues[0]!.resolve({ receipt: 'r-1' });
   await settle();
-  t.deepEqual(callRecords(await rig.messages('counter')), [{ seq: 2, msgId: 'counter:a:c1.0', payload: { call: '1.0', ok: true, output: { receipt: 'r-1' } } }]);
+  t.deepEqual(callRecords(await rig.messages('counter')), [{ seq: 2, msgId: 'counter:a:c1.0:e1', payload: { call: '1.0', ok: true, output: { receipt: 'r-1' } } }]);
   t.deepEqual(ctxOf(worker, 'a') as unknown, { paid: 1, failed: [], receipts: ['r-1'] });
   t.is(worker.stats().callsPending, 0);
   // The output is dated by the record: a replay regenerates the same ID.

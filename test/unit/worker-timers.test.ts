@@ -78,7 +78,7 @@ test('worker invariant 9: a due timer is appended to the log as a warden.timer r
   t.deepEqual(timerRecords(await rig.messages('counter')), [], 'not yet due');
   await advance(rig, 1);
   // The record names the timer by the input that armed it (seq 1, first timer).
-  t.deepEqual(timerRecords(await rig.messages('counter')), [{ seq: 2, msgId: 'counter:a:t1.0', timer: '1.0' }]);
+  t.deepEqual(timerRecords(await rig.messages('counter')), [{ seq: 2, msgId: 'counter:a:t1.0:e1', timer: '1.0' }]);
   t.deepEqual(ctxOf(worker, 'a') as unknown, { opened: 1, expired: 1 });
   t.is(worker.stats().timers, 0);
   t.is(worker.stats().timersFired, 1);
