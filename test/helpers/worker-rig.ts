@@ -77,6 +77,7 @@ export interface WorkerOverrides {
   store?: CheckpointStore;
   epoch?: number;
   failpoint?: PartitionWorkerOptions['failpoint'];
+  maxOutboxSize?: number;
 }
 
 /** One pipeline on its own clock, transport and store. */
@@ -123,6 +124,7 @@ export class Rig {
       logger: silentLogger,
       ...(o.epoch === undefined ? {} : { epoch: o.epoch }),
       ...(o.failpoint === undefined ? {} : { failpoint: o.failpoint }),
+      ...(o.maxOutboxSize === undefined ? {} : { maxOutboxSize: o.maxOutboxSize }),
       onEvent: (e) => events.push(e),
     });
     return { worker, events };
@@ -235,3 +237,11 @@ export class SpyStore implements CheckpointStore {
   }
 }
 
+
+/** The records of `type` (`warden.timer`, `warden.call`, an input type) among `msgs`, with their payloads. */
+export function records(msgs: StoredMessage[], type: string): Array<{ seq: number; msgId: string | undefined; payload: Record<string, unknown> }> {
+  return msgs
+    .map((m) => ({ m, env: JSON.parse(dec.decode(m.data)) as { type: string; payload: Record<string, unknown> } }))
+    .filter(({ env }) => env.type === type)
+    .map(({ m, env }) => ({ seq: m.seq, msgId: m.msgId, payload: env.payload }));
+}

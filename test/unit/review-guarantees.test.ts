@@ -11,21 +11,9 @@
  */
 import test from 'ava';
 import { assign, emit, raise, setup } from 'xstate';
-import {
-  PartitionWorker,
-  defineActor,
-  fromCall,
-  silentLogger,
-  type CallTarget,
-  type CheckpointWrite,
-  type Pipeline,
-  type StoredMessage,
-  type Transport,
-  type WorkerEvent,
-  type WriteResult,
-} from '../../lib/index.js';
+import { defineActor, fromCall, type CallTarget, type CheckpointWrite, type Transport, type WriteResult } from '../../lib/index.js';
 import { DelegatingTransport } from '../helpers/delegating-transport.js';
-import { ctxOf, dec, FaultyTransport, ofType, Rig, settle, SpyStore, type PipelineOptions } from '../helpers/worker-rig.js';
+import { ctxOf, FaultyTransport, ofType, records, Rig, settle, SpyStore, type PipelineOptions } from '../helpers/worker-rig.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -180,31 +168,6 @@ async function advance(rig: Rig, ms: number, step = 250): Promise<void> {
     await rig.clock.advanceAsync(Math.min(step, left));
     await settle();
   }
-}
-
-function records(msgs: StoredMessage[], type: string): Array<{ seq: number; msgId: string | undefined; payload: Record<string, unknown> }> {
-  return msgs
-    .map((m) => ({ m, env: JSON.parse(dec.decode(m.data)) as { type: string; payload: Record<string, unknown> } }))
-    .filter(({ env }) => env.type === type)
-    .map(({ m, env }) => ({ seq: m.seq, msgId: m.msgId, payload: env.payload }));
-}
-
-/** A worker of the rig's counter partition 0 with options the rig does not expose (maxOutboxSize). */
-function rawWorker(rig: Rig, o: { transport?: Transport; maxOutboxSize?: number; pipeline?: Pipeline } = {}): { worker: PartitionWorker; events: WorkerEvent[] } {
-  const events: WorkerEvent[] = [];
-  const pipeline = o.pipeline ?? rig.pipeline;
-  const worker = new PartitionWorker({
-    pipeline,
-    stage: pipeline.stage('counter'),
-    partition: 0,
-    transport: o.transport ?? rig.transport,
-    store: rig.store,
-    clock: rig.clock,
-    logger: silentLogger,
-    ...(o.maxOutboxSize === undefined ? {} : { maxOutboxSize: o.maxOutboxSize }),
-    onEvent: (e) => events.push(e),
-  });
-  return { worker, events };
 }
 
 const slow: PipelineOptions['checkpoint'] = { everyEvents: 1000, intervalMs: 60_000 };
@@ -525,7 +488,7 @@ test('fixed (review): a timer firing that is dead-lettered stays pending in the 
  */
 test("fixed (review): outputs 'after-checkpoint' with checkpoints disabled: a full held list never forces a cut, nothing is published", async (t) => {
   const rig = await Rig.create('rv-held-full', { checkpoint: { enabled: false }, stage: { outputs: 'after-checkpoint' } });
-  const { worker } = rawWorker(rig, { maxOutboxSize: 2 });
+  const { worker } = rig.worker({ maxOutboxSize: 2 });
   t.teardown(() => worker.kill());
   await worker.start();
   for (let i = 1; i <= 5; i++) await rig.add('a', i);
@@ -545,7 +508,7 @@ test("fixed (review): outputs 'after-checkpoint' with checkpoints disabled: a fu
 test('fixed (review): stop() hangs forever while the outbox is full and the log does not acknowledge', async (t) => {
   const rig = await Rig.create('rv-stop-full', { checkpoint: slow });
   const transport = new FaultyTransport(rig.transport, (s) => s.startsWith('rv-stop-full.tally.'));
-  const { worker } = rawWorker(rig, { transport, maxOutboxSize: 2 });
+  const { worker } = rig.worker({ transport, maxOutboxSize: 2 });
   t.teardown(() => worker.kill());
   await worker.start();
   transport.hold = true;

@@ -8,7 +8,7 @@
 import test from 'ava';
 import { assign, createActor, emit, setup, toPromise } from 'xstate';
 import { defineActor, fromCall, type CallTarget } from '../../lib/index.js';
-import { ctxOf, dec, ofType, Rig, settle } from '../helpers/worker-rig.js';
+import { ctxOf, ofType, records, Rig, settle } from '../helpers/worker-rig.js';
 
 /** A call the test settles by hand; it records every issue with its key and whether it was aborted. */
 class ManualCall implements CallTarget<{ amount: number }, { receipt: string }> {
@@ -73,12 +73,6 @@ async function callRig(name: string, charge: ManualCall): Promise<Rig> {
   return Rig.create(name, { actor: payer(charge), checkpoint: { everyEvents: 1000, intervalMs: 60_000 } });
 }
 
-function callRecords(msgs: Awaited<ReturnType<Rig['messages']>>): Array<{ seq: number; msgId: string | undefined; payload: Record<string, unknown> }> {
-  return msgs
-    .map((m) => ({ m, env: JSON.parse(dec.decode(m.data)) as { type: string; payload: Record<string, unknown> } }))
-    .filter(({ env }) => env.type === 'warden.call')
-    .map(({ m, env }) => ({ seq: m.seq, msgId: m.msgId, payload: env.payload }));
-}
 
 test('worker invariant 12: a call a machine invokes is run with a deterministic idempotency key, and its result reaches the machine through the log', async (t) => {
   const charge = new ManualCall();
@@ -91,11 +85,11 @@ test('worker invariant 12: a call a machine invokes is run with a deterministic 
   t.deepEqual(charge.keys, ['counter:a:1.0']);
   t.deepEqual(charge.issues[0]!.input, { amount: 5 });
   t.like(worker.stats(), { callsPending: 1, callsIssued: 1 });
-  t.deepEqual(callRecords(await rig.messages('counter')), [], 'nothing in the log while the call runs');
+  t.deepEqual(records(await rig.messages('counter'), 'warden.call'), [], 'nothing in the log while the call runs');
 
   charge.issues[0]!.resolve({ receipt: 'r-1' });
   await settle();
-  t.deepEqual(callRecords(await rig.messages('counter')), [{ seq: 2, msgId: 'counter:a:c1.0:e1', payload: { call: '1.0', ok: true, output: { receipt: 'r-1' } } }]);
+  t.deepEqual(records(await rig.messages('counter'), 'warden.call'), [{ seq: 2, msgId: 'counter:a:c1.0:e1', payload: { call: '1.0', ok: true, output: { receipt: 'r-1' } } }]);
   t.deepEqual(ctxOf(worker, 'a') as unknown, { paid: 1, failed: [], receipts: ['r-1'] });
   t.is(worker.stats().callsPending, 0);
   // The output is dated by the record: a replay regenerates the same ID.
@@ -113,7 +107,7 @@ test('worker invariant 12: a failed call reaches onError as a JSON error with it
   await settle();
   charge.issues[0]!.reject(Object.assign(new Error('card declined'), { name: 'TerminalError' }));
   await settle();
-  const [record] = callRecords(await rig.messages('counter'));
+  const [record] = records(await rig.messages('counter'), 'warden.call');
   t.like(record?.payload, { call: '1.0', ok: false, error: { name: 'TerminalError', message: 'card declined' } });
   t.deepEqual((ctxOf(worker, 'a') as unknown as Ctx).failed, ['card declined']);
 });
@@ -138,7 +132,7 @@ test('a call cut short by a crash is issued again after the restore, with the sa
   charge.issues[1]!.resolve({ receipt: 'r-2' });
   await settle();
   t.deepEqual((ctxOf(second.worker, 'a') as unknown as Ctx).receipts, ['r-2']);
-  t.is(callRecords(await rig.messages('counter')).length, 1);
+  t.is(records(await rig.messages('counter'), 'warden.call').length, 1);
 });
 
 test('a result already in the log is not asked for again: a replay delivers it instead of re-issuing the call', async (t) => {
@@ -162,7 +156,7 @@ test('a result already in the log is not asked for again: a replay delivers it i
   await settle();
   t.is(charge.issues.length, 2, 'not issued a third time: its result was in the log');
   t.deepEqual((ctxOf(third.worker, 'a') as unknown as Ctx).receipts, ['r-1']);
-  t.is(callRecords(await rig.messages('counter')).length, 1);
+  t.is(records(await rig.messages('counter'), 'warden.call').length, 1);
 });
 
 test('leaving the state stops the call; its late result changes nothing', async (t) => {
@@ -177,7 +171,7 @@ test('leaving the state stops the call; its late result changes nothing', async 
   t.is(worker.stats().callsPending, 0);
   charge.issues[0]!.resolve({ receipt: 'late' });
   await settle();
-  t.is(callRecords(await rig.messages('counter')).length, 1, 'the result is still recorded ...');
+  t.is(records(await rig.messages('counter'), 'warden.call').length, 1, 'the result is still recorded ...');
   t.deepEqual(ctxOf(worker, 'a') as unknown, { paid: 0, failed: [], receipts: [] }, '... and ignored');
 });
 

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { assign, emit, setup } from 'xstate';
 import { defineActor, type StoredMessage } from '../../lib/index.js';
-import { ctxOf, dec, ofType, Rig, settle, type PipelineOptions } from '../helpers/worker-rig.js';
+import { ctxOf, ofType, records, Rig, settle, type PipelineOptions } from '../helpers/worker-rig.js';
 
 interface Ctx {
   opened: number;
@@ -49,11 +49,9 @@ async function timerRig(name: string, o: PipelineOptions = {}): Promise<Rig> {
   return Rig.create(name, { actor: windowed, checkpoint: { everyEvents: 1000, intervalMs: 60_000 }, ...o });
 }
 
+/** The timer records among `msgs`: where, under which ID, for which timer. */
 function timerRecords(msgs: StoredMessage[]): Array<{ seq: number; msgId: string | undefined; timer: unknown }> {
-  return msgs
-    .map((m) => ({ m, env: JSON.parse(dec.decode(m.data)) as { type: string; payload: { timer?: unknown } } }))
-    .filter(({ env }) => env.type === 'warden.timer')
-    .map(({ m, env }) => ({ seq: m.seq, msgId: m.msgId, timer: env.payload.timer }));
+  return records(msgs, 'warden.timer').map(({ seq, msgId, payload }) => ({ seq, msgId, timer: payload.timer }));
 }
 
 /** Advances the simulated clock in steps, letting the worker run between them. */
