@@ -13,6 +13,11 @@
  *     the actors that changed); `removed` keys are deleted in the same atomic step.
  *  5. Every entry carries a checksum of its bytes; a read that finds a mismatch raises
  *     `CHECKPOINT_CORRUPT` naming the scope and key, never returns the damaged value.
+ *  6. `claim` is atomic and strictly increasing per scope: two claims never get the same epoch,
+ *     and a claim is never lower than any epoch claimed or written before. After a claim, a
+ *     write under an older epoch is refused (invariant 2) even before the new owner wrote.
+ *  7. The claimed epoch and the scope's record key outlive `clear` (a lost, corrupt or cleared
+ *     checkpoint never resets fencing); only `drop` (teardown) removes them.
  */
 import type { Json } from '../core/envelope.js';
 
@@ -48,11 +53,27 @@ export interface CallIndexEntry {
   id: string;
 }
 
+/** What a claim gives its owner. */
+export interface Claim {
+  /** The owner's fencing epoch: every write it makes carries it. */
+  epoch: number;
+  /**
+   * A secret of the scope, created by its first claim and the same for every later one: the
+   * owner authenticates the records it appends to its own log with it (lib/worker/records.ts).
+   */
+  recordKey: string;
+}
+
 /** What one checkpoint write carries. */
 export interface CheckpointWrite {
   scope: CheckpointScope;
-  /** Stream sequence of the partition's last applied input. */
+  /** Stream sequence of the partition's last applied (or, at-most-once, committed) input. */
   seq: number;
+  /**
+   * Sequence the written actor entries reflect, when it is below `seq`: an at-most-once owner
+   * commits its position ahead of the inputs it has applied. @default seq
+   */
+  actorsSeq?: number;
   /** Fencing epoch of the writer. */
   epoch: number;
   /** Version of the operator's machine that produced the snapshots. */
@@ -91,7 +112,7 @@ export interface ActorEntry {
   key: string;
   snapshot: Json;
   machineVersion: string;
-  /** Sequence of the partition checkpoint that last wrote this entry. */
+  /** Sequence of the inputs this entry's state reflects (the write's `actorsSeq`, else its `seq`). */
   seq: number;
 }
 
@@ -105,6 +126,12 @@ export interface WriteResult {
 
 /** Durable storage for partition checkpoints. */
 export interface CheckpointStore {
+  /**
+   * Takes ownership of `scope` (invariant 6): the next epoch, or `epoch` if it is newer than every
+   * epoch claimed or written before (else `CHECKPOINT_FENCED`). An epoch comes from a lease when
+   * an outside authority (the cluster) decides ownership.
+   */
+  claim(scope: CheckpointScope, epoch?: number): Promise<Claim>;
   write(cp: CheckpointWrite): Promise<WriteResult>;
   /** The partition's checkpoint meta, or undefined if it was never written. */
   readMeta(scope: CheckpointScope): Promise<CheckpointMeta | undefined>;
@@ -112,8 +139,13 @@ export interface CheckpointStore {
   readActor(scope: CheckpointScope, key: string): Promise<ActorEntry | undefined>;
   /** Every actor entry of the partition. */
   readActors(scope: CheckpointScope): Promise<ActorEntry[]>;
-  /** Removes the partition's checkpoint entirely (tests, resets). */
+  /**
+   * Removes the partition's checkpoint (meta, position, actor entries); its claimed epoch and record
+   * key stay (invariant 7), so a cleared partition is still fenced against its old owners.
+   */
   clear(scope: CheckpointScope): Promise<void>;
+  /** Removes everything of the scope, claims included (a pipeline's teardown, when no node runs). */
+  drop(scope: CheckpointScope): Promise<void>;
   close(): Promise<void>;
 }
 

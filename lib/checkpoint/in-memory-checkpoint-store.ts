@@ -7,11 +7,13 @@
  * non-negative integer, and a snapshot or outbox JSON cannot serialise, are refused with
  * `VALIDATION` (naming the scope, and the key) before anything changes.
  */
+import { randomBytes } from 'node:crypto';
 import { SystemClock, type Clock } from '../core/clock.js';
 import { CheckpointFencedError, WardenError } from '../core/errors.js';
 import {
   scopeId,
   type ActorEntry,
+  type Claim,
   type CheckpointMeta,
   type CheckpointScope,
   type CheckpointStore,
@@ -48,12 +50,35 @@ function sealOrRefuse(value: unknown, what: () => string, details: Record<string
  */
 export class InMemoryCheckpointStore implements CheckpointStore {
   private readonly partitions = new Map<string, Partition>();
+  /** Invariants 6 and 7: claimed epochs and record keys, kept apart from the checkpoints. */
+  private readonly claims = new Map<string, Claim>();
   private readonly clock: Clock;
+  private readonly newKey: () => string;
   /** Writes accepted, for tests and metrics. */
   writes = 0;
 
-  constructor(options: { clock?: Clock } = {}) {
+  /**
+   * @param options.recordKey source of a scope's record key at its first claim. @default 16 random bytes, hex
+   */
+  constructor(options: { clock?: Clock; recordKey?: () => string } = {}) {
     this.clock = options.clock ?? new SystemClock();
+    this.newKey = options.recordKey ?? (() => randomBytes(16).toString('hex'));
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async claim(scope: CheckpointScope, epoch?: number): Promise<Claim> {
+    const id = scopeId(scope);
+    if (epoch !== undefined && (!isNonNegativeInteger(epoch) || epoch === 0)) {
+      throw new WardenError('VALIDATION', `claim of ${id} refused: epoch must be a positive integer, got ${String(epoch)}`, { nonRetryable: true, details: { scope: id, epoch } });
+    }
+    const held = this.claims.get(id);
+    const stored = Math.max(held?.epoch ?? 0, this.partitions.get(id)?.epoch ?? 0);
+    if (epoch !== undefined && epoch <= stored) {
+      throw new CheckpointFencedError(`claim of ${id} refused: epoch ${epoch} is not newer than claimed epoch ${stored}`, { scope: id, epoch, storedEpoch: stored });
+    }
+    const claim = { epoch: epoch ?? stored + 1, recordKey: held?.recordKey ?? this.newKey() };
+    this.claims.set(id, claim);
+    return { ...claim };
   }
 
   // The methods are async so that every failure, even one raised while serialising, is a
@@ -69,10 +94,18 @@ export class InMemoryCheckpointStore implements CheckpointStore {
         details: { scope: id, epoch: cp.epoch, seq: cp.seq },
       });
     }
+    const actorsSeq = cp.actorsSeq ?? cp.seq;
+    if (!isNonNegativeInteger(actorsSeq) || actorsSeq > cp.seq) {
+      throw new WardenError('VALIDATION', `checkpoint ${id} refused: actorsSeq must be an integer in 0..seq (${cp.seq}), got ${String(cp.actorsSeq)}`, {
+        nonRetryable: true,
+        details: { scope: id, seq: cp.seq, actorsSeq: cp.actorsSeq },
+      });
+    }
     const existing = this.partitions.get(id);
-    if (existing && cp.epoch < existing.epoch) {
-      throw new CheckpointFencedError(`checkpoint ${id} refused: epoch ${cp.epoch} is older than stored epoch ${existing.epoch}`, {
-        scope: id, epoch: cp.epoch, storedEpoch: existing.epoch,
+    const storedEpoch = Math.max(existing?.epoch ?? 0, this.claims.get(id)?.epoch ?? 0);
+    if (cp.epoch < storedEpoch) {
+      throw new CheckpointFencedError(`checkpoint ${id} refused: epoch ${cp.epoch} is older than stored epoch ${storedEpoch}`, {
+        scope: id, epoch: cp.epoch, storedEpoch,
       });
     }
     if (existing && cp.seq < existing.seq) {
@@ -84,7 +117,7 @@ export class InMemoryCheckpointStore implements CheckpointStore {
     const actors = new Map<string, string>(existing?.actors);
     let bytes = 0;
     for (const [key, snapshot] of Object.entries(cp.actors)) {
-      const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: cp.seq };
+      const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
       const sealed = sealOrRefuse(entry, () => `checkpoint ${id} actor ${key}`, { scope: id, key });
       bytes += sealed.length;
       actors.set(key, sealed);
@@ -128,7 +161,17 @@ export class InMemoryCheckpointStore implements CheckpointStore {
   }
 
   clear(scope: CheckpointScope): Promise<void> {
+    const id = scopeId(scope);
+    const p = this.partitions.get(id);
+    // Invariant 7: the fencing epoch outlives the checkpoint.
+    if (p) this.claims.set(id, { epoch: Math.max(p.epoch, this.claims.get(id)?.epoch ?? 0), recordKey: this.claims.get(id)?.recordKey ?? this.newKey() });
+    this.partitions.delete(id);
+    return Promise.resolve();
+  }
+
+  drop(scope: CheckpointScope): Promise<void> {
     this.partitions.delete(scopeId(scope));
+    this.claims.delete(scopeId(scope));
     return Promise.resolve();
   }
 

@@ -11,6 +11,9 @@
  *  4. Entries not named keep their value and seq; removed keys go; `actorCount` follows.
  *  5. A damaged entry rejects with `CHECKPOINT_CORRUPT` naming scope and key (when the store has
  *     a `corrupt` test hook), always as a rejected promise.
+ *  6. Claims are atomic and strictly increasing, fence older owners at once, and keep one record
+ *     key per scope.
+ *  7. `clear` keeps the claimed epoch; `drop` removes everything.
  *
  * and the behaviour the invariants combine into: racing writers from two epochs always leave a
  * state equal to replaying the accepted writes in order; 5,000-actor checkpoints round-trip;
@@ -103,7 +106,7 @@ export function checkpointStoreContract(label: string, make: () => Promise<Contr
     const operator = `contract-${label}-${randomBytes(5).toString('hex')}`;
     const used = new Map<string, CheckpointScope>();
     t.teardown(async () => {
-      for (const s of used.values()) await subject.store.clear(s).catch(() => undefined);
+      for (const s of used.values()) await subject.store.drop(s).catch(() => undefined);
       await subject.cleanup();
     });
     const scope = (partition = 0): CheckpointScope => {
@@ -488,7 +491,7 @@ export function checkpointStoreContract(label: string, make: () => Promise<Contr
 
   // --- clear ---------------------------------------------------------------------------------
 
-  test(name('clear removes the partition checkpoint and its fencing position; other scopes survive'), async (t) => {
+  test(name('invariant 7: clear removes the checkpoint and its position but keeps the fencing epoch; other scopes survive'), async (t) => {
     const { store, scope, cp } = await fixture(t);
     await store.write(cp({ seq: 50, epoch: 4, actors: { alice: 1, bob: 2 } }));
     await store.write(cp({ scope: scope(1), seq: 7, epoch: 1, actors: { carol: 3 } }));
@@ -497,9 +500,98 @@ export function checkpointStoreContract(label: string, make: () => Promise<Contr
     t.is(await store.readActor(scope(), 'alice'), undefined);
     t.deepEqual(await store.readActors(scope()), []);
     t.is((await store.readActor(scope(1), 'carol'))?.snapshot, 3);
-    await store.write(cp({ seq: 1, epoch: 1, actors: { zed: 0 } }));
-    t.like(await store.readMeta(scope()), { seq: 1, epoch: 1, actorCount: 1 });
+    const fenced = await t.throwsAsync(store.write(cp({ seq: 1, epoch: 3, actors: { zed: 0 } })));
+    t.is(code(fenced), 'CHECKPOINT_FENCED', 'an owner older than the cleared checkpoint stays fenced');
+    await store.write(cp({ seq: 1, epoch: 4, actors: { zed: 0 } })); // the position went with the checkpoint
+    t.like(await store.readMeta(scope()), { seq: 1, epoch: 4, actorCount: 1 });
     t.deepEqual((await store.readActors(scope())).map((e) => e.key), ['zed']);
+    t.is((await store.claim(scope())).epoch, 5, 'the next claim is above every epoch written before the clear');
     await store.clear(scope(5)); // clearing a never-written scope is fine
+  });
+
+  test(name('drop removes everything of the scope, its claim included'), async (t) => {
+    const { store, scope, cp } = await fixture(t);
+    const first = await store.claim(scope());
+    await store.write(cp({ seq: 9, epoch: first.epoch, actors: { alice: 1 } }));
+    await store.drop(scope());
+    t.is(await store.readMeta(scope()), undefined);
+    t.deepEqual(await store.readActors(scope()), []);
+    const again = await store.claim(scope());
+    t.is(again.epoch, 1, 'a dropped scope starts over');
+    t.not(again.recordKey, first.recordKey, 'with a new record key');
+    await store.drop(scope(6)); // dropping a never-written scope is fine
+  });
+
+  // --- claims --------------------------------------------------------------------------------
+
+  test(name('invariant 6: claims are strictly increasing and keep one record key per scope'), async (t) => {
+    const { store, scope } = await fixture(t);
+    const a = await store.claim(scope());
+    const b = await store.claim(scope());
+    t.is(a.epoch, 1);
+    t.is(b.epoch, 2);
+    t.is(typeof a.recordKey, 'string');
+    t.true(a.recordKey.length >= 16, 'a record key long enough to be a secret');
+    t.is(b.recordKey, a.recordKey);
+    const other = await store.claim(scope(1));
+    t.is(other.epoch, 1, 'scopes claim independently');
+    t.not(other.recordKey, a.recordKey);
+  });
+
+  test(name('invariant 6: concurrent claims never share an epoch'), async (t) => {
+    const { store, scope } = await fixture(t);
+    const claims = await Promise.all(Array.from({ length: 20 }, () => store.claim(scope())));
+    const epochs = claims.map((c) => c.epoch).sort((x, y) => x - y);
+    t.deepEqual(epochs, Array.from({ length: 20 }, (_, i) => i + 1));
+    t.is(new Set(claims.map((c) => c.recordKey)).size, 1);
+  });
+
+  test(name('invariant 6: a claim fences the previous owner before the new one writes anything'), async (t) => {
+    const { store, cp } = await fixture(t);
+    const old = await store.claim(cp().scope);
+    await store.write(cp({ seq: 3, epoch: old.epoch, actors: { a: 1 } }));
+    const next = await store.claim(cp().scope);
+    const err = await t.throwsAsync(store.write(cp({ seq: 4, epoch: old.epoch, actors: { a: 2 } })));
+    t.is(code(err), 'CHECKPOINT_FENCED');
+    t.like((err as WardenError).details, { epoch: old.epoch, storedEpoch: next.epoch });
+    t.is((await store.readActor(cp().scope, 'a'))?.snapshot, 1, 'the refused write changed nothing');
+  });
+
+  test(name('invariant 6: a claim is above every epoch written without a claim; a given epoch must be newer'), async (t) => {
+    const { store, scope, cp } = await fixture(t);
+    await store.write(cp({ seq: 1, epoch: 7 }));
+    t.is((await store.claim(scope())).epoch, 8);
+    t.is((await store.claim(scope(), 20)).epoch, 20, 'a newer given epoch (a lease revision) is taken as it is');
+    const err = await t.throwsAsync(store.claim(scope(), 20));
+    t.is(code(err), 'CHECKPOINT_FENCED', 'an epoch not newer than the claimed one is refused');
+    t.is(code(await t.throwsAsync(store.claim(scope(), 3))), 'CHECKPOINT_FENCED');
+    t.is(code(await t.throwsAsync(noSyncThrow(t, () => store.claim(scope(), 0)))), 'VALIDATION');
+    t.is(code(await t.throwsAsync(noSyncThrow(t, () => store.claim(scope(), 1.5)))), 'VALIDATION');
+    t.is((await store.claim(scope())).epoch, 21);
+  });
+
+  // --- actorsSeq -----------------------------------------------------------------------------
+
+  test(name('actorsSeq labels the written entries below the committed position; it may not exceed seq'), async (t) => {
+    const { store, scope, cp } = await fixture(t);
+    await store.write(cp({ seq: 20, actorsSeq: 12, actors: { alice: 1 } }));
+    t.like(await store.readMeta(scope()), { seq: 20 });
+    t.is((await store.readActor(scope(), 'alice'))?.seq, 12);
+    await store.write(cp({ seq: 25, actors: { bob: 2 } }));
+    t.is((await store.readActor(scope(), 'bob'))?.seq, 25, 'without actorsSeq entries carry seq');
+    t.is((await store.readActor(scope(), 'alice'))?.seq, 12, 'an entry not written keeps its label');
+    const err = await t.throwsAsync(noSyncThrow(t, () => store.write(cp({ seq: 30, actorsSeq: 31, actors: { carol: 3 } }))));
+    t.is(code(err), 'VALIDATION');
+    t.like(await store.readMeta(scope()), { seq: 25 });
+  });
+
+  test(name('keys that are Object.prototype names round-trip as ordinary keys'), async (t) => {
+    const { store, scope, cp } = await fixture(t);
+    const actors: Record<string, Json> = Object.create(null) as Record<string, Json>;
+    for (const k of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']) actors[k] = { k };
+    await store.write(cp({ seq: 2, actors }));
+    for (const k of Object.keys(actors)) t.deepEqual((await store.readActor(scope(), k))?.snapshot, { k }, k);
+    t.deepEqual(byKey(await store.readActors(scope())).map((e) => e.key), ['__proto__', 'constructor', 'hasOwnProperty', 'toString', 'valueOf']);
+    t.like(await store.readMeta(scope()), { actorCount: 5 });
   });
 }

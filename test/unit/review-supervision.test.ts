@@ -144,8 +144,14 @@ class GateStore implements CheckpointStore {
   readActors(scope: CheckpointScope): ReturnType<CheckpointStore['readActors']> {
     return this.inner.readActors(scope);
   }
+  claim(scope: CheckpointScope, epoch?: number): ReturnType<CheckpointStore['claim']> {
+    return this.inner.claim(scope, epoch);
+  }
   clear(scope: CheckpointScope): Promise<void> {
     return this.inner.clear(scope);
+  }
+  drop(scope: CheckpointScope): Promise<void> {
+    return this.inner.drop(scope);
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -14,10 +14,13 @@
  *     stored as given. The meta body needs `actorCount`, known only after the changes, so the
  *     client sends the meta JSON in two halves around it and the script seals it with
  *     `redis.sha1hex`: byte for byte what `sealEntry(meta)` gives in Node.
- *  4. Both keys share one hash tag, so the script touches one slot and runs on Redis Cluster.
+ *  4. All keys share one hash tag, so the script touches one slot and runs on Redis Cluster.
+ *  5. The claim hash (fields `epoch`, `key`) is apart from the checkpoint: a write is fenced against
+ *     the larger of the claimed and the stored epoch, and clearing the checkpoint keeps the claim.
  *
  * Keys and arguments:
- *  - KEYS[1] meta hash (fields `epoch`, `seq`, `wid`, `body`), KEYS[2] actors hash (key -> sealed entry)
+ *  - KEYS[1] meta hash (fields `epoch`, `seq`, `wid`, `body`), KEYS[2] actors hash (key -> sealed entry),
+ *    KEYS[3] claim hash
  *  - ARGV[1] epoch, ARGV[2] seq, ARGV[3] write id (changes with every write; readers use it to
  *    detect a write landing during a multi-call scan), ARGV[4] meta JSON before the count,
  *    ARGV[5] meta JSON after the count, ARGV[6] number of actor entries n, then n (key, sealed)
@@ -32,7 +35,13 @@
  * client.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
  * await client[WRITE_COMMAND](metaKey, actorsKey, '1', '42', 'w1', before, after, 1, 'alice', sealed);
  */
-export const WRITE_COMMAND = 'wardenCheckpointWriteV1';
+export const WRITE_COMMAND = 'wardenCheckpointWriteV2';
+
+/** Name of the claim script on an ioredis client. */
+export const CLAIM_COMMAND = 'wardenCheckpointClaimV1';
+
+/** Name of the clear script on an ioredis client. */
+export const CLEAR_COMMAND = 'wardenCheckpointClearV1';
 
 /**
  * Arguments per HSET/HDEL call inside the script: Lua's `unpack` is limited by the C stack
@@ -50,18 +59,20 @@ export const LUA_CHUNK = 1000;
  * client.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
  */
 export const WRITE_SCRIPT = `#!lua
-local metaKey, actorsKey = KEYS[1], KEYS[2]
+local metaKey, actorsKey, claimKey = KEYS[1], KEYS[2], KEYS[3]
 local epoch, seq = tonumber(ARGV[1]), tonumber(ARGV[2])
 if epoch == nil or seq == nil then
   return redis.error_reply('WARDEN_BADARG epoch and seq must be numbers')
 end
 -- Invariant 1: every check before the first write.
 local stored = redis.call('HMGET', metaKey, 'epoch', 'seq')
-if stored[1] then
-  local storedEpoch, storedSeq = tonumber(stored[1]), tonumber(stored[2])
-  if storedEpoch ~= nil and epoch < storedEpoch then
-    return redis.error_reply('WARDEN_FENCED epoch ' .. stored[1])
-  end
+local fence = tonumber(redis.call('HGET', claimKey, 'epoch') or '0') or 0
+if stored[1] and (tonumber(stored[1]) or 0) > fence then fence = tonumber(stored[1]) end
+if epoch < fence then
+  return redis.error_reply('WARDEN_FENCED epoch ' .. string.format('%d', fence))
+end
+if stored[2] then
+  local storedSeq = tonumber(stored[2])
   if storedSeq ~= nil and seq < storedSeq then
     return redis.error_reply('WARDEN_FENCED seq ' .. stored[2])
   end
@@ -84,4 +95,49 @@ local count = redis.call('HLEN', actorsKey)
 local body = ARGV[4] .. string.format('%d', count) .. ARGV[5]
 redis.call('HSET', metaKey, 'epoch', ARGV[1], 'seq', ARGV[2], 'wid', ARGV[3], 'body', redis.sha1hex(body) .. body)
 return count
+`;
+
+/**
+ * The claim script (checkpoint port invariant 6): the next epoch (ARGV[1] empty) or the given one
+ * if newer than every epoch claimed or written; the record key is set once (ARGV[2]) and kept.
+ * KEYS[1] claim hash, KEYS[2] meta hash. Returns `{ epoch, key }`, or `WARDEN_FENCED claim <stored>`.
+ *
+ * @example
+ * client.defineCommand(CLAIM_COMMAND, { numberOfKeys: 2, lua: CLAIM_SCRIPT });
+ */
+export const CLAIM_SCRIPT = `#!lua
+local claimKey, metaKey = KEYS[1], KEYS[2]
+local stored = tonumber(redis.call('HGET', claimKey, 'epoch') or '0') or 0
+local written = tonumber(redis.call('HGET', metaKey, 'epoch') or '0') or 0
+if written > stored then stored = written end
+local epoch = stored + 1
+if ARGV[1] ~= '' then
+  epoch = tonumber(ARGV[1])
+  if epoch == nil or epoch <= stored then
+    return redis.error_reply('WARDEN_FENCED claim ' .. string.format('%d', stored))
+  end
+end
+redis.call('HSET', claimKey, 'epoch', string.format('%d', epoch))
+redis.call('HSETNX', claimKey, 'key', ARGV[2])
+return { string.format('%d', epoch), redis.call('HGET', claimKey, 'key') }
+`;
+
+/**
+ * The clear script (checkpoint port invariant 7): deletes the meta and the actors, carrying the
+ * stored epoch over into the claim hash first. KEYS[1] meta, KEYS[2] actors, KEYS[3] claim; ARGV[1]
+ * a record key in case the claim hash has none yet.
+ *
+ * @example
+ * client.defineCommand(CLEAR_COMMAND, { numberOfKeys: 3, lua: CLEAR_SCRIPT });
+ */
+export const CLEAR_SCRIPT = `#!lua
+local metaKey, actorsKey, claimKey = KEYS[1], KEYS[2], KEYS[3]
+local written = tonumber(redis.call('HGET', metaKey, 'epoch') or '0') or 0
+local claimed = tonumber(redis.call('HGET', claimKey, 'epoch') or '0') or 0
+if written > claimed then
+  redis.call('HSET', claimKey, 'epoch', string.format('%d', written))
+  redis.call('HSETNX', claimKey, 'key', ARGV[1])
+end
+redis.call('DEL', metaKey, actorsKey)
+return 1
 `;

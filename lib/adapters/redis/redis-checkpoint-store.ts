@@ -4,9 +4,11 @@
  * (the contract suite in `test/contract/checkpoint-store.contract.ts` runs the same cases
  * against it and the in-memory twin) as follows:
  *
- *  1. Layout: a partition is two hashes sharing the hash tag `{<operator>/<partition>}`, so they
+ *  1. Layout: a partition is three hashes sharing the hash tag `{<operator>/<partition>}`, so they
  *     live in one Cluster slot: `<prefix>:{op/p}:meta` (fields `epoch`, `seq`, `wid`, `body` =
- *     sealed `CheckpointMeta`) and `<prefix>:{op/p}:actors` (actor key -> sealed `ActorEntry`).
+ *     sealed `CheckpointMeta`), `<prefix>:{op/p}:actors` (actor key -> sealed `ActorEntry`) and
+ *     `<prefix>:{op/p}:claim` (fields `epoch`, `key`: the claimed epoch and the record key, which
+ *     `clear` keeps and `drop` removes).
  *  2. Atomic writes (port invariant 1): one Lua script per write (`lua.ts`, EVALSHA through
  *     ioredis `defineCommand`) checks the fencing, HSETs the entries, HDELs the removed keys and
  *     sets the meta, with `actorCount` taken by HLEN after the changes. Everything that can fail
@@ -36,6 +38,7 @@ import { createLogger, type Logger } from '../../core/logger.js';
 import {
   scopeId,
   type ActorEntry,
+  type Claim,
   type CheckpointMeta,
   type CheckpointScope,
   type CheckpointStore,
@@ -44,7 +47,7 @@ import {
 } from '../../checkpoint/checkpoint-store.js';
 import { openEntry, sealEntry } from '../../checkpoint/codec.js';
 import { redactUrl, storeClosedError, translateRedisError, type RedisErrorContext } from './errors.js';
-import { WRITE_COMMAND, WRITE_SCRIPT } from './lua.js';
+import { CLAIM_COMMAND, CLAIM_SCRIPT, CLEAR_COMMAND, CLEAR_SCRIPT, WRITE_COMMAND, WRITE_SCRIPT } from './lua.js';
 
 /**
  * Connection options passed through to ioredis (all but `lazyConnect` and `replyMapping`, which
@@ -114,14 +117,17 @@ export interface RedisCheckpointStoreOptions {
 
 type ScriptedClient = (Redis | Cluster) & {
   [WRITE_COMMAND](...args: Array<string | number>): Promise<unknown>;
+  [CLAIM_COMMAND](...args: string[]): Promise<[string, string]>;
+  [CLEAR_COMMAND](...args: string[]): Promise<unknown>;
 };
 
 interface Keys {
   meta: string;
   actors: string;
+  claim: string;
 }
 
-const FENCED = /^WARDEN_FENCED (epoch|seq) (\S+)/;
+const FENCED = /^WARDEN_FENCED (epoch|seq|claim) (\S+)/;
 
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -195,7 +201,9 @@ export class RedisCheckpointStore implements CheckpointStore {
     this.logger = (options.logger ?? createLogger()).child({ component: 'redis-checkpoint-store', target: this.target });
     this.scanCount = options.scanCount ?? 1000;
     this.scanAttempts = options.scanAttempts ?? 3;
-    this.client.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
+    this.client.defineCommand(WRITE_COMMAND, { numberOfKeys: 3, lua: WRITE_SCRIPT });
+    this.client.defineCommand(CLAIM_COMMAND, { numberOfKeys: 2, lua: CLAIM_SCRIPT });
+    this.client.defineCommand(CLEAR_COMMAND, { numberOfKeys: 3, lua: CLEAR_SCRIPT });
     if (this.owned) this.watch();
   }
 
@@ -222,11 +230,32 @@ export class RedisCheckpointStore implements CheckpointStore {
    *
    * @example
    * store.keysOf({ operator: 'sessions', partition: 3 });
-   * // { meta: 'warden:{sessions/3}:meta', actors: 'warden:{sessions/3}:actors' }
+   * // { meta: 'warden:{sessions/3}:meta', actors: 'warden:{sessions/3}:actors', claim: 'warden:{sessions/3}:claim' }
    */
   keysOf(scope: CheckpointScope): Keys {
     const base = `${this.prefix}:{${scopeId(scope)}}`;
-    return { meta: `${base}:meta`, actors: `${base}:actors` };
+    return { meta: `${base}:meta`, actors: `${base}:actors`, claim: `${base}:claim` };
+  }
+
+  async claim(scope: CheckpointScope, epoch?: number): Promise<Claim> {
+    this.ensureOpen('claim');
+    const id = scopeId(scope);
+    if (epoch !== undefined && (!isNonNegativeInteger(epoch) || epoch === 0)) {
+      throw new WardenError('VALIDATION', `claim of ${id} refused: epoch must be a positive integer, got ${String(epoch)}`, { nonRetryable: true, details: { scope: id, epoch } });
+    }
+    const keys = this.keysOf(scope);
+    let reply: [string, string];
+    try {
+      reply = await this.client[CLAIM_COMMAND](keys.claim, keys.meta, epoch === undefined ? '' : String(epoch), randomBytes(16).toString('hex'));
+    } catch (err) {
+      const m = err instanceof Error ? FENCED.exec(err.message) : null;
+      if (m?.[1] === 'claim') {
+        const storedEpoch = Number(m[2]);
+        throw new CheckpointFencedError(`claim of ${id} refused: epoch ${String(epoch)} is not newer than claimed epoch ${storedEpoch}`, { scope: id, epoch, storedEpoch });
+      }
+      throw translateRedisError(err, this.ctx('claim', id));
+    }
+    return { epoch: Number(reply[0]), recordKey: String(reply[1]) };
   }
 
   async write(cp: CheckpointWrite): Promise<WriteResult> {
@@ -238,12 +267,19 @@ export class RedisCheckpointStore implements CheckpointStore {
         details: { scope: id, epoch: cp.epoch, seq: cp.seq },
       });
     }
+    const actorsSeq = cp.actorsSeq ?? cp.seq;
+    if (!isNonNegativeInteger(actorsSeq) || actorsSeq > cp.seq) {
+      throw new WardenError('VALIDATION', `checkpoint ${id} refused: actorsSeq must be an integer in 0..seq (${cp.seq}), got ${String(cp.actorsSeq)}`, {
+        nonRetryable: true,
+        details: { scope: id, seq: cp.seq, actorsSeq: cp.actorsSeq },
+      });
+    }
     // Invariant 2: everything that can fail on the client happens before the script is sent.
     const args: Array<string | number> = [];
     let bytes = 0;
     const entries = Object.entries(cp.actors);
     for (const [key, snapshot] of entries) {
-      const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: cp.seq };
+      const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
       const sealed = sealActor(id, key, entry);
       bytes += sealed.length;
       args.push(key, sealed);
@@ -270,7 +306,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     const wid = `${this.writerId}:${++this.writeCounter}`;
     let count: number;
     try {
-      const reply = await this.client[WRITE_COMMAND](keys.meta, keys.actors, String(cp.epoch), String(cp.seq), wid, before, after, entries.length, ...args, ...removed);
+      const reply = await this.client[WRITE_COMMAND](keys.meta, keys.actors, keys.claim, String(cp.epoch), String(cp.seq), wid, before, after, entries.length, ...args, ...removed);
       count = Number(reply);
     } catch (err) {
       throw this.fencedOrTranslated(err, cp, id);
@@ -333,7 +369,13 @@ export class RedisCheckpointStore implements CheckpointStore {
   async clear(scope: CheckpointScope): Promise<void> {
     this.ensureOpen('clear');
     const keys = this.keysOf(scope);
-    await this.call('clear', scopeId(scope), () => this.client.del(keys.meta, keys.actors));
+    await this.call('clear', scopeId(scope), () => this.client[CLEAR_COMMAND](keys.meta, keys.actors, keys.claim, randomBytes(16).toString('hex')));
+  }
+
+  async drop(scope: CheckpointScope): Promise<void> {
+    this.ensureOpen('drop');
+    const keys = this.keysOf(scope);
+    await this.call('drop', scopeId(scope), () => this.client.del(keys.meta, keys.actors, keys.claim));
   }
 
   /** Quits the client if the store created it (a client passed in stays open). Idempotent. */
