@@ -50,9 +50,11 @@ export { InMemoryCheckpointStore } from './checkpoint/in-memory-checkpoint-store
 export { defineActor, type ActorOptions, type ActorDefinition, type PayloadSchema, type StandardSchemaV1 } from './actor/define-actor.js';
 export { ActorHost, type ActorHostOptions, type EmittedEvent, type LogPoint, type PendingTimer } from './actor/actor-host.js';
 export { validateInput } from './actor/validate.js';
-export { PartitionWorker, type PartitionWorkerOptions, type WorkerStats, type Failpoint } from './actor/partition-worker.js';
-export type { WorkerEvent } from './actor/worker-events.js';
-export type { DeadLetter } from './actor/dead-letter.js';
+export { PartitionWorker, type PartitionWorkerOptions, type WorkerStats, type Failpoint } from './worker/worker.js';
+export type { WorkerEvent } from './worker/events.js';
+export type { DeadLetter, DeadLetterReason } from './worker/dead-letter.js';
+export type { StageRouting, Route, WorkerStage } from './worker/stage.js';
+export { actorGroup, type ActorGroupOptions, type PartitionDown } from './pipeline/actor-group.js';
 export {
   definePipeline,
   type Pipeline,
@@ -65,5 +67,5 @@ export {
 } from './pipeline/define-pipeline.js';
 export * from './supervision/index.js';
 export { startNode, type NodeOptions, type WardenNode, type NodeEvent, type IngestInput, type PartitionStatus } from './pipeline/node.js';
-export { fromCall, setCallResolver, type CallTarget, type CallError, type CallResult } from './actor/calls.js';
+export { fromCall, type CallTarget, type CallError, type CallResult, type CallLookup } from './actor/calls.js';
 export * from './resilience/index.js';

@@ -22,7 +22,7 @@ import type { Clock } from '../core/clock.js';
 import type { Json } from '../core/envelope.js';
 import { ActorCrashedError, WardenError } from '../core/errors.js';
 import type { ActorDefinition } from './define-actor.js';
-import { CallBridge, type CallRequest, type CallResult } from './calls.js';
+import { CallBridge, type CallLookup, type CallRequest, type CallResult } from './calls.js';
 import { CALL_EVENT } from '../core/ids.js';
 import { resolvePath, splitPersisted, joinPersisted, TimerTable, type LogPoint, type PendingTimer, type PersistedTimer } from './timers.js';
 
@@ -44,6 +44,8 @@ export interface ActorHostOptions {
    * timed from it. @default seq 0 at `clock.now()`
    */
   at?: LogPoint;
+  /** Finds guarded calls by name for `fromCall('name')`. @default the process-wide registry */
+  calls?: CallLookup;
 }
 
 /** Keeps xstate from rethrowing an actor's crash globally; the host reads it from the snapshot. */
@@ -92,7 +94,7 @@ export class ActorHost {
     // Before start(): xstate defers the initial state's actions (and so its timers) until then.
     this.timerTable = new TimerTable(this.actor, restored, options.at ?? { seq: 0, timeMs: options.clock.now() });
     this.timerTable.install();
-    this.calls = new CallBridge(this.actor, this.timerTable);
+    this.calls = new CallBridge(this.actor, this.timerTable, options.calls);
     this.actor.on('*', (ev: EmittedEvent) => {
       this.emitted.push(ev);
     });

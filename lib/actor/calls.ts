@@ -28,6 +28,7 @@
 import type { AnyActorRef, PromiseActorLogic } from 'xstate';
 import type { Json } from '../core/envelope.js';
 import { describeError, WardenError } from '../core/errors.js';
+import { getCall } from '../resilience/registry.js';
 import type { LogPoint } from './timers.js';
 import { actorPath, resolvePath } from './timers.js';
 
@@ -66,16 +67,16 @@ const RESULT = 'warden.call.result';
 /** Key under which a host's bridge hangs off its actor system. */
 const BRIDGE = Symbol.for('warden.calls');
 
-let resolveByName: ((name: string) => CallTarget | undefined) | undefined;
+/** Finds a call by name for `fromCall('name')`. */
+export type CallLookup = (name: string) => CallTarget | undefined;
 
-/** Lets `fromCall('name')` find calls by name (the guarded-call registry sets it). */
-export function setCallResolver(resolve: (name: string) => CallTarget | undefined): void {
-  resolveByName = resolve;
-}
-
-function targetOf(callOrName: CallTarget | string): CallTarget {
+/**
+ * The call `fromCall` runs: the one given, or the one named, found through the host's lookup (a
+ * worker's `calls` option) or else the process-wide registry of `defineCall`.
+ */
+function targetOf(callOrName: CallTarget | string, lookup: CallLookup | undefined): CallTarget {
   if (typeof callOrName !== 'string') return callOrName;
-  const found = resolveByName?.(callOrName);
+  const found = (lookup ?? getCall)(callOrName);
   if (!found) throw new WardenError('CONFIG', `fromCall('${callOrName}'): no call of that name is defined (defineCall('${callOrName}', ...))`, { nonRetryable: true });
   return found;
 }
@@ -104,6 +105,8 @@ export class CallBridge {
     private readonly root: AnyActorRef,
     /** Where the host is in the log (the timer table keeps it). */
     private readonly position: { readonly at: LogPoint },
+    /** Finds calls by name. @default the process-wide registry */
+    readonly lookup?: CallLookup,
   ) {
     (root.system as unknown as Record<symbol, unknown>)[BRIDGE] = this;
   }
@@ -204,7 +207,7 @@ export function fromCall<I = unknown, O = unknown>(callOrName: CallTarget<I, O> 
     start: (snap: CallSnapshot, scope: { self: AnyActorRef; system: unknown }): void => {
       if (snap.status !== 'active') return;
       const bridge = bridgeOf(scope.system);
-      const target = targetOf(callOrName);
+      const target = targetOf(callOrName, bridge?.lookup);
       // A call invoked by the initial state is created inside createActor, before the host attached
       // its bridge: it gets its ID here, at start, still while its creating input is applied.
       if (bridge && snap.callId === undefined) snap.callId = bridge.nextId();

@@ -67,9 +67,12 @@ export class ConfigError extends WardenError {
   }
 }
 
-/** An input that may not reach a machine: too large, undecodable, failing its schema, or of an unknown type. */
+/**
+ * An input that may not reach a machine: too large, undecodable, failing its schema, of an unknown
+ * type, or a `warden.` record that its partition's owner did not write (`forged`).
+ */
 export class ValidationError extends WardenError {
-  readonly reason: 'undecodable' | 'too-large' | 'schema' | 'unknown-event';
+  readonly reason: 'undecodable' | 'too-large' | 'schema' | 'unknown-event' | 'forged';
   constructor(reason: ValidationError['reason'], message: string, options: WardenErrorOptions = {}) {
     super('VALIDATION', message, { ...options, nonRetryable: true, details: { reason, ...options.details } });
     this.reason = reason;

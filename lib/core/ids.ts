@@ -1,11 +1,34 @@
 /**
  * Deterministic identifiers. A replay regenerates outputs with the same message IDs, so the
  * stream's duplicate window drops the copies: `<operator>:<key>:<inputSeq>:<n>`.
+ *
+ * Invariants:
+ *  1. Every string is a valid key: inside an ID a key is written with `idPart`, which escapes
+ *     `%`, whitespace and control characters as `%XX` (a message ID travels in a NATS header,
+ *     which cannot hold CR or LF and loses leading and trailing blanks). Ordinary keys are
+ *     unchanged, so IDs stay the same for them.
+ *  2. `idPart` is injective: two different keys never give the same part.
  */
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
+const UNSAFE = /[%\x00-\x20\x7f]/g;
+
+/**
+ * A key as it is written inside a message ID or an idempotency key (invariant 1).
+ *
+ * @example
+ * idPart('alice'); // 'alice'
+ * idPart('line\nbreak'); // 'line%0Abreak'
+ */
+export function idPart(key: string): string {
+  UNSAFE.lastIndex = 0;
+  if (!UNSAFE.test(key)) return key;
+  return key.replace(UNSAFE, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
 
 /** The message ID of the `n`-th output (0-based) produced by `operator` for `key` at input sequence `inputSeq`. */
 export function outputMessageId(operator: string, key: string, inputSeq: number, n: number): string {
-  return `${operator}:${key}:${inputSeq}:${n}`;
+  return `${operator}:${idPart(key)}:${inputSeq}:${n}`;
 }
 
 /** The message ID of the dead letter for input `inputSeq` of `operator`. */
@@ -41,7 +64,7 @@ export const TIMER_EVENT = 'warden.timer';
  * again), and the second record finds the timer no longer pending.
  */
 export function timerRecordId(operator: string, key: string, timerId: string, epoch: number): string {
-  return `${operator}:${key}:t${timerId}:e${epoch}`;
+  return `${operator}:${idPart(key)}:t${timerId}:e${epoch}`;
 }
 
 /** Type of the log record carrying the result of a guarded call started by `fromCall` (lib/actor/calls.ts). */
@@ -49,5 +72,10 @@ export const CALL_EVENT = 'warden.call';
 
 /** The message ID of the record carrying the result of call `callId` of `key` in `operator` (per epoch, as `timerRecordId`). */
 export function callRecordId(operator: string, key: string, callId: string, epoch: number): string {
-  return `${operator}:${key}:c${callId}:e${epoch}`;
+  return `${operator}:${idPart(key)}:c${callId}:e${epoch}`;
+}
+
+/** The idempotency key of call `callId` of `key` in `operator`: the same on every attempt and after every restore. */
+export function callIdempotencyKey(operator: string, key: string, callId: string): string {
+  return `${operator}:${idPart(key)}:${callId}`;
 }

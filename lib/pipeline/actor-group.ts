@@ -3,13 +3,32 @@
  * demand and restored from their checkpoint (OTP's simple_one_for_one); it restarts them by the
  * stage's `supervision` policy and fails to its supervisor when their restarts exceed the
  * stage's intensity. To its supervisor it is a child of kind 'actors'.
+ *
+ * Invariants:
+ *  1. A worker that fails with a retryable error (an escalation, a kill, a store or log outage at
+ *     start) ends the child abnormally: its supervisor restarts it with backoff, from the last
+ *     checkpoint, under a new epoch.
+ *  2. A worker that fails with a non-retryable error stays down: a newer owner fenced it
+ *     (`CHECKPOINT_FENCED`), its log lost inputs (`LOG_TRUNCATED`), its checkpoint cannot be
+ *     restored under `onUnusable: 'fail'`, or its configuration is wrong. Restarting it would fight
+ *     the new owner or meet the same error, so the child ends normally (restart type `transient`:
+ *     not restarted), `onDown` is told the reason, and the partition stays down until something
+ *     decides otherwise (its node restarted, or the cluster placing it again).
  */
-import { PartitionWorker, type PartitionWorkerOptions } from '../actor/partition-worker.js';
-import type { WorkerEvent } from '../actor/worker-events.js';
+import { WardenError, describeError } from '../core/errors.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
-import type { Pipeline, ResolvedStage } from '../pipeline/define-pipeline.js';
 import type { Transport } from '../transport/transport.js';
-import type { ActorGroupChildSpec, ChildHandle, RestartType, Shutdown, TreeNode, BackoffOptions } from './types.js';
+import type { ActorGroupChildSpec, BackoffOptions, ChildHandle, RestartType, Shutdown, TreeNode } from '../supervision/types.js';
+import type { WorkerEvent } from '../worker/events.js';
+import type { CallLookup, PartitionWorkerOptions } from '../worker/options.js';
+import { PartitionWorker } from '../worker/worker.js';
+import type { Pipeline, ResolvedStage } from './define-pipeline.js';
+
+/** Why a partition stays down (invariant 2). */
+export interface PartitionDown {
+  code: string;
+  error: string;
+}
 
 /** Options of `actorGroup`. */
 export interface ActorGroupOptions {
@@ -20,7 +39,7 @@ export interface ActorGroupOptions {
   checkpointStore: CheckpointStore;
   /** @default `partition-<n>` */
   id?: string;
-  /** Restart type of the group itself. @default 'permanent' */
+  /** Restart type of the group itself. @default 'transient' (invariant 2) */
   restart?: RestartType;
   /** Graceful stop: finish the input in hand, write a final checkpoint. @default 10_000 */
   shutdown?: Shutdown;
@@ -31,8 +50,17 @@ export interface ActorGroupOptions {
   onEvent?: (event: WorkerEvent) => void;
   /** Called with each new incarnation's worker (status, inspection). */
   onWorker?: (worker: PartitionWorker) => void;
+  /** Invariant 2: the partition stays down, for this reason. */
+  onDown?: (down: PartitionDown) => void;
+  /** Finds guarded calls by name for `fromCall('name')`. @default the process-wide registry */
+  calls?: CallLookup;
   /** Further options of each worker (failpoints, batch and outbox sizes). */
-  workerOptions?: Pick<PartitionWorkerOptions, 'failpoint' | 'batchSize' | 'maxOutboxSize'>;
+  workerOptions?: Pick<PartitionWorkerOptions, 'failpoint' | 'batchSize' | 'maxOutboxSize' | 'random' | 'deadLetterBodyBytes'>;
+}
+
+/** Invariant 2: the failures a restart cannot cure. */
+export function keepsPartitionDown(err: unknown): err is WardenError {
+  return err instanceof WardenError && err.nonRetryable;
 }
 
 /**
@@ -42,25 +70,40 @@ export interface ActorGroupOptions {
  * ] });
  */
 export function actorGroup(options: ActorGroupOptions): ActorGroupChildSpec {
+  const { pipeline, stage, partition } = options;
+  const down = (err: WardenError): void => {
+    options.onDown?.({ code: err.code, error: describeError(err) });
+  };
   const spec: ActorGroupChildSpec = {
     kind: 'actors',
-    id: options.id ?? `partition-${options.partition}`,
-    restart: options.restart ?? 'permanent',
+    id: options.id ?? `partition-${partition}`,
+    restart: options.restart ?? 'transient',
     shutdown: options.shutdown ?? 10_000,
     async start(ctx): Promise<ChildHandle> {
       const worker = new PartitionWorker({
-        pipeline: options.pipeline,
-        stage: options.stage,
-        partition: options.partition,
+        stage,
+        routing: pipeline.routing(stage.name),
+        partition,
         transport: options.transport,
         store: options.checkpointStore,
         clock: ctx.clock,
-        logger: ctx.logger.child({ stage: options.stage.name, partition: options.partition }),
+        logger: ctx.logger.child({ stage: stage.name, partition }),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+        ...(options.calls ? { calls: options.calls } : {}),
         ...options.workerOptions,
       });
       options.onWorker?.(worker);
-      await worker.start();
+      try {
+        await worker.start();
+      } catch (err) {
+        if (!keepsPartitionDown(err)) throw err;
+        down(err);
+        return { stop: () => Promise.resolve(), done: Promise.resolve() }; // ends normally at once: not restarted
+      }
+      const done = worker.done().catch((err: unknown) => {
+        if (!keepsPartitionDown(err)) throw err;
+        down(err);
+      });
       return {
         info: () => {
           const s = worker.stats();
@@ -68,7 +111,7 @@ export function actorGroup(options: ActorGroupOptions): ActorGroupChildSpec {
         },
         stop: () => worker.stop(),
         kill: () => worker.kill(),
-        done: worker.done(),
+        done,
         describe: (): TreeNode[] =>
           worker.describeActors(options.treeLimit ?? 50).map((a) => ({
             id: a.key,

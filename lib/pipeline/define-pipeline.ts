@@ -5,8 +5,11 @@
  */
 import type { ActorDefinition } from '../actor/define-actor.js';
 import type { EmittedEvent } from '../actor/actor-host.js';
-import { ConfigError } from '../core/errors.js';
-import type { CheckpointScope } from '../checkpoint/checkpoint-store.js';
+import { ConfigError, describeError } from '../core/errors.js';
+import { partitionOf } from '../core/ids.js';
+import type { Guarantee, ResolvedActorSupervision, StageRouting, WorkerStage } from '../worker/stage.js';
+
+export type { Guarantee, ResolvedActorSupervision } from '../worker/stage.js';
 
 /** Flink-style checkpoint policy of a stage. */
 export interface CheckpointPolicyOptions {
@@ -42,9 +45,6 @@ export interface CheckpointPolicyOptions {
    */
   onTruncatedLog?: 'fail' | 'skip';
 }
-
-/** What an operator promises about the effect of each input (see docs/guarantees.md). */
-export type Guarantee = 'at-most-once' | 'at-least-once' | 'exactly-once';
 
 /** One operator of a pipeline. */
 export interface StageOptions {
@@ -118,9 +118,6 @@ export interface ActorSupervisionOptions {
   resetBackoffAfterMs?: number;
 }
 
-/** Actor supervision with defaults applied. */
-export type ResolvedActorSupervision = Required<Omit<ActorSupervisionOptions, 'safeStates'>> & { safeStates: readonly string[] | undefined };
-
 /** Options of `definePipeline`. */
 export interface PipelineOptions {
   /** Pipeline name: lower-case letters, digits, '-'; prefixes streams and subjects. */
@@ -130,33 +127,10 @@ export interface PipelineOptions {
 }
 
 /** A stage with every option resolved and validated. */
-export interface ResolvedStage {
-  name: string;
-  actor: ActorDefinition;
-  partitions: number;
+export interface ResolvedStage extends WorkerStage {
+  /** The stage an emitted event goes to (its `to`), or undefined. */
   route: (event: EmittedEvent) => string | undefined;
   keyBy: (event: EmittedEvent, inputKey: string) => string;
-  guarantee: Guarantee;
-  outputs: 'at-once' | 'after-checkpoint';
-  /** 0 = never passivate. */
-  idleMs: number;
-  everyEvents: number;
-  intervalMs: number;
-  minPauseMs: number;
-  timeoutMs: number;
-  checkpointsEnabled: boolean;
-  onUnusableCheckpoint: 'rebuild' | 'fail';
-  onTruncatedLog: 'fail' | 'skip';
-  maxCrashesPerInput: number;
-  supervision: ResolvedActorSupervision;
-  stream: string;
-  /** Subject of partition `p`: `<pipeline>.<stage>.<p>`. */
-  subjectOf: (partition: number) => string;
-  /**
-   * Checkpoint scope of partition `p`: operator `<pipeline>.<stage>`, so two pipelines with a stage of
-   * the same name never share checkpoints in one store.
-   */
-  scopeOf: (partition: number) => CheckpointScope;
 }
 
 /** A validated pipeline. */
@@ -168,6 +142,12 @@ export interface Pipeline {
   /** Subject of the dead letters of stage `stage`. */
   deadLetterSubject(stage: string): string;
   stage(name: string): ResolvedStage;
+  /**
+   * Where the outputs and dead letters of stage `name` go, for its partition workers: throws a
+   * `ConfigError` for an output whose `to` names no stage, or whose `to` or `keyBy` throws or
+   * gives no key.
+   */
+  routing(name: string): StageRouting;
 }
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -289,16 +269,51 @@ export function definePipeline(options: PipelineOptions): Pipeline {
     };
   });
   const byName = new Map(stages.map((s) => [s.name, s]));
+  const deadLetterSubject = (stage: string): string => `${options.name}.dlq.${stage}`;
+  const routings = new Map(stages.map((s) => [s.name, routingOf(s, byName, deadLetterSubject(s.name))]));
   return {
     kind: 'warden.pipeline',
     name: options.name,
     stages,
     deadLetterStream: `${options.name}-dlq`,
-    deadLetterSubject: (stage) => `${options.name}.dlq.${stage}`,
+    deadLetterSubject,
     stage(name) {
       const s = byName.get(name);
       if (!s) throw new ConfigError('stage', `'${name}' is not a stage of pipeline ${options.name}`);
       return s;
+    },
+    routing(name) {
+      const r = routings.get(name);
+      if (!r) throw new ConfigError('stage', `'${name}' is not a stage of pipeline ${options.name}`);
+      return r;
+    },
+  };
+}
+
+/** The routing port of `stage` (stage routing invariant 1). */
+function routingOf(stage: ResolvedStage, byName: ReadonlyMap<string, ResolvedStage>, deadLetterSubject: string): StageRouting {
+  return {
+    deadLetterSubject,
+    route(ev, inputKey) {
+      let target: unknown;
+      try {
+        target = stage.route(ev);
+      } catch (err) {
+        throw new ConfigError(`stages (${stage.name}).to`, `threw for ${JSON.stringify(ev.type)}: ${describeError(err)}`, { cause: err });
+      }
+      if (target === undefined) return undefined;
+      const to = typeof target === 'string' ? byName.get(target) : undefined;
+      if (!to) throw new ConfigError(`stages (${stage.name}).to`, `names no stage for ${JSON.stringify(ev.type)}: ${JSON.stringify(target)} (stages: ${[...byName.keys()].join(', ')})`);
+      let key: unknown;
+      try {
+        key = stage.keyBy(ev, inputKey);
+      } catch (err) {
+        throw new ConfigError(`stages (${stage.name}).keyBy`, `threw for ${JSON.stringify(ev.type)}: ${describeError(err)}`, { cause: err });
+      }
+      if (typeof key !== 'string' || key.length === 0) {
+        throw new ConfigError(`stages (${stage.name}).keyBy`, `must return a non-empty string key, got ${JSON.stringify(key) ?? String(key)} for ${JSON.stringify(ev.type)}`);
+      }
+      return { subject: to.subjectOf(partitionOf(key, to.partitions)), key };
     },
   };
 }

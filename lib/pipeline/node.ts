@@ -5,18 +5,23 @@
  *   └─ <stage> (one-for-one), one per stage
  *      └─ partition-<n> (actor group): the partition's worker and its keyed actors
  *
- * A partition worker that fails (a fenced write, an escalation of its actors' restarts) or is
- * killed is restarted by its stage supervisor with backoff, from its last checkpoint. Restarts
- * beyond a supervisor's intensity escalate up the tree; a root that gives up calls `onFatal`.
+ * A partition worker that fails with a retryable error (an escalation of its actors' restarts,
+ * a store outage) or is killed is restarted by its stage supervisor with backoff, from its last
+ * checkpoint. One that fails with a non-retryable error (fenced by a newer owner, a truncated
+ * log) stays down (actor-group invariant 2). Restarts beyond a supervisor's intensity escalate up
+ * the tree; a root that gives up calls `onFatal` and `done()` rejects.
  *
  * Invariants:
  *  1. Every partition of every stage has at most one live worker; a restarted worker takes a
  *     new epoch, fencing its predecessor.
  *  2. `stop()` ends every worker gracefully (final checkpoint), stages in reverse order, and
  *     restarts nothing after.
+ *  3. `done()` resolves when the node was stopped and rejects when its tree gave up: a process
+ *     that awaits it never lives on with a dead pipeline.
  */
-import type { PartitionWorker, PartitionWorkerOptions, WorkerStats } from '../actor/partition-worker.js';
-import type { WorkerEvent } from '../actor/worker-events.js';
+import type { PartitionWorker, PartitionWorkerOptions, WorkerStats } from '../worker/worker.js';
+import type { WorkerEvent } from '../worker/events.js';
+import type { CallLookup } from '../actor/calls.js';
 import { InMemoryCheckpointStore } from '../checkpoint/in-memory-checkpoint-store.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import { SystemClock, sleep, type Clock } from '../core/clock.js';
@@ -24,7 +29,7 @@ import { encodeEnvelope } from '../core/envelope.js';
 import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
 import { createLogger, type Logger } from '../core/logger.js';
-import { actorGroup } from '../supervision/actor-group.js';
+import { actorGroup, type PartitionDown } from './actor-group.js';
 import { withBackoffDefaults } from '../supervision/backoff.js';
 import { createSupervisor } from '../supervision/supervisor.js';
 import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../supervision/types.js';
@@ -33,7 +38,7 @@ import type { PubAck, Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
 
 /** Events a node reports: its workers' events and its supervision tree's. */
-export type NodeEvent = WorkerEvent | SupervisionEvent;
+export type NodeEvent = WorkerEvent | SupervisionEvent | PartitionDownEvent;
 
 /** Supervision of a node's tree. */
 export interface NodeSupervisionOptions {
@@ -70,8 +75,13 @@ export interface NodeOptions {
   /** Chaos testing: called at each worker failpoint; `node.kill(stage, partition)` from it crashes the worker there. */
   failpoint?: PartitionWorkerOptions['failpoint'];
   supervision?: NodeSupervisionOptions;
-  /** The tree gave up (restart intensity exceeded up to the root). @default logs the error */
+  /**
+   * The tree gave up (restart intensity exceeded up to the root); `done()` rejects with the same
+   * error. @default logs the error
+   */
   onFatal?: (error: Error) => void;
+  /** Finds guarded calls by name for `fromCall('name')`. @default the process-wide registry of `defineCall` */
+  calls?: CallLookup;
   /** Source of backoff jitter. @default Math.random */
   random?: () => number;
   onEvent?: (event: NodeEvent) => void;
@@ -94,12 +104,17 @@ export interface PartitionStatus extends WorkerStats {
   stage: string;
   partition: number;
   running: boolean;
+  /** Set when the partition stays down after a non-retryable failure (fenced, truncated log): why. */
+  down?: PartitionDown;
   restarts: number;
   /** Inputs in the log not yet applied. */
   lag: number;
   /** Time since the last successful checkpoint of this incarnation (since its start before the first). */
   checkpointAgeMs: number;
 }
+
+/** Events of the node itself. */
+export type PartitionDownEvent = { type: 'partition-down'; stage: string; partition: number } & PartitionDown;
 
 const NO_STATS: WorkerStats = {
   appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
@@ -136,7 +151,10 @@ export interface WardenNode {
   /** Chaos: kills the workers of `stage` (one partition, or all) abruptly, as a crash would. */
   kill(stage: string, partition?: number): void;
   status(): Promise<PartitionStatus[]>;
-  /** Resolves when every partition has applied all of its log and published all its outputs. */
+  /**
+   * Resolves when every partition has applied all of its log and published all its outputs (held
+   * ones included). Rejects with `STOPPED` when the node stopped or gave up, or a partition is down.
+   */
   whenCaughtUp(options?: { timeoutMs?: number; pollMs?: number }): Promise<void>;
   /** Live state of an actor in memory. */
   inspect(stage: string, key: string): { value: unknown; context: unknown; status: string } | undefined;
@@ -147,6 +165,8 @@ export interface WardenNode {
   /** The node's root supervisor (dynamic children may be added to it). */
   readonly supervisor: Supervisor;
   stop(): Promise<void>;
+  /** Invariant 3: resolves after `stop()`, rejects with the error when the tree gave up. */
+  done(): Promise<void>;
 }
 
 interface Slot {
@@ -155,6 +175,7 @@ interface Slot {
   worker: PartitionWorker | undefined;
   incarnations: number;
   startedAtMs: number;
+  down: PartitionDown | undefined;
 }
 
 /**
@@ -197,7 +218,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const slots = new Map<string, Slot>();
   for (const stage of pipeline.stages) {
     for (let partition = 0; partition < stage.partitions; partition++) {
-      slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0, startedAtMs: clock.now() });
+      slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0, startedAtMs: clock.now(), down: undefined });
     }
   }
   const sup = options.supervision ?? {};
@@ -229,12 +250,19 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
         children: Array.from({ length: stage.partitions }, (_, partition) =>
           actorGroup({
             pipeline, stage, partition, transport, checkpointStore: store, onEvent: emit,
-            ...(options.failpoint ? { workerOptions: { failpoint: options.failpoint } } : {}),
+            ...(options.calls ? { calls: options.calls } : {}),
+            workerOptions: { ...(options.failpoint ? { failpoint: options.failpoint } : {}), ...(options.random ? { random: options.random } : {}) },
             onWorker: (worker) => {
               const slot = slots.get(`${stage.name}/${partition}`)!;
               slot.worker = worker;
               slot.incarnations++;
               slot.startedAtMs = clock.now();
+              slot.down = undefined;
+            },
+            onDown: (down) => {
+              slots.get(`${stage.name}/${partition}`)!.down = down;
+              logger.error({ stage: stage.name, partition, code: down.code, err: down.error }, 'partition stays down');
+              emit({ type: 'partition-down', stage: stage.name, partition, ...down });
             },
           }),
         ),
@@ -243,7 +271,13 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   });
   supervisor.on(emit);
   await supervisor.start();
-  supervisor.done.catch(() => undefined); // reported through onFatal
+  const done = supervisor.done.then(
+    () => undefined,
+    (err: unknown) => {
+      throw err instanceof Error ? err : new WardenError('STOPPED', String(err));
+    },
+  );
+  done.catch(() => undefined); // reported through onFatal and done()
 
   const node: WardenNode = {
     pipeline,
@@ -278,6 +312,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
             stage: slot.stage,
             partition: slot.partition,
             running: slot.worker?.running ?? false,
+            ...(slot.down ? { down: slot.down } : {}),
             restarts: Math.max(0, slot.incarnations - 1),
             lag: stats ? Math.max(0, last - stats.appliedSeq) : last,
             checkpointAgeMs: clock.now() - (base.lastCheckpointAtMs || slot.startedAtMs),
@@ -292,7 +327,9 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
         if (fatal) throw new WardenError('STOPPED', `pipeline ${pipeline.name} has stopped: ${fatal.message}`, { cause: fatal });
         if (stopped) throw new WardenError('STOPPED', `pipeline ${pipeline.name} was stopped`);
         const all = await node.status();
-        quiet = all.every((p) => p.running && p.lag === 0 && p.outbox === 0) ? quiet + 1 : 0;
+        const down = all.find((p) => p.down);
+        if (down?.down) throw new WardenError('STOPPED', `partition ${down.stage}/${down.partition} of pipeline ${pipeline.name} is down: ${down.down.error}`, { details: { stage: down.stage, partition: down.partition, code: down.down.code } });
+        quiet = all.every((p) => p.running && p.lag === 0 && p.outbox === 0 && p.held === 0) ? quiet + 1 : 0;
         if (clock.now() > deadline) {
           throw new WardenError('TIMEOUT', `pipeline ${pipeline.name} did not catch up within ${timeoutMs} ms`, { details: { status: all } });
         }
@@ -314,6 +351,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       if (!options.transport) await transport.close();
       if (!options.checkpointStore) await store.close();
     },
+    done: () => done,
   };
   return node;
 }

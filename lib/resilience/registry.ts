@@ -7,17 +7,13 @@
  *     `replace: true`, which makes the new call the registered one (the old one keeps working
  *     for its holders until they close it).
  *  2. A closed call leaves the registry, if it is still the registered one, so its name is free.
- *  3. The registry is `fromCall`'s resolver: `fromCall('name')` finds the call registered under
- *     that name when the machine invokes it.
+ *  3. The registry is `fromCall`'s default lookup: `fromCall('name')` finds the call registered
+ *     under that name when the machine invokes it, unless its node was given its own `calls`.
  */
-import { setCallResolver } from '../actor/calls.js';
 import { ConfigError } from '../core/errors.js';
 import type { GuardedCall } from './types.js';
 
 const calls = new Map<string, GuardedCall>();
-
-// Invariant 3.
-setCallResolver((name) => calls.get(name));
 
 /** Throws `ConfigError` if `name` is taken and `replace` is false (invariant 1). */
 export function checkCallName(name: string, replace: boolean): void {

@@ -3,7 +3,6 @@
  * children, nested trees) with Akka backoff, and `supervise` for a single async service.
  */
 export { createSupervisor } from './supervisor.js';
-export { actorGroup, type ActorGroupOptions } from './actor-group.js';
 export { supervise, type SuperviseOptions } from './supervise.js';
 export { backoffDelay, withBackoffDefaults, resolveBackoff, type ResolvedBackoff } from './backoff.js';
 export { resolveSupervisorOptions, type ResolvedSupervisorOptions, type ResolvedChildSpec } from './options.js';

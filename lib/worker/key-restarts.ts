@@ -5,17 +5,20 @@
  * Invariants:
  *  1. More than `intensity` restarts within `periodMs` (clock time) is an escalation: `record`
  *     throws, and the partition worker fails to its supervisor.
- *  2. The n-th consecutive restart of a key waits min(max, min * 2^(n-1)) * (1 + r * randomFactor),
- *     capped at max; a key that ran `resetBackoffAfterMs` since its last restart starts over at n = 1.
+ *  2. The n-th consecutive restart of a key waits the stage's backoff for n - 1 failures
+ *     (`minBackoffMs * 2^(n-1)`, jittered by `randomFactor`, capped at `maxBackoffMs`); a key that
+ *     ran `resetBackoffAfterMs` since its last restart starts over at n = 1.
  */
+import { exponentialBackoff, type Backoff } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { WardenError } from '../core/errors.js';
-import type { ResolvedActorSupervision } from '../pipeline/define-pipeline.js';
+import type { ResolvedActorSupervision } from './stage.js';
 
 /** Tracks restarts of one partition's actors. */
 export class KeyRestarts {
   private readonly window: number[] = [];
   private readonly perKey = new Map<string, { consecutive: number; at: number }>();
+  private readonly backoff: Backoff;
   /** Restarts per key since the worker started (for `tree()`). */
   readonly counts = new Map<string, number>();
 
@@ -23,7 +26,9 @@ export class KeyRestarts {
     private readonly policy: ResolvedActorSupervision,
     private readonly clock: Clock,
     private readonly random: () => number = Math.random,
-  ) {}
+  ) {
+    this.backoff = exponentialBackoff({ minMs: policy.minBackoffMs, maxMs: policy.maxBackoffMs, randomFactor: policy.randomFactor }, 'supervision');
+  }
 
   /** Records a restart of `key`; returns the backoff delay in ms, or throws an escalation (invariant 1). */
   record(key: string, where: string): number {
@@ -41,9 +46,6 @@ export class KeyRestarts {
     const prev = this.perKey.get(key);
     const consecutive = prev && now - prev.at < this.policy.resetBackoffAfterMs ? prev.consecutive + 1 : 1;
     this.perKey.set(key, { consecutive, at: now });
-    const { minBackoffMs, maxBackoffMs, randomFactor } = this.policy;
-    if (maxBackoffMs === 0) return 0;
-    const base = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(consecutive - 1, 30));
-    return Math.min(maxBackoffMs, base * (1 + this.random() * randomFactor));
+    return this.backoff.delay(consecutive - 1, this.random); // invariant 2
   }
 }

@@ -6,10 +6,10 @@ import { exponentialBackoff, type Backoff } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { CallTarget } from '../actor/calls.js';
+import type { CallLookup } from '../actor/calls.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { Transport } from '../transport/transport.js';
-import type { WorkerEvent } from './events.js';
+import type { WorkerEvent, WorkerEventBody } from './events.js';
 import type { StageRouting, WorkerStage } from './stage.js';
 
 /**
@@ -23,8 +23,7 @@ export type Failpoint =
   | 'during-replay'
   | 'during-restore';
 
-/** Finds a guarded call by name, for `fromCall('name')`. */
-export type CallLookup = (name: string) => CallTarget | undefined;
+export type { CallLookup };
 
 /** What a worker needs. */
 export interface PartitionWorkerOptions {
@@ -45,7 +44,7 @@ export interface PartitionWorkerOptions {
   deadLetterBodyBytes?: number;
   /** Source of backoff jitter. @default Math.random */
   random?: () => number;
-  /** Finds calls by name for `fromCall('name')`. @default none: names do not resolve */
+  /** Finds calls by name for `fromCall('name')`. @default the process-wide registry of `defineCall` */
   calls?: CallLookup;
   onEvent?: (event: WorkerEvent) => void;
   /** Chaos testing: called at each failpoint; kill the worker from it to crash there. */
@@ -67,7 +66,8 @@ export interface WorkerConfig {
   deadLetterBodyBytes: number;
   random: () => number;
   calls: CallLookup | undefined;
-  emit: (event: WorkerEvent) => void;
+  /** Reports an event of this worker (its stage and partition added). */
+  emit: (event: WorkerEventBody) => void;
   failpoint: PartitionWorkerOptions['failpoint'];
   /** `<stage>/<partition>`, for messages. */
   where: string;
@@ -115,7 +115,7 @@ export function compileWorkerOptions(o: PartitionWorkerOptions): WorkerConfig {
     deadLetterBodyBytes: positiveInt('deadLetterBodyBytes', o.deadLetterBodyBytes ?? 65_536),
     random: o.random ?? Math.random,
     calls: o.calls,
-    emit: onEvent ? (e) => onEvent(e) : () => undefined,
+    emit: onEvent ? (e) => onEvent({ ...e, stage: stage.name, partition: o.partition }) : () => undefined,
     failpoint: o.failpoint,
     where: `${stage.name}/${o.partition}`,
     subject: stage.subjectOf(o.partition),

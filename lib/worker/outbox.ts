@@ -13,17 +13,40 @@
  *  5. An entry published with `dedupe: false` is sent without a message ID (cheaper for the
  *     stream; a retry or a replay may store it twice, which at-least-once allows) and is not
  *     part of `entries()`: a successor republishing it would only add a copy.
+ *  6. A publish the log refuses for good (a non-retryable error: too large, an invalid ID, no
+ *     stream for the subject) is never retried: the entry leaves the outbox and `onRefused` is
+ *     told, once, so the owner turns it into a dead letter or a failure with the reason.
  */
+import type { Backoff } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { WardenError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { OutboxEntry } from '../checkpoint/checkpoint-store.js';
 import type { Transport } from '../transport/transport.js';
+
+/** Options of an `Outbox`. */
+export interface OutboxOptions {
+  transport: Transport;
+  clock: Clock;
+  logger: Logger;
+  maxSize: number;
+  /** Delays between retries of a publish that failed for a while (invariant 2). */
+  retry: Backoff;
+  random?: () => number;
+  /** Invariant 6: a publish refused for good. */
+  onRefused?: (entry: OutboxEntry, error: WardenError) => void;
+}
+
+/** A refusal no retry can change (invariant 6). */
+export function isPermanentRefusal(err: unknown): err is WardenError {
+  return err instanceof WardenError && err.nonRetryable && err.code !== 'TRANSPORT_CLOSED' && err.code !== 'STOPPED';
+}
 
 const enc = new TextEncoder();
 
 /**
  * @example
- * const outbox = new Outbox({ transport, clock, logger, maxSize: 4096 });
+ * const outbox = new Outbox({ transport, clock, logger, maxSize: 4096, retry: exponentialBackoff({ minMs: 10, maxMs: 5000 }) });
  * outbox.publish({ subject: 'clicks.pages.0', msgId: 'sessions:u1:7:0', body });
  * if (outbox.full) await outbox.drained();
  */
@@ -36,7 +59,7 @@ export class Outbox {
   private published = 0;
   private closed = false;
 
-  constructor(private readonly o: { transport: Transport; clock: Clock; logger: Logger; maxSize: number }) {}
+  constructor(private readonly o: OutboxOptions) {}
 
   get size(): number {
     return this.pending.size;
@@ -87,7 +110,17 @@ export class Outbox {
       },
       (err: unknown) => {
         if (this.closed) return;
-        const delay = Math.min(5000, 10 * 2 ** attempt); // invariant 2
+        if (isPermanentRefusal(err)) {
+          // Invariant 6: no retry can change it.
+          if (this.pending.get(entry.msgId) !== slot) return;
+          this.pending.delete(entry.msgId);
+          if (this.waiter && this.pending.size < this.o.maxSize / 2) this.wake();
+          if (this.settling.length > 0) this.wakeSettled();
+          this.o.logger.error({ subject: entry.subject, msgId: entry.msgId, err }, 'publish refused for good; not retried');
+          this.o.onRefused?.(entry, err);
+          return;
+        }
+        const delay = this.o.retry.delay(attempt, this.o.random); // invariant 2
         this.o.logger.warn({ subject: entry.subject, msgId: entry.msgId, attempt, delay, err }, 'publish failed; retrying with the same message ID');
         const timer = this.o.clock.setTimeout(() => {
           this.timers.delete(timer);

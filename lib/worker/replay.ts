@@ -5,7 +5,10 @@
  * Invariants:
  *  1. A restored actor's state is the state after exactly the inputs its entry covers
  *     (seq <= entry.seq); a rebuild then re-applies, in order, exactly its own inputs with
- *     entry.seq < seq < the crashing input, skipping inputs that were dead-lettered.
+ *     max(entry.seq, floorSeq) < seq < the crashing input, skipping inputs that were
+ *     dead-lettered (and records that fail their MAC). `floorSeq` is the position the worker
+ *     restored: an at-most-once worker never applies an input at or below it, even one its
+ *     predecessor committed past without applying.
  *  2. An entry of another machine version is migrated by the definition's `migrate`, or
  *     never restored blindly: `CHECKPOINT_VERSION` names both versions.
  *  3. Outputs regenerated during a rebuild are not published again: the originals are either
@@ -14,21 +17,22 @@
  *     `checkpoint.onUnusable` the actor is rebuilt from the whole log (which must still start
  *     at sequence 1, else `LOG_TRUNCATED`), or the error stops the partition.
  */
-import { ActorHost, type LogPoint } from './actor-host.js';
-import { joinPersisted, splitPersisted } from './timers.js';
-import { validateCallRecord, validateInput, validateTimerRecord } from './validate.js';
-import type { CallResult } from './calls.js';
+import { ActorHost, type LogPoint } from '../actor/actor-host.js';
+import { joinPersisted, splitPersisted } from '../actor/timers.js';
+import { validateCallRecord, validateInput, validateTimerRecord } from '../actor/validate.js';
+import type { CallResult } from '../actor/calls.js';
 import type { Clock } from '../core/clock.js';
-import { decodeEnvelope, type Json } from '../core/envelope.js';
+import { decodeEnvelope, type Envelope, type Json } from '../core/envelope.js';
 import { ActorCrashedError, WardenError } from '../core/errors.js';
 import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
 import type { ActorEntry, CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
-import type { ResolvedStage } from '../pipeline/define-pipeline.js';
 import type { Transport } from '../transport/transport.js';
+import type { CallLookup } from './options.js';
+import type { WorkerStage } from './stage.js';
 
 /** What restoring needs to know. */
 export interface RestoreContext {
-  stage: ResolvedStage;
+  stage: WorkerStage;
   scope: CheckpointScope;
   store: CheckpointStore;
   transport: Transport;
@@ -39,6 +43,17 @@ export interface RestoreContext {
   onUnusable?: (key: string | undefined, error: unknown) => void;
   /** Called when a rebuild starts and after each replayed input (a failpoint); returning false abandons the replay. */
   onReplayed?: (seq: number) => boolean;
+  /** Throws for a timer or call record its partition's owner did not write (records invariant 2). @default accepts all */
+  verifyRecord?: (env: Envelope) => void;
+  /** Invariant 1: inputs at or below it are never replayed into an entry. @default 0 */
+  floorSeq?: number;
+  /** Finds guarded calls by name for the hosts built here. */
+  calls?: CallLookup | undefined;
+}
+
+/** The options of a host built while restoring. */
+function hostOptions(ctx: RestoreContext, o: { at?: LogPoint; snapshot?: Json }): ConstructorParameters<typeof ActorHost>[2] {
+  return { clock: ctx.clock, ...o, ...(ctx.calls ? { calls: ctx.calls } : {}) };
 }
 
 /** A checkpoint that may not be restored: it fails its checksum, or no `migrate` takes its version. */
@@ -65,7 +80,7 @@ export async function fallBackToLog(ctx: RestoreContext, key: string | undefined
 }
 
 /** The snapshot of `entry`, migrated to the stage's machine version (invariant 2). */
-export function migrated(stage: ResolvedStage, entry: ActorEntry): Json {
+export function migrated(stage: WorkerStage, entry: ActorEntry): Json {
   const def = stage.actor;
   if (entry.machineVersion === def.version) return entry.snapshot;
   if (!def.migrate) {
@@ -86,8 +101,8 @@ export function migrated(stage: ResolvedStage, entry: ActorEntry): Json {
  */
 export async function loadActor(ctx: RestoreContext, key: string, at?: LogPoint): Promise<{ host: ActorHost; entry: ActorEntry | undefined }> {
   const entry = await ctx.store.readActor(ctx.scope, key);
-  if (!entry) return { host: new ActorHost(ctx.stage.actor, key, at ? { clock: ctx.clock, at } : { clock: ctx.clock }), entry };
-  return { host: new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, snapshot: migrated(ctx.stage, entry) }), entry };
+  if (!entry) return { host: new ActorHost(ctx.stage.actor, key, hostOptions(ctx, at ? { at } : {})), entry };
+  return { host: new ActorHost(ctx.stage.actor, key, hostOptions(ctx, { snapshot: migrated(ctx.stage, entry) })), entry };
 }
 
 /**
@@ -114,7 +129,7 @@ export async function rebuildActor(
     if (!fromLog) {
       try {
         entry = await ctx.store.readActor(ctx.scope, key);
-        if (entry) base = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, snapshot: migrated(ctx.stage, entry) });
+        if (entry) base = new ActorHost(ctx.stage.actor, key, hostOptions(ctx, { snapshot: migrated(ctx.stage, entry) }));
       } catch (err) {
         if (!isUnusableCheckpoint(err)) throw err;
         await fallBackToLog(ctx, key, err);
@@ -122,12 +137,12 @@ export async function rebuildActor(
         continue;
       }
     }
-    const startSeq = fromLog ? 1 : (entry ? entry.seq : freshFrom) + 1;
+    const startSeq = fromLog ? 1 : Math.max(entry ? entry.seq : freshFrom, ctx.floorSeq ?? 0) + 1;
     let host = base;
     let replayed = 0;
     let crashedAt: number | undefined;
     // A failpoint at the start of every rebuild, and after each input replayed (below).
-    if (ctx.onReplayed && !ctx.onReplayed(startSeq - 1)) return { host: base ?? new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, at: before }), replayed: 0, fromLog };
+    if (ctx.onReplayed && !ctx.onReplayed(startSeq - 1)) return { host: base ?? new ActorHost(ctx.stage.actor, key, hostOptions(ctx, { at: before })), replayed: 0, fromLog };
     const reader = ctx.transport.openReader(ctx.stage.stream, { filterSubject: ctx.subject, startSeq });
     try {
       outer: for (;;) {
@@ -143,17 +158,17 @@ export async function rebuildActor(
             if (env.type === TIMER_EVENT) validateTimerRecord(env);
             else if (env.type === CALL_EVENT) validateCallRecord(env);
             else validateInput(ctx.stage.actor, env, msg.data.length);
+            if (env.type === TIMER_EVENT || env.type === CALL_EVENT) ctx.verifyRecord?.(env);
           } catch {
             continue; // it was dead-lettered when first read
           }
           const at = { seq: msg.seq, timeMs: msg.timestampMs };
           const timer = env.type === TIMER_EVENT ? (env.payload.timer as string) : undefined;
           const call = env.type === CALL_EVENT ? (env.payload as unknown as CallResult) : undefined;
-          if (!host || host.status === 'done') {
-            if (timer !== undefined || call !== undefined) continue; // a timer or call of no live actor does nothing
-            host = new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, at });
-          }
+          if ((!host || host.status === 'done') && (timer !== undefined || call !== undefined)) continue; // a timer or call of no live actor does nothing
           try {
+            // A key that cannot be created at this input crashed on it, as the first time.
+            if (!host || host.status === 'done') host = new ActorHost(ctx.stage.actor, key, hostOptions(ctx, { at }));
             // Outputs dropped (invariant 3); timer and call records act at the same point as the first time.
             if (timer !== undefined) host.fireTimer(timer, at);
             else if (call !== undefined) host.resolveCall(call, at);
@@ -170,7 +185,7 @@ export async function rebuildActor(
     } finally {
       await reader.close();
     }
-    if (crashedAt === undefined) return { host: host ?? new ActorHost(ctx.stage.actor, key, { clock: ctx.clock, at: before }), replayed, fromLog };
+    if (crashedAt === undefined) return { host: host ?? new ActorHost(ctx.stage.actor, key, hostOptions(ctx, { at: before })), replayed, fromLog };
     host?.stop();
     poisoned.add(crashedAt);
   }

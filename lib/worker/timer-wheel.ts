@@ -13,7 +13,7 @@
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { TimerIndexEntry } from '../checkpoint/checkpoint-store.js';
-import { compareTimers } from './timers.js';
+import { compareTimers } from '../actor/timers.js';
 
 interface Slot {
   dueMs: number;

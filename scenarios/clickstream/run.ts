@@ -17,7 +17,7 @@ import {
   type Transport,
   type WardenNode,
 } from '../../lib/index.js';
-import type { Failpoint } from '../../lib/actor/partition-worker.js';
+import type { Failpoint } from '../../lib/worker/worker.js';
 import { SemanticsChecker, type SemanticsReport } from '../../lib/testing/index.js';
 import type { PageAggregate } from '../../actors/clickstream/pages.js';
 import { generateClicks } from './generate.js';

@@ -29,8 +29,9 @@ import {
   type WorkerEvent,
   type WriteResult,
 } from '../../lib/index.js';
-import type { PartitionWorkerOptions } from '../../lib/actor/partition-worker.js';
+import type { PartitionWorkerOptions } from '../../lib/worker/worker.js';
 import { flushMicrotasks } from '../../lib/core/clock.js';
+import { MAC_HEADER, macOf } from '../../lib/worker/records.js';
 import { DelegatingTransport } from './delegating-transport.js';
 import { counter, tally } from './counter.js';
 
@@ -115,8 +116,8 @@ export class Rig {
     const events: WorkerEvent[] = [];
     const pipeline = o.pipeline ?? this.pipeline;
     const worker = new PartitionWorker({
-      pipeline,
       stage: pipeline.stage('counter'),
+      routing: pipeline.routing('counter'),
       partition: 0,
       transport: o.transport ?? this.transport,
       store: o.store ?? this.store,
@@ -135,9 +136,15 @@ export class Rig {
     return this.send(key, 'add', { amount }, id);
   }
 
-  send(key: string, type: string, payload: Record<string, unknown>, id: string): Promise<PubAck> {
-    const body = encodeEnvelope({ id, key, type, payload, headers: {}, ts: this.clock.now() });
+  send(key: string, type: string, payload: Record<string, unknown>, id: string, headers: Record<string, string> = {}): Promise<PubAck> {
+    const body = encodeEnvelope({ id, key, type, payload, headers, ts: this.clock.now() });
     return this.transport.publish(this.pipeline.stage('counter').subjectOf(0), body, { msgId: id });
+  }
+
+  /** Publishes a `warden.timer` / `warden.call` record signed as the partition's owner would (`worker` holds the key). */
+  sendRecord(worker: PartitionWorker, key: string, type: string, payload: Record<string, unknown>, id: string): Promise<PubAck> {
+    const mac = macOf(worker.recordKey, { id, key, type, payload, headers: {}, ts: 0 });
+    return this.send(key, type, payload, id, { [MAC_HEADER]: mac });
   }
 
   /** Every message stored in the stream of `stage`. */

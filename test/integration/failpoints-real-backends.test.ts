@@ -13,7 +13,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import type { CheckpointStore, DeadLetter, Guarantee, Transport } from '../../lib/index.js';
-import type { Failpoint } from '../../lib/actor/partition-worker.js';
+import type { Failpoint } from '../../lib/worker/worker.js';
 import { openBackends } from '../../scenarios/clickstream/backends.js';
 import { prng } from '../../scenarios/clickstream/generate.js';
 import { clickstreamPipeline } from '../../scenarios/clickstream/pipeline.js';

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { assign, setup } from 'xstate';
-import { KeyRestarts } from '../../lib/actor/key-restarts.js';
+import { KeyRestarts } from '../../lib/worker/key-restarts.js';
 import { ConfigError, SimulatedClock, defineActor, definePipeline, silentLogger, startNode, type NodeEvent } from '../../lib/index.js';
 import type { ResolvedActorSupervision } from '../../lib/pipeline/define-pipeline.js';
 
@@ -88,16 +88,21 @@ test.serial('worker invariant 6: an actor rebuilt into a safe state resumes ther
   t.is(events.filter((e) => e.type === 'actor-reset').length, 0);
 });
 
-test.serial('worker invariant 6: more actor restarts than the intensity fail the partition worker, which is restarted', async (t) => {
+test.serial('worker invariants 6 and 15: an input that pushes the restarts past the intensity is dead-lettered, then the worker fails and is restarted past it', async (t) => {
   crashes.set('c1', 2);
-  const { events, state } = await drive('escalate', { intensity: 1, periodMs: 60_000 }, [{ type: 'pay' }, { type: 'boom', payload: { key: 'c1' } }]);
+  const { events, state } = await drive('escalate', { intensity: 1, periodMs: 60_000 }, [{ type: 'pay' }, { type: 'boom', payload: { key: 'c1' } }, { type: 'boom', payload: { key: 'c1' } }]);
   const failed = events.find((e) => e.type === 'failed');
   t.truthy(failed, 'the partition worker failed');
   t.regex((failed as { error: string }).error, /2 actor restarts within 60000 ms exceed intensity 1/);
+  const letter = events.find((e) => e.type === 'dead-letter');
+  t.like(letter, { reason: 'crashed' });
+  t.regex((letter as { error: string }).error, /past its restart intensity/);
   t.truthy(events.find((e) => e.type === 'child-restarting'));
-  // The new incarnation replays from the checkpoint; by then the fault is spent and the input applies.
+  // The new incarnation starts from the cut written before the failure: the first boom is behind it.
   t.is(state?.value, 'paying');
-  t.deepEqual((state?.context as { log: string[] }).log, ['boom']);
+  t.deepEqual((state?.context as { log: string[] }).log, ['boom'], 'only the second boom applied');
+  t.is(events.filter((e) => e.type === 'actor-crashed').length, 2, 'the successor never met the first boom again');
+  t.is(events.filter((e) => e.type === 'dead-letter').length, 1);
 });
 
 const policy = (o: Partial<ResolvedActorSupervision>): ResolvedActorSupervision => ({
@@ -117,7 +122,7 @@ test('key-restarts invariant 2: backoff doubles per consecutive restart of a key
 test('key-restarts invariant 2: jitter stays within [1, 1 + randomFactor] times the base and under the cap', (t) => {
   const clock = new SimulatedClock(0);
   const r = new KeyRestarts(policy({ randomFactor: 0.5, resetBackoffAfterMs: 1 }), clock, () => 0.999);
-  t.true(Math.abs(r.record('a', 'p') - 149.95) < 1e-9);
+  t.is(r.record('a', 'p'), 150, '100 * (1 + 0.999 * 0.5), rounded to whole ms');
   const capped = new KeyRestarts(policy({ randomFactor: 0.5, minBackoffMs: 1_000 }), clock, () => 0.999);
   t.is(capped.record('a', 'p'), 1_000);
 });

@@ -6,7 +6,7 @@ import test from 'ava';
 import { assign, cancel, createActor, emit, raise, sendParent, sendTo, setup, type AnyActorRef } from 'xstate';
 import { ActorHost, type EmittedEvent, type LogPoint } from '../../lib/actor/actor-host.js';
 import { defineActor, type ActorDefinition } from '../../lib/actor/define-actor.js';
-import { migrated } from '../../lib/actor/replay.js';
+import { migrated } from '../../lib/worker/replay.js';
 import { joinPersisted, splitPersisted, TIMERS_FIELD, type PersistedTimer } from '../../lib/actor/timers.js';
 import { SimulatedClock, type Clock } from '../../lib/core/clock.js';
 import type { Json } from '../../lib/core/envelope.js';

@@ -321,7 +321,7 @@ test('invariant 5: read methods report corruption as a rejected promise, never a
 
 // --- clear -----------------------------------------------------------------------------------
 
-test('clear removes the whole partition checkpoint, including its fencing position', async (t) => {
+test('clear removes the partition checkpoint and its position, but a cleared partition stays fenced against older owners', async (t) => {
   const { store } = setup();
   await store.write(cp({ seq: 50, epoch: 4, actors: { alice: 1, bob: 2 } }));
   await store.write(cp({ scope: { ...otherScope }, seq: 7, epoch: 1, actors: { carol: 3 } }));
@@ -331,9 +331,10 @@ test('clear removes the whole partition checkpoint, including its fencing positi
   t.deepEqual(await store.readActors(scope), []);
   // Other scopes survive.
   t.is((await store.readActor(otherScope, 'carol'))?.snapshot, 3);
-  // A fresh start may write from scratch.
-  await store.write(cp({ seq: 1, epoch: 1, actors: { zed: 0 } }));
-  t.like(await store.readMeta(scope), { seq: 1, epoch: 1, actorCount: 1 });
+  // An owner older than the cleared checkpoint stays fenced; a current one may write from scratch.
+  await t.throwsAsync(store.write(cp({ seq: 1, epoch: 3, actors: { zed: 0 } })), { message: /epoch 3 is older than stored epoch 4/ });
+  await store.write(cp({ seq: 1, epoch: 4, actors: { zed: 0 } }));
+  t.like(await store.readMeta(scope), { seq: 1, epoch: 4, actorCount: 1 });
   t.deepEqual((await store.readActors(scope)).map((e) => e.key), ['zed']);
   await store.close();
 });

@@ -27,7 +27,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { InMemoryTransport, type DeadLetter, type Guarantee, type PubAck, type PublishOptions } from '../../lib/index.js';
-import type { Failpoint } from '../../lib/actor/partition-worker.js';
+import type { Failpoint } from '../../lib/worker/worker.js';
 import { prng } from '../../scenarios/clickstream/generate.js';
 import { runClickstream, type ClickstreamOptions, type ClickstreamResult, type FailpointArming } from '../../scenarios/clickstream/run.js';
 import { DelegatingTransport } from '../helpers/delegating-transport.js';

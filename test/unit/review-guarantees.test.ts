@@ -436,7 +436,7 @@ test('fixed (review): at-most-once: a timer whose record was committed but not a
  * whatever onTruncatedLog says. The loss is silent. Fix: compare each batch's first seq with
  * appliedSeq + 1 against the partition's own subject (or check streamInfo when a gap is seen).
  */
-test.failing('BUG: a running worker that falls behind retention skips the removed inputs silently', async (t) => {
+test('worker invariant 14: a running worker that falls behind retention reports it and stops (LOG_TRUNCATED) before applying past the gap', async (t) => {
   const rig = await Rig.create('rv-trunc-live', { checkpoint: slow, counterStream: { maxMsgs: 2 } });
   const store = new SpyStore(rig.store);
   const { worker, events } = rig.worker({ store });
@@ -444,13 +444,35 @@ test.failing('BUG: a running worker that falls behind retention skips the remove
   await worker.start();
   store.holdReads = true;
   await rig.add('a', 1);
-  await settle(); // stuck loading 'a'
-  t.is(store.heldReads, 1);
+  await settle();
+  t.is(store.heldReads, 1); // stuck loading 'a'
   for (let i = 2; i <= 5; i++) await rig.add('a', i); // retention removes 1..3
   store.releaseReads();
   await settle();
+  t.like(ofType(events, 'log-truncated')[0], { checkpointSeq: 1, firstSeq: 4 });
+  const err = await t.throwsAsync(worker.done());
+  t.like(err, { code: 'LOG_TRUNCATED' });
+  t.regex(err.message, /inputs of the partition among 2\.\.3 may have been removed before they were read/);
+  t.deepEqual(ctxOf(worker, 'a')?.seen, [1], 'nothing past the gap was applied');
+});
+
+test("worker invariant 14: with onTruncatedLog 'skip' a running worker reports the gap once and goes on", async (t) => {
+  const rig = await Rig.create('rv-trunc-skip', { checkpoint: { ...slow, onTruncatedLog: 'skip' }, counterStream: { maxMsgs: 2 } });
+  const store = new SpyStore(rig.store);
+  const { worker, events } = rig.worker({ store });
+  t.teardown(() => worker.kill());
+  await worker.start();
+  store.holdReads = true;
+  await rig.add('a', 1);
+  await settle();
+  for (let i = 2; i <= 5; i++) await rig.add('a', i);
+  store.releaseReads();
+  await settle();
+  await rig.clock.advanceAsync(60_000);
+  await settle();
+  t.is(ofType(events, 'log-truncated').length, 1);
   t.deepEqual(ctxOf(worker, 'a')?.seen, [1, 4, 5]);
-  t.true(ofType(events, 'log-truncated').length > 0 || !worker.running, 'inputs 2 and 3 were skipped without a report');
+  t.true(worker.running);
 });
 
 /*
@@ -575,7 +597,7 @@ test('fixed (review): a cut with 200k pending timers cannot be restored (RangeEr
  * count 2, then count 2 again. (Exactly-once labels entries with the applied seq and does not
  * lose them.) Fix: label entries with the applied position (or keep a per-key replay start).
  */
-test.failing('BUG: at-most-once: an actor crash rolls back the earlier inputs of its batch, whose outputs were already published', async (t) => {
+test('worker invariant 8: at-most-once: an actor crash mid-batch keeps the effect of the earlier inputs of its batch', async (t) => {
   const { crashOn } = await import('../helpers/counter.js');
   const rig = await Rig.create('rv-amo-rollback', { checkpoint: slow, stage: { guarantee: 'at-most-once' } });
   const { worker, events } = rig.worker();

@@ -202,7 +202,7 @@ async function workerRig(name: string) {
   const pipeline = counterToTally(name);
   await ensureStreams(transport, pipeline);
   const events: WorkerEvent[] = [];
-  const worker = new PartitionWorker({ pipeline, stage: pipeline.stage('counter'), partition: 0, transport, store, clock, logger: silentLogger, onEvent: (e) => events.push(e) });
+  const worker = new PartitionWorker({ stage: pipeline.stage('counter'), routing: pipeline.routing('counter'), partition: 0, transport, store, clock, logger: silentLogger, onEvent: (e) => events.push(e) });
   const send = (key: string, amount: number): Promise<PubAck> =>
     transport.publish(pipeline.stage('counter').subjectOf(0), encodeEnvelope({ id: `in:${key}:${amount}`, key, type: 'add', payload: { amount }, headers: {}, ts: 0 }), { msgId: `in:${key}:${amount}` });
   return { clock, transport, store, pipeline, events, worker, send };
@@ -680,11 +680,11 @@ test('node.stop() after traffic, a kill and a restart leaves no timer on the clo
 
 // ---- 11. fencing after a corrupt meta ----------------------------------------------------------
 
-test.failing('PartitionWorker: a worker that recovers from a corrupt meta still fences its running predecessor (worker invariant 5)', async (t) => {
+test('PartitionWorker: a worker that recovers from a corrupt meta still fences its running predecessor (worker invariant 5)', async (t) => {
   const rig = await workerRig('corrupt-meta-fence');
   const pipeline = counterToTally('corrupt-meta-fence', { checkpoint: { everyEvents: 1, intervalMs: 1_000 } });
   const make = (events: WorkerEvent[]): PartitionWorker =>
-    new PartitionWorker({ pipeline, stage: pipeline.stage('counter'), partition: 0, transport: rig.transport, store: rig.store, clock: rig.clock, logger: silentLogger, onEvent: (e) => events.push(e) });
+    new PartitionWorker({ stage: pipeline.stage('counter'), routing: pipeline.routing('counter'), partition: 0, transport: rig.transport, store: rig.store, clock: rig.clock, logger: silentLogger, onEvent: (e) => events.push(e) });
   const oldEvents: WorkerEvent[] = [];
   const old = make(oldEvents);
   t.teardown(() => old.kill());

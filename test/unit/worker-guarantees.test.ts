@@ -42,7 +42,7 @@ test('worker invariant 8, at-least-once: outputs go without IDs and a cut waits 
   await settle();
   t.deepEqual(transport.attempts, ['?', '?'], 'published without a message ID');
   t.is(ofType(events, 'checkpoint').length, 0, 'no cut while its outputs are unacknowledged');
-  t.is((await rig.store.readMeta(rig.scope))?.seq, 0);
+  t.is(await rig.store.readMeta(rig.scope), undefined, 'nothing written yet');
   t.is(worker.stats().appliedSeq, 2, 'processing goes on meanwhile');
 
   // Once the log takes them (the retry after a failed publish), the cut is written, without an outbox.
@@ -74,8 +74,8 @@ test('worker invariant 8, at-most-once: the position is committed before a batch
   await settle();
   t.deepEqual(seen, [1, 2]);
   // The cut written before applying the batch already says "up to 3".
-  t.deepEqual(spy.written.map((w) => w.seq), [0, 3]);
-  t.is(spy.written[1]!.actors.a, undefined, 'written before any of the batch was applied');
+  t.deepEqual(spy.written.map((w) => w.seq), [3]);
+  t.is(spy.written[0]!.actors.a, undefined, 'written before any of the batch was applied');
 
   const again = rig.worker();
   t.teardown(() => again.worker.kill());

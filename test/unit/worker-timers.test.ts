@@ -189,9 +189,9 @@ test('a stale timer record of an actor that has finished fires nothing and creat
   await worker.start();
   await rig.send('a', 'add', {}, 'in-1');
   await rig.send('a', 'close', {}, 'in-2');
-  await rig.send('b', 'warden.timer', { timer: '1.0' }, 'forged'); // a record for a key that never lived
+  await rig.sendRecord(worker, 'b', 'warden.timer', { timer: '1.0' }, 'stray'); // a record for a key that never lived
   await settle();
-  await rig.send('a', 'warden.timer', { timer: '1.0' }, 'late');
+  await rig.sendRecord(worker, 'a', 'warden.timer', { timer: '1.0' }, 'late');
   await settle();
   t.is(worker.inspect('b'), undefined);
   t.is(ofType(events, 'dead-letter').length, 0);
