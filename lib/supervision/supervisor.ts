@@ -37,7 +37,6 @@
  *     listeners of every supervisor above them.
  */
 import { describeError, errorChain, WardenError } from '../core/errors.js';
-import { backoffDelay } from './backoff.js';
 import { childInfo, childNode, countChildren, newChildRecord, shutdownIncarnation, startIncarnation, type ChildExit, type ChildRecord, type Incarnation, type RestartPlan } from './child.js';
 import { adminError, childError, existsError, notRunningError } from './errors.js';
 import { resolveChildSpec, resolveSupervisorOptions, type ResolvedChildSpec, type ResolvedSupervisorOptions } from './options.js';
@@ -189,8 +188,7 @@ class SupervisorCore implements Supervisor {
   private startFnOf(spec: ResolvedChildSpec): (ctx: ChildContext) => Promise<ChildHandle> {
     if (spec.kind !== 'supervisor') return spec.start;
     return async (ctx) => {
-      const nested = resolveSupervisorOptions({ ...spec.supervisor, id: spec.supervisor.id ?? spec.id }, this.opts);
-      const child = new SupervisorCore(nested, { path: ctx.path, parentEmit: (event) => this.emit(event) });
+      const child = new SupervisorCore(spec.supervisor, { path: ctx.path, parentEmit: (event) => this.emit(event) });
       ctx.signal.addEventListener('abort', () => void child.stop(), { once: true });
       await child.start();
       return { stop: () => child.stop(), done: child.done, describe: () => child.tree().children ?? [] };
@@ -252,7 +250,7 @@ class SupervisorCore implements Supervisor {
     const members = group.filter((rec) => rec === trigger || rec.spec.restart !== 'temporary');
     for (const rec of group) if (!members.includes(rec)) this.remove(rec);
     for (const rec of members) if (rec === trigger || wasRunning.has(rec)) rec.restarts++;
-    const delayMs = backoffDelay(trigger.consecutive++, trigger.spec.backoff, this.opts.random);
+    const delayMs = trigger.spec.schedule.delay(trigger.consecutive++, this.opts.random);
     this.plans.schedule(trigger, members, delayMs, (plan) => {
       this.serial(() => this.runPlan(plan)).catch((err: unknown) => this.bug(err));
     });
