@@ -54,11 +54,13 @@ export interface ChildRecord {
   /** Consecutive restarts, for the backoff; reset after `resetBackoffAfterMs` of uptime. */
   consecutive: number;
   plan: RestartPlan | undefined;
+  /** Stopped through `terminateChild`: stays down, group restarts included, until started again. */
+  held: boolean;
 }
 
 /** A fresh record (status 'terminated' until started). */
 export function newChildRecord(spec: ResolvedChildSpec, supervisorPath: string): ChildRecord {
-  return { spec, path: `${supervisorPath}/${spec.id}`, status: 'terminated', current: undefined, starting: undefined, startAttempts: 0, restarts: 0, consecutive: 0, plan: undefined };
+  return { spec, path: `${supervisorPath}/${spec.id}`, status: 'terminated', current: undefined, starting: undefined, startAttempts: 0, restarts: 0, consecutive: 0, plan: undefined, held: false };
 }
 
 /**

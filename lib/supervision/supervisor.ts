@@ -12,11 +12,11 @@
  *  3. A child that ends by itself is restarted by its type: permanent always, transient only
  *     after a crash (`done` rejected), temporary never (its spec is deleted). A child that needs
  *     no restart does not disturb its siblings.
- *  4. A restart restarts a group by the strategy: one-for-one the child; one-for-all every
- *     running or restarting child; rest-for-one the child and the running or restarting children
- *     after it. The rest of the group is stopped first (reverse order), temporaries among them are
- *     deleted, and the group starts again in spec order. Children terminated through
- *     `terminateChild` stay terminated.
+ *  4. A restart restarts a group by the strategy: one-for-one the child; one-for-all every child
+ *     whose spec is kept; rest-for-one the child and the kept children after it. The running rest
+ *     of the group is stopped first (reverse order), temporaries among them are deleted, and the
+ *     group starts again in spec order, a transient child that had exited normally included (OTP
+ *     `restart_multiple_children`). Children terminated through `terminateChild` stay terminated.
  *  5. Each restart decision counts once toward the intensity (a group restart once); a restart
  *     whose `start` fails counts as another one. More than `intensity` restarts within `periodMs`
  *     and the supervisor gives up: it emits `escalated`, cancels pending restarts, stops all
@@ -173,6 +173,7 @@ class SupervisorCore implements Supervisor {
       const inc = await startIncarnation(rec, this.startFnOf(rec.spec), this.opts, (i, exit) => this.onExit(rec, i, exit));
       rec.current = inc;
       rec.status = 'running';
+      rec.held = false;
       this.emit({ type: 'child-started', path: rec.path, id: rec.spec.id, attempt });
     } catch (err) {
       if (this.state === 'running') {
@@ -242,14 +243,15 @@ class SupervisorCore implements Supervisor {
     const { count, exceeded } = this.window.record(this.opts.clock.now());
     if (exceeded) return this.escalate(trigger, reason, count);
     const group = restartGroup(this.opts.strategy, this.children, trigger);
-    const wasRunning = new Set(group.filter((rec) => rec.current !== undefined));
+    // Already waiting in a plan: its restart was counted when that plan was made.
+    const fresh = new Set(group.filter((rec) => rec === trigger || rec.status !== 'restarting'));
     for (const rec of [...group].reverse()) {
       if (rec !== trigger && rec.current) await this.stopChild(rec);
     }
     if (this.state !== 'running') return;
     const members = group.filter((rec) => rec === trigger || rec.spec.restart !== 'temporary');
     for (const rec of group) if (!members.includes(rec)) this.remove(rec);
-    for (const rec of members) if (rec === trigger || wasRunning.has(rec)) rec.restarts++;
+    for (const rec of members) if (fresh.has(rec)) rec.restarts++;
     const delayMs = trigger.spec.schedule.delay(trigger.consecutive++, this.opts.random);
     this.plans.schedule(trigger, members, delayMs, (plan) => {
       this.serial(() => this.runPlan(plan)).catch((err: unknown) => this.bug(err));
@@ -310,6 +312,7 @@ class SupervisorCore implements Supervisor {
       this.assertRunning('terminateChild');
       const rec = this.mustFind(id);
       this.plans.detach(rec);
+      rec.held = true;
       await this.stopChild(rec);
       if (rec.spec.restart === 'temporary') this.remove(rec);
     });
