@@ -7,6 +7,7 @@ export { actorGroup, type ActorGroupOptions } from './actor-group.js';
 export { supervise, type SuperviseOptions } from './supervise.js';
 export { backoffDelay, withBackoffDefaults, resolveBackoff, type ResolvedBackoff } from './backoff.js';
 export { resolveSupervisorOptions, type ResolvedSupervisorOptions, type ResolvedChildSpec } from './options.js';
+export { SupervisorRefusedError, type RefusalReason } from './errors.js';
 export type {
   Strategy,
   RestartType,
@@ -25,4 +26,8 @@ export type {
   TreeNode,
   SupervisionEvent,
   Supervisor,
+  SupervisorAdmin,
+  ChildRef,
+  WorkerRef,
+  SupervisorRef,
 } from './types.js';

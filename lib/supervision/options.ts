@@ -1,7 +1,9 @@
 /**
  * `resolveSupervisorOptions` / `resolveChildSpec`: the supervisor's options and child specs,
  * defaults applied and validated once. Bad values throw a `ConfigError` naming the field
- * (`intensity`, `children[2].shutdown`, `children[0].supervisor.periodMs`...).
+ * (`intensity`, `children[2].shutdown`, `children[0].supervisor.periodMs`...). A nested
+ * supervisor's options are resolved with its spec, once; an `onFatal` among them is refused
+ * (`children[0].supervisor.onFatal`): as in OTP, only the root's exit reaches the application.
  */
 import type { Backoff } from '../core/backoff.js';
 import { SystemClock, type Clock } from '../core/clock.js';
@@ -112,6 +114,12 @@ export function resolveChildSpec(spec: ChildSpec, supervisorBackoff: BackoffOpti
   if (kind === 'supervisor') {
     const nested = (spec as { supervisor?: unknown }).supervisor as SupervisorOptions | undefined;
     if (typeof nested !== 'object' || nested === null) throw new ConfigError(`${field}.supervisor`, 'must be the nested supervisor options');
+    if (nested.onFatal !== undefined) {
+      throw new ConfigError(
+        `${field}.supervisor.onFatal`,
+        "is not called on a nested supervisor: only the root's onFatal is (one that gives up is a crashed child of its parent; watch its 'escalated' event with on())",
+      );
+    }
     const supervisor = resolveSupervisorOptions({ ...nested, id: nested.id ?? spec.id }, inherited, `${field}.supervisor.`);
     const shutdown = checkShutdown(`${field}.shutdown`, spec.shutdown ?? 'infinity');
     return { id: spec.id, restart, shutdown, backoff, schedule, kind, supervisor };
