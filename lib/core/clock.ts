@@ -19,7 +19,25 @@ export interface Clock {
 }
 
 /**
+ * The longest wait one Node timer can hold (2^31-1 ms, about 24.8 days). Node clamps a longer
+ * `setTimeout` to 1 ms with a `TimeoutOverflowWarning`, so a far deadline would fire at once.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A wait longer than `MAX_TIMER_MS`: a chain of timers of at most that long, one armed at a time. */
+class LongTimer {
+  current: ReturnType<typeof setTimeout> | undefined;
+  cleared = false;
+}
+
+/**
  * The real clock.
+ *
+ * Invariants:
+ *  1. A callback runs at most once, and never after `clearTimeout` of its handle.
+ *  2. Any delay is accepted: a wait longer than `MAX_TIMER_MS` is armed in pieces of at most that
+ *     long, re-armed until its deadline, under one handle; `Infinity` never fires. No Node timer is
+ *     ever given more than `MAX_TIMER_MS`, so there is no `TimeoutOverflowWarning` and no 1 ms spin.
  *
  * @example
  * const node = await startNode({ pipeline, clock: new SystemClock() });
@@ -34,15 +52,38 @@ export class SystemClock implements Clock {
     // setImmediate: Node clamps setTimeout to at least 1 ms, which would cap immediate
     // restarts at about a thousand a second.
     if (ms <= 0) return { immediate: setImmediate(fn) };
+    if (ms > MAX_TIMER_MS) return armLong(fn, performance.now() + ms);
     return setTimeout(fn, ms);
   }
   clearTimeout(handle: TimerHandle): void {
-    if (typeof handle === 'object' && handle !== null && 'immediate' in handle) {
+    if (handle instanceof LongTimer) {
+      handle.cleared = true;
+      clearTimeout(handle.current);
+      handle.current = undefined;
+    } else if (typeof handle === 'object' && handle !== null && 'immediate' in handle) {
       clearImmediate((handle as { immediate: ReturnType<typeof setImmediate> }).immediate);
     } else {
       clearTimeout(handle as ReturnType<typeof setTimeout>);
     }
   }
+}
+
+/** Invariant 2: waits until `deadline` (performance.now() time) in pieces of at most `MAX_TIMER_MS`. */
+function armLong(fn: () => void, deadline: number): LongTimer {
+  const timer = new LongTimer();
+  const step = (): void => {
+    timer.current = undefined;
+    if (timer.cleared) return;
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      timer.cleared = true;
+      fn();
+      return;
+    }
+    timer.current = setTimeout(step, Math.min(Math.ceil(left), MAX_TIMER_MS));
+  };
+  timer.current = setTimeout(step, MAX_TIMER_MS);
+  return timer;
 }
 
 interface SimTimer {
@@ -73,8 +114,12 @@ export class SimulatedClock implements Clock {
     return this.current;
   }
 
+  /**
+   * Any delay is accepted, as by `SystemClock`: one longer than `MAX_TIMER_MS` fires once, at its
+   * deadline; `Infinity` never fires; `NaN` (Node: 1 ms) counts as 0.
+   */
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const timer: SimTimer = { id: this.nextId++, at: this.current + Math.max(0, ms), fn };
+    const timer: SimTimer = { id: this.nextId++, at: this.current + (ms > 0 ? ms : 0), fn };
     this.timers.push(timer);
     return timer.id;
   }

@@ -25,7 +25,12 @@ export type WardenErrorCode =
   | 'KILLED'
   | 'CALL_FAILED'
   | 'BREAKER_OPEN'
-  | 'FALLBACK_FAILED';
+  | 'FALLBACK_FAILED'
+  | 'CHILD_NOT_FOUND'
+  | 'CHILD_EXISTS'
+  | 'CHILD_RUNNING'
+  | 'CHILD_RESTARTING'
+  | 'SUPERVISOR_NOT_RUNNING';
 
 /** Options shared by every warden error. */
 export interface WardenErrorOptions {

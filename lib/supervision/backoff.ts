@@ -1,7 +1,10 @@
 /**
- * Akka-style exponential backoff between restarts of one child, as a pure function of the
- * number of consecutive restarts, so it can be tested without a clock.
+ * Akka-style exponential backoff between restarts of one child. The user-facing options
+ * (`minBackoffMs`, `maxBackoffMs`, `randomFactor`, `resetBackoffAfterMs`) are resolved once, when
+ * the child spec is, into the one schedule value of `lib/core/backoff.ts`; a restart only asks it
+ * for the delay after n consecutive restarts, so it can be tested without a clock.
  */
+import { exponentialBackoff, type Backoff } from '../core/backoff.js';
 import { ConfigError } from '../core/errors.js';
 import type { BackoffOptions } from './types.js';
 
@@ -51,14 +54,16 @@ export function resolveBackoff(options: BackoffOptions | undefined, base: Backof
 }
 
 /**
- * The delay before restart number `attempt + 1` of a child, where `attempt` counts the
- * consecutive restarts before it (0 for the first):
- * `min(max, min(max, minBackoffMs * 2^attempt) * (1 + random() * randomFactor))`, rounded to
- * whole ms. With `minBackoffMs` 0 the delay is 0.
+ * The restart schedule of a child: `minBackoffMs * 2^n`, capped at `maxBackoffMs`, jittered by up
+ * to `randomFactor` (never past `maxBackoffMs`), built once from resolved options.
  *
  * @example
- * backoffDelay(3, { minBackoffMs: 100, maxBackoffMs: 10_000, randomFactor: 0 }); // 800
+ * restartSchedule(resolveBackoff({ minBackoffMs: 100, maxBackoffMs: 10_000, randomFactor: 0 })).delay(3); // 800
  */
+export function restartSchedule(resolved: ResolvedBackoff): Backoff {
+  return exponentialBackoff({ minMs: resolved.minBackoffMs, maxMs: resolved.maxBackoffMs, randomFactor: resolved.randomFactor });
+}
+
 /**
  * Defaults for a backoff that give way to the caller's fields: a caller who sets only
  * `maxBackoffMs` below the default minimum gets that as the minimum too, and the reverse.
@@ -73,11 +78,16 @@ export function withBackoffDefaults(user: BackoffOptions | undefined, defaults: 
   return { ...u, minBackoffMs, maxBackoffMs };
 }
 
+/**
+ * The delay before restart number `attempt + 1` of a child, where `attempt` counts the
+ * consecutive restarts before it (0 for the first):
+ * `min(max, min(max, minBackoffMs * 2^attempt) * (1 + random() * randomFactor))`, rounded to
+ * whole ms. With `minBackoffMs` 0 the delay is 0. A one-off helper: it resolves `options` on
+ * every call; a supervisor resolves a child's schedule once (`restartSchedule`).
+ *
+ * @example
+ * backoffDelay(3, { minBackoffMs: 100, maxBackoffMs: 10_000, randomFactor: 0 }); // 800
+ */
 export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
-  const { minBackoffMs, maxBackoffMs, randomFactor } = resolveBackoff(options);
-  const exponent = Math.min(Math.max(0, Math.floor(attempt)), 64);
-  const base = Math.min(maxBackoffMs, minBackoffMs * 2 ** exponent);
-  if (base === 0) return 0;
-  const jitter = 1 + Math.min(1, Math.max(0, random())) * randomFactor;
-  return Math.min(maxBackoffMs, Math.round(base * jitter));
+  return restartSchedule(resolveBackoff(options)).delay(attempt, random);
 }

@@ -15,6 +15,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { ConfigError, describeError, WardenError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { adminError } from './errors.js';
 import type { ResolvedChildSpec } from './options.js';
 import type { ChildContext, ChildCounts, ChildHandle, ChildInfo, ChildStatus, Shutdown, TreeNode } from './types.js';
 
@@ -54,11 +55,13 @@ export interface ChildRecord {
   /** Consecutive restarts, for the backoff; reset after `resetBackoffAfterMs` of uptime. */
   consecutive: number;
   plan: RestartPlan | undefined;
+  /** Stopped through `terminateChild`: stays down, group restarts included, until started again. */
+  held: boolean;
 }
 
 /** A fresh record (status 'terminated' until started). */
 export function newChildRecord(spec: ResolvedChildSpec, supervisorPath: string): ChildRecord {
-  return { spec, path: `${supervisorPath}/${spec.id}`, status: 'terminated', current: undefined, starting: undefined, startAttempts: 0, restarts: 0, consecutive: 0, plan: undefined };
+  return { spec, path: `${supervisorPath}/${spec.id}`, status: 'terminated', current: undefined, starting: undefined, startAttempts: 0, restarts: 0, consecutive: 0, plan: undefined, held: false };
 }
 
 /**
@@ -251,4 +254,51 @@ export function countChildren(records: readonly ChildRecord[]): ChildCounts {
   const supervisors = records.filter((rec) => rec.spec.kind === 'supervisor').length;
   const active = records.filter((rec) => rec.current !== undefined).length;
   return { specs: records.length, active, supervisors, workers: records.length - supervisors };
+}
+
+/**
+ * The children a supervisor keeps, in start order (OTP's child list): lookups by id, and the
+ * refusals of the calls that name a child (`CHILD_NOT_FOUND`, `CHILD_RUNNING`, `CHILD_RESTARTING`).
+ */
+export class ChildTable {
+  private readonly records: ChildRecord[];
+
+  constructor(
+    specs: readonly ResolvedChildSpec[],
+    private readonly path: string,
+  ) {
+    this.records = specs.map((spec) => newChildRecord(spec, path));
+  }
+
+  /** Every record, in start order. */
+  get all(): readonly ChildRecord[] {
+    return this.records;
+  }
+
+  add(rec: ChildRecord): void {
+    this.records.push(rec);
+  }
+
+  find(id: string): ChildRecord | undefined {
+    return this.records.find((rec) => rec.spec.id === id);
+  }
+
+  /** The record of `id`, or `CHILD_NOT_FOUND`. */
+  get(id: string): ChildRecord {
+    const rec = this.find(id);
+    if (!rec) throw adminError(this.path, id, 'not found');
+    return rec;
+  }
+
+  /** `rec` if it is neither running (`CHILD_RUNNING`) nor waiting for a restart (`CHILD_RESTARTING`). */
+  terminated(rec: ChildRecord): ChildRecord {
+    if (rec.current !== undefined) throw adminError(this.path, rec.spec.id, 'running');
+    if (rec.status === 'restarting') throw adminError(this.path, rec.spec.id, 'restarting');
+    return rec;
+  }
+
+  delete(rec: ChildRecord): void {
+    const i = this.records.indexOf(rec);
+    if (i >= 0) this.records.splice(i, 1);
+  }
 }

@@ -6,6 +6,7 @@ export { createSupervisor } from './supervisor.js';
 export { supervise, type SuperviseOptions } from './supervise.js';
 export { backoffDelay, withBackoffDefaults, resolveBackoff, type ResolvedBackoff } from './backoff.js';
 export { resolveSupervisorOptions, type ResolvedSupervisorOptions, type ResolvedChildSpec } from './options.js';
+export { SupervisorRefusedError, type RefusalReason } from './errors.js';
 export type {
   Strategy,
   RestartType,
@@ -24,4 +25,8 @@ export type {
   TreeNode,
   SupervisionEvent,
   Supervisor,
+  SupervisorAdmin,
+  ChildRef,
+  WorkerRef,
+  SupervisorRef,
 } from './types.js';

@@ -1,12 +1,15 @@
 /**
  * `resolveSupervisorOptions` / `resolveChildSpec`: the supervisor's options and child specs,
  * defaults applied and validated once. Bad values throw a `ConfigError` naming the field
- * (`intensity`, `children[2].shutdown`, `children[0].supervisor.periodMs`...).
+ * (`intensity`, `children[2].shutdown`, `children[0].supervisor.periodMs`...). A nested
+ * supervisor's options are resolved with its spec, once; an `onFatal` among them is refused
+ * (`children[0].supervisor.onFatal`): as in OTP, only the root's exit reaches the application.
  */
+import type { Backoff } from '../core/backoff.js';
 import { SystemClock, type Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { resolveBackoff, type ResolvedBackoff } from './backoff.js';
+import { resolveBackoff, restartSchedule, type ResolvedBackoff } from './backoff.js';
 import type { BackoffOptions, ChildContext, ChildHandle, ChildSpec, RestartType, Shutdown, Strategy, SupervisorOptions } from './types.js';
 
 const STRATEGIES: readonly Strategy[] = ['one-for-one', 'one-for-all', 'rest-for-one'];
@@ -19,14 +22,17 @@ interface ResolvedChildBase {
   id: string;
   restart: RestartType;
   shutdown: Shutdown;
+  /** The backoff options, resolved (the supervisor's merged under the child's own). */
   backoff: ResolvedBackoff;
+  /** The restart delays of `backoff`, built once when the spec is resolved. */
+  schedule: Backoff;
 }
 
-/** A child spec with its defaults applied. */
+/** A child spec with its defaults applied; a nested supervisor's options are resolved with it, once. */
 export type ResolvedChildSpec = ResolvedChildBase &
   (
     | { kind: 'worker' | 'actors'; start: (ctx: ChildContext) => Promise<ChildHandle> }
-    | { kind: 'supervisor'; supervisor: SupervisorOptions }
+    | { kind: 'supervisor'; supervisor: ResolvedSupervisorOptions }
   );
 
 /** `SupervisorOptions` with defaults applied and validated. */
@@ -103,19 +109,26 @@ export function resolveChildSpec(spec: ChildSpec, supervisorBackoff: BackoffOpti
   const restart = spec.restart ?? 'permanent';
   if (!RESTART_TYPES.includes(restart)) throw new ConfigError(`${field}.restart`, `must be one of ${RESTART_TYPES.join(', ')} (got ${String(restart)})`);
   const backoff = resolveBackoff(spec.backoff, supervisorBackoff, `${field}.backoff`);
+  const schedule = restartSchedule(backoff);
   const kind = spec.kind ?? 'worker';
   if (kind === 'supervisor') {
-    const nested = (spec as { supervisor?: unknown }).supervisor;
+    const nested = (spec as { supervisor?: unknown }).supervisor as SupervisorOptions | undefined;
     if (typeof nested !== 'object' || nested === null) throw new ConfigError(`${field}.supervisor`, 'must be the nested supervisor options');
-    resolveSupervisorOptions(nested, inherited, `${field}.supervisor.`);
+    if (nested.onFatal !== undefined) {
+      throw new ConfigError(
+        `${field}.supervisor.onFatal`,
+        "is not called on a nested supervisor: only the root's onFatal is (one that gives up is a crashed child of its parent; watch its 'escalated' event with on())",
+      );
+    }
+    const supervisor = resolveSupervisorOptions({ ...nested, id: nested.id ?? spec.id }, inherited, `${field}.supervisor.`);
     const shutdown = checkShutdown(`${field}.shutdown`, spec.shutdown ?? 'infinity');
-    return { id: spec.id, restart, shutdown, backoff, kind, supervisor: nested };
+    return { id: spec.id, restart, shutdown, backoff, schedule, kind, supervisor };
   }
   if (kind !== 'worker' && kind !== 'actors') throw new ConfigError(`${field}.kind`, `must be 'worker', 'supervisor' or 'actors' (got ${String(kind)})`);
   const start = (spec as { start?: unknown }).start;
   if (typeof start !== 'function') throw new ConfigError(`${field}.start`, 'must be a function returning a ChildHandle');
   const shutdown = checkShutdown(`${field}.shutdown`, spec.shutdown ?? DEFAULT_WORKER_SHUTDOWN_MS);
-  return { id: spec.id, restart, shutdown, backoff, kind, start: start as (ctx: ChildContext) => Promise<ChildHandle> };
+  return { id: spec.id, restart, shutdown, backoff, schedule, kind, start: start as (ctx: ChildContext) => Promise<ChildHandle> };
 }
 
 function checkId(field: string, id: unknown): asserts id is string {

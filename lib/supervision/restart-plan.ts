@@ -9,11 +9,12 @@ import type { Strategy } from './types.js';
 
 /**
  * The children that restart when `trigger` must: one-for-one the child alone; one-for-all every
- * running or restarting child; rest-for-one the child and the running or restarting ones after
- * it. In spec order; children terminated on request are left out.
+ * child whose spec is kept; rest-for-one the child and the kept ones after it. In spec order.
+ * As OTP's `restart_multiple_children`, that includes a transient child that had exited normally
+ * (it starts again with its group); children stopped through `terminateChild` are left out.
  */
 export function restartGroup(strategy: Strategy, children: readonly ChildRecord[], trigger: ChildRecord): ChildRecord[] {
-  const active = (rec: ChildRecord): boolean => rec === trigger || rec.current !== undefined || rec.status === 'restarting';
+  const active = (rec: ChildRecord): boolean => rec === trigger || !rec.held;
   switch (strategy) {
     case 'one-for-one':
       return [trigger];

@@ -12,11 +12,11 @@
  *  3. A child that ends by itself is restarted by its type: permanent always, transient only
  *     after a crash (`done` rejected), temporary never (its spec is deleted). A child that needs
  *     no restart does not disturb its siblings.
- *  4. A restart restarts a group by the strategy: one-for-one the child; one-for-all every
- *     running or restarting child; rest-for-one the child and the running or restarting children
- *     after it. The rest of the group is stopped first (reverse order), temporaries among them are
- *     deleted, and the group starts again in spec order. Children terminated through
- *     `terminateChild` stay terminated.
+ *  4. A restart restarts a group by the strategy: one-for-one the child; one-for-all every child
+ *     whose spec is kept; rest-for-one the child and the kept children after it. The running rest
+ *     of the group is stopped first (reverse order), temporaries among them are deleted, and the
+ *     group starts again in spec order, a transient child that had exited normally included (OTP
+ *     `restart_multiple_children`). Children terminated through `terminateChild` stay terminated.
  *  5. Each restart decision counts once toward the intensity (a group restart once); a restart
  *     whose `start` fails counts as another one. More than `intensity` restarts within `periodMs`
  *     and the supervisor gives up: it emits `escalated`, cancels pending restarts, stops all
@@ -35,16 +35,20 @@
  *     supervisor's timers is left on the clock.
  *  9. `done` never surfaces as an unhandled rejection; events of nested supervisors reach the
  *     listeners of every supervisor above them.
+ * 10. A call that names a child or needs a running supervisor and cannot be made is refused with a
+ *     `SupervisorRefusedError` whose code says why (errors.ts) and changes nothing.
+ *     `startChild`, `child` and `supervisorOf` hand out references (child-ref.ts) that look the
+ *     child up at each call; a nested supervisor is reached through the handle of its incarnation.
  */
 import { describeError, errorChain, WardenError } from '../core/errors.js';
-import { backoffDelay } from './backoff.js';
-import { childInfo, childNode, countChildren, newChildRecord, shutdownIncarnation, startIncarnation, type ChildExit, type ChildRecord, type Incarnation, type RestartPlan } from './child.js';
-import { adminError, childError, existsError, notRunningError } from './errors.js';
+import { childInfo, childNode, ChildTable, countChildren, newChildRecord, shutdownIncarnation, startIncarnation, type ChildExit, type ChildRecord, type Incarnation, type RestartPlan } from './child.js';
+import { childRef, type RefHost } from './child-ref.js';
+import { adminError, childError, existsError, notRunningError, startCutShortError } from './errors.js';
 import { resolveChildSpec, resolveSupervisorOptions, type ResolvedChildSpec, type ResolvedSupervisorOptions } from './options.js';
 import { RestartIntensity } from './restart-intensity.js';
 import { restartGroup, RestartPlans } from './restart-plan.js';
 import { SerialQueue } from './serial-queue.js';
-import type { ChildContext, ChildCounts, ChildHandle, ChildInfo, ChildSpec, SupervisionEvent, Supervisor, SupervisorOptions, TreeNode } from './types.js';
+import type { ActorGroupChildSpec, ChildContext, ChildCounts, ChildHandle, ChildInfo, ChildRef, ChildSpec, SupervisionEvent, Supervisor, SupervisorChildSpec, SupervisorOptions, SupervisorRef, TreeNode, WorkerChildSpec, WorkerRef } from './types.js';
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -71,10 +75,12 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
   return new SupervisorCore(resolved, { path: resolved.id, parentEmit: undefined });
 }
 
-class SupervisorCore implements Supervisor {
+class SupervisorCore implements Supervisor, RefHost {
   readonly id: string;
   readonly done: Promise<void>;
-  private readonly children: ChildRecord[];
+  private readonly children: ChildTable;
+  /** The nested supervisor behind each handle `startFnOf` made (one per incarnation). */
+  private readonly nested = new WeakMap<ChildHandle, SupervisorCore>();
   private readonly listeners = new Set<(event: SupervisionEvent) => void>();
   private readonly window: RestartIntensity;
   private readonly plans: RestartPlans;
@@ -91,7 +97,7 @@ class SupervisorCore implements Supervisor {
     private readonly placement: Placement,
   ) {
     this.id = opts.id;
-    this.children = opts.children.map((spec) => newChildRecord(spec, placement.path));
+    this.children = new ChildTable(opts.children, placement.path);
     this.window = new RestartIntensity(opts.intensity, opts.periodMs);
     this.plans = new RestartPlans(opts.clock);
     this.done = new Promise<void>((resolve, reject) => {
@@ -100,7 +106,7 @@ class SupervisorCore implements Supervisor {
     this.done.catch(() => undefined); // invariant 9: a failure is reported, never unhandled
   }
 
-  private get path(): string {
+  get path(): string {
     return this.placement.path;
   }
 
@@ -114,12 +120,12 @@ class SupervisorCore implements Supervisor {
   }
 
   private async startAll(): Promise<void> {
-    for (const rec of [...this.children]) {
-      if (this.state !== 'running') throw notRunningError(this.path, this.state, 'start');
+    for (const rec of [...this.children.all]) {
+      if (this.state !== 'running') throw startCutShortError(this.path, this.state);
       try {
         await this.launch(rec);
       } catch (err) {
-        if (this.state !== 'running') throw notRunningError(this.path, this.state, 'start');
+        if (this.state !== 'running') throw startCutShortError(this.path, this.state);
         const error = childError(this.path, rec.spec.id, 'failed to start', err);
         this.opts.logger.error({ path: this.path, child: rec.spec.id, err: describeError(err) }, 'supervisor failed to start a child');
         await this.stopAll();
@@ -174,6 +180,7 @@ class SupervisorCore implements Supervisor {
       const inc = await startIncarnation(rec, this.startFnOf(rec.spec), this.opts, (i, exit) => this.onExit(rec, i, exit));
       rec.current = inc;
       rec.status = 'running';
+      rec.held = false;
       this.emit({ type: 'child-started', path: rec.path, id: rec.spec.id, attempt });
     } catch (err) {
       if (this.state === 'running') {
@@ -189,11 +196,12 @@ class SupervisorCore implements Supervisor {
   private startFnOf(spec: ResolvedChildSpec): (ctx: ChildContext) => Promise<ChildHandle> {
     if (spec.kind !== 'supervisor') return spec.start;
     return async (ctx) => {
-      const nested = resolveSupervisorOptions({ ...spec.supervisor, id: spec.supervisor.id ?? spec.id }, this.opts);
-      const child = new SupervisorCore(nested, { path: ctx.path, parentEmit: (event) => this.emit(event) });
+      const child = new SupervisorCore(spec.supervisor, { path: ctx.path, parentEmit: (event) => this.emit(event) });
       ctx.signal.addEventListener('abort', () => void child.stop(), { once: true });
       await child.start();
-      return { stop: () => child.stop(), done: child.done, describe: () => child.tree().children ?? [] };
+      const handle: ChildHandle = { stop: () => child.stop(), done: child.done, describe: () => child.tree().children ?? [] };
+      this.nested.set(handle, child);
+      return handle;
     };
   }
 
@@ -236,23 +244,24 @@ class SupervisorCore implements Supervisor {
   /** Stops every child in reverse start order and forgets pending restarts. */
   private async stopAll(): Promise<void> {
     this.plans.cancelAll();
-    for (const rec of [...this.children].reverse()) await this.stopChild(rec);
+    for (const rec of [...this.children.all].reverse()) await this.stopChild(rec);
   }
 
   /** `trigger` failed (exit or failed restart) and must be restarted: invariants 4 to 6. */
   private async restart(trigger: ChildRecord, reason: unknown): Promise<void> {
     const { count, exceeded } = this.window.record(this.opts.clock.now());
     if (exceeded) return this.escalate(trigger, reason, count);
-    const group = restartGroup(this.opts.strategy, this.children, trigger);
-    const wasRunning = new Set(group.filter((rec) => rec.current !== undefined));
+    const group = restartGroup(this.opts.strategy, this.children.all, trigger);
+    // Already waiting in a plan: its restart was counted when that plan was made.
+    const fresh = new Set(group.filter((rec) => rec === trigger || rec.status !== 'restarting'));
     for (const rec of [...group].reverse()) {
       if (rec !== trigger && rec.current) await this.stopChild(rec);
     }
     if (this.state !== 'running') return;
     const members = group.filter((rec) => rec === trigger || rec.spec.restart !== 'temporary');
     for (const rec of group) if (!members.includes(rec)) this.remove(rec);
-    for (const rec of members) if (rec === trigger || wasRunning.has(rec)) rec.restarts++;
-    const delayMs = backoffDelay(trigger.consecutive++, trigger.spec.backoff, this.opts.random);
+    for (const rec of members) if (fresh.has(rec)) rec.restarts++;
+    const delayMs = trigger.spec.schedule.delay(trigger.consecutive++, this.opts.random);
     this.plans.schedule(trigger, members, delayMs, (plan) => {
       this.serial(() => this.runPlan(plan)).catch((err: unknown) => this.bug(err));
     });
@@ -291,11 +300,14 @@ class SupervisorCore implements Supervisor {
     this.finish('failed', error, true);
   }
 
-  async startChild(spec: ChildSpec): Promise<void> {
+  startChild(spec: SupervisorChildSpec): Promise<SupervisorRef>;
+  startChild(spec: WorkerChildSpec | ActorGroupChildSpec): Promise<WorkerRef>;
+  startChild(spec: ChildSpec): Promise<ChildRef>;
+  async startChild(spec: ChildSpec): Promise<ChildRef> {
     const resolved = resolveChildSpec(spec, this.opts.backoff, this.opts, 'spec');
-    return this.serial(async () => {
+    await this.serial(async () => {
       this.assertRunning('startChild');
-      const existing = this.find(resolved.id);
+      const existing = this.children.find(resolved.id);
       if (existing) throw existsError(this.path, existing);
       const rec = newChildRecord(resolved, this.path);
       try {
@@ -303,15 +315,17 @@ class SupervisorCore implements Supervisor {
       } catch (err) {
         throw childError(this.path, rec.spec.id, 'failed to start', err);
       }
-      this.children.push(rec);
+      this.children.add(rec);
     });
+    return this.refTo(resolved.id, resolved.kind);
   }
 
   terminateChild(id: string): Promise<void> {
     return this.serial(async () => {
       this.assertRunning('terminateChild');
-      const rec = this.mustFind(id);
+      const rec = this.children.get(id);
       this.plans.detach(rec);
+      rec.held = true;
       await this.stopChild(rec);
       if (rec.spec.restart === 'temporary') this.remove(rec);
     });
@@ -320,7 +334,7 @@ class SupervisorCore implements Supervisor {
   restartChild(id: string): Promise<void> {
     return this.serial(async () => {
       this.assertRunning('restartChild');
-      const rec = this.mustBeTerminated(this.mustFind(id));
+      const rec = this.children.terminated(this.children.get(id));
       try {
         await this.launch(rec);
       } catch (err) {
@@ -332,16 +346,16 @@ class SupervisorCore implements Supervisor {
   deleteChild(id: string): Promise<void> {
     return this.serial(() => {
       this.assertRunning('deleteChild');
-      this.remove(this.mustBeTerminated(this.mustFind(id)));
+      this.remove(this.children.terminated(this.children.get(id)));
     });
   }
 
   whichChildren(): ChildInfo[] {
-    return this.children.map(childInfo);
+    return this.children.all.map(childInfo);
   }
 
   countChildren(): ChildCounts {
-    return countChildren(this.children);
+    return countChildren(this.children.all);
   }
 
   tree(): TreeNode {
@@ -354,7 +368,7 @@ class SupervisorCore implements Supervisor {
       status,
       restarts: 0,
       uptimeMs: this.state === 'running' ? Math.max(0, now - this.startedAt) : 0,
-      children: this.children.map((rec) => childNode(rec, now)),
+      children: this.children.all.map((rec) => childNode(rec, now)),
       info: { strategy: this.opts.strategy, intensity: this.opts.intensity, periodMs: this.opts.periodMs, restartsInPeriod: this.window.count(now) },
     };
   }
@@ -364,6 +378,28 @@ class SupervisorCore implements Supervisor {
     return () => {
       this.listeners.delete(listener);
     };
+  }
+
+  child(id: string): ChildRef {
+    return this.refTo(id, this.children.get(id).spec.kind);
+  }
+
+  supervisorOf(id: string): SupervisorRef {
+    if (this.children.get(id).spec.kind !== 'supervisor') throw adminError(this.path, id, 'not a supervisor');
+    return this.refTo(id, 'supervisor') as SupervisorRef;
+  }
+
+  recordOf(id: string): ChildRecord | undefined {
+    return this.children.find(id);
+  }
+
+  nestedOf(rec: ChildRecord): SupervisorCore | undefined {
+    return rec.current ? this.nested.get(rec.current.handle) : undefined;
+  }
+
+  /** A reference held from this supervisor; its `on` listens here (a reference is made at the root, or by a `SupervisorRef`). */
+  private refTo(id: string, kind: ChildSpec['kind']): ChildRef {
+    return childRef(id, kind, () => this, this.path, (listener) => this.on(listener));
   }
 
   private serial<T>(op: () => T | Promise<T>): Promise<T> {
@@ -381,26 +417,9 @@ class SupervisorCore implements Supervisor {
     this.placement.parentEmit?.(event);
   }
 
-  private find(id: string): ChildRecord | undefined {
-    return this.children.find((rec) => rec.spec.id === id);
-  }
-
-  private mustFind(id: string): ChildRecord {
-    const rec = this.find(id);
-    if (!rec) throw adminError(this.path, id, 'not found');
-    return rec;
-  }
-
-  private mustBeTerminated(rec: ChildRecord): ChildRecord {
-    if (rec.current !== undefined) throw adminError(this.path, rec.spec.id, 'running');
-    if (rec.status === 'restarting') throw adminError(this.path, rec.spec.id, 'restarting');
-    return rec;
-  }
-
   private remove(rec: ChildRecord): void {
     this.plans.detach(rec);
-    const i = this.children.indexOf(rec);
-    if (i >= 0) this.children.splice(i, 1);
+    this.children.delete(rec);
   }
 
   private assertRunning(op: string): void {

@@ -119,7 +119,12 @@ export interface SupervisorOptions {
   logger?: Logger;
   /** Source of jitter. @default Math.random */
   random?: () => number;
-  /** A root supervisor that gives up calls this (the CLI exits non-zero; an embedding host decides). */
+  /**
+   * A root supervisor that gives up calls this (the CLI exits non-zero; an embedding host decides).
+   * Only the root's is ever called: on a nested supervisor's options it is a `ConfigError`, since a
+   * nested supervisor that gives up is a crashed child of its parent (watch it with `on`, event
+   * `escalated`).
+   */
   onFatal?: (error: Error) => void;
 }
 
@@ -169,20 +174,54 @@ export type SupervisionEvent =
   | { type: 'supervisor-stopped'; path: string }
   | { type: 'fatal'; path: string; error: string };
 
-/** A running supervisor. */
-export interface Supervisor {
+/** What every reference to a child has. */
+interface ChildRefBase {
   readonly id: string;
-  /** Starts the children in order. If one fails to start, the started ones are stopped and this rejects. */
-  start(): Promise<void>;
-  /** Stops every child in reverse start order (each by its shutdown), cancels pending restarts. */
-  stop(): Promise<void>;
-  /** Adds and starts a child. Rejects if the id exists (`already started` / `already present`). */
-  startChild(spec: ChildSpec): Promise<void>;
-  /** Stops a child without restarting it; a temporary child's spec is deleted. */
+  /** Path from the root supervisor: `root/ingest/parser`. */
+  readonly path: string;
+  /** The child's row of its supervisor's `whichChildren()` now; undefined once its spec is gone. */
+  info(): ChildInfo | undefined;
+}
+
+/**
+ * A worker or actor group child, as `startChild` resolves it and `child(id)` returns it. It names
+ * the child by id in its supervisor, so it follows the child across restarts.
+ */
+export interface WorkerRef extends ChildRefBase {
+  readonly kind: 'worker' | 'actors';
+  /** The handle its current incarnation's `start` returned (a new one after each restart); undefined while it is not running. */
+  handle(): ChildHandle | undefined;
+}
+
+/**
+ * A nested supervisor, reached through its parent (`startChild` of a supervisor spec,
+ * `child(id)`, `supervisorOf(id)`): the calls of a `Supervisor` on its children, made on the
+ * nested supervisor's current incarnation. Between incarnations (its parent restarting it) the
+ * calls are refused with `SUPERVISOR_NOT_RUNNING`; `tree()` then shows its node as its parent sees
+ * it. Children added with `startChild` belong to one incarnation: a restart of the nested
+ * supervisor starts it again from its spec, as OTP's does. `on` survives restarts.
+ */
+export interface SupervisorRef extends ChildRefBase, SupervisorAdmin {
+  readonly kind: 'supervisor';
+}
+
+/** A reference to one child: narrow on `kind`. */
+export type ChildRef = WorkerRef | SupervisorRef;
+
+/** The calls a supervisor answers about its children: on a `Supervisor`, and on a nested one through its `SupervisorRef`. */
+export interface SupervisorAdmin {
+  /**
+   * Adds and starts a child; resolves to a reference to it (a `SupervisorRef` for a nested
+   * supervisor). Rejects `CHILD_EXISTS` if the id is taken (`already started` / `already present`).
+   */
+  startChild(spec: SupervisorChildSpec): Promise<SupervisorRef>;
+  startChild(spec: WorkerChildSpec | ActorGroupChildSpec): Promise<WorkerRef>;
+  startChild(spec: ChildSpec): Promise<ChildRef>;
+  /** Stops a child without restarting it; a temporary child's spec is deleted. Rejects `CHILD_NOT_FOUND`. */
   terminateChild(id: string): Promise<void>;
-  /** Starts a terminated child again from its kept spec. Rejects if running or unknown. */
+  /** Starts a terminated child again from its kept spec. Rejects `CHILD_RUNNING`, `CHILD_RESTARTING`, `CHILD_NOT_FOUND`. */
   restartChild(id: string): Promise<void>;
-  /** Deletes a terminated child's spec. Rejects if running or unknown. */
+  /** Deletes a terminated child's spec. Rejects `CHILD_RUNNING`, `CHILD_RESTARTING`, `CHILD_NOT_FOUND`. */
   deleteChild(id: string): Promise<void>;
   whichChildren(): ChildInfo[];
   countChildren(): ChildCounts;
@@ -190,6 +229,22 @@ export interface Supervisor {
   tree(): TreeNode;
   /** Adds a listener of every event in the tree below; returns its remover. */
   on(listener: (event: SupervisionEvent) => void): () => void;
+  /** A reference to the child `id`, static or dynamic. Throws `CHILD_NOT_FOUND`. */
+  child(id: string): ChildRef;
+  /** A reference to the nested supervisor `id`. Throws `CHILD_NOT_FOUND` (reason `not a supervisor` for a worker). */
+  supervisorOf(id: string): SupervisorRef;
+}
+
+/**
+ * A running supervisor. Every call it refuses rejects (or throws) a `SupervisorRefusedError`
+ * whose `code` says why; on a supervisor that is not running, `SUPERVISOR_NOT_RUNNING`.
+ */
+export interface Supervisor extends SupervisorAdmin {
+  readonly id: string;
+  /** Starts the children in order. If one fails to start, the started ones are stopped and this rejects. */
+  start(): Promise<void>;
+  /** Stops every child in reverse start order (each by its shutdown), cancels pending restarts. */
+  stop(): Promise<void>;
   /** Settles when the supervisor ends: resolves after `stop()`, rejects when it gave up (intensity exceeded). */
   readonly done: Promise<void>;
 }

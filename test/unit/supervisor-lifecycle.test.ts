@@ -8,6 +8,7 @@
 import test from 'ava';
 import { ConfigError, WardenError } from '../../lib/core/errors.js';
 import { backoffDelay, resolveBackoff } from '../../lib/supervision/backoff.js';
+import { SupervisorRefusedError } from '../../lib/supervision/errors.js';
 import { resolveSupervisorOptions } from '../../lib/supervision/options.js';
 import { createSupervisor } from '../../lib/supervision/supervisor.js';
 import { supervise } from '../../lib/supervision/supervise.js';
@@ -189,9 +190,9 @@ test('supervisor invariant 2: startChild/terminateChild/restartChild/deleteChild
   t.deepEqual(sup.whichChildren(), [{ id: 'child1', kind: 'worker', status: 'running', restart: 'permanent' }]);
   t.deepEqual(sup.countChildren(), { specs: 1, active: 1, supervisors: 0, workers: 1 });
 
-  const started = await t.throwsAsync(sup.startChild(child), { instanceOf: ConfigError, message: /"child1" already started/ });
+  const started = await t.throwsAsync(sup.startChild(child), { instanceOf: SupervisorRefusedError, message: /"child1" already started/ });
   t.is(started?.details.reason, 'already started');
-  await t.throwsAsync(sup.terminateChild('hej'), { instanceOf: ConfigError, message: /"hej" not found/ });
+  await t.throwsAsync(sup.terminateChild('hej'), { instanceOf: SupervisorRefusedError, message: /"hej" not found/ });
   await sup.terminateChild('child1');
   t.deepEqual(sup.whichChildren().map((c) => c.status), ['terminated']);
   t.deepEqual(sup.countChildren(), { specs: 1, active: 0, supervisors: 0, workers: 1 });

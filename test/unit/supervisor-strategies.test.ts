@@ -271,6 +271,53 @@ test('supervisor invariant 3: one-for-all: a child that needs no restart does no
   await sup.stop();
 });
 
+test('supervisor invariant 4: one-for-all restarts a transient child that had exited normally with the rest of its group (OTP restart_multiple_children)', async (t) => {
+  const lab = new Lab();
+  const sup = await started(lab, { strategy: 'one-for-all', intensity: 2, periodMs: HOUR, children: [lab.worker('a'), lab.worker('b', { restart: 'transient' }), lab.worker('c')] });
+  lab.w('b').exit(); // its spec is kept; nobody restarts it yet
+  await lab.settle();
+  t.deepEqual(sup.whichChildren().map((c) => [c.id, c.status]), [['a', 'running'], ['b', 'terminated'], ['c', 'running']]);
+  const mark = lab.log.length;
+  lab.w('a').crash();
+  await lab.settle();
+  t.deepEqual(lab.since(mark), ['stop:c', 'start:a', 'start:b', 'start:c'], 'b starts again in its place in the spec order');
+  t.deepEqual(sup.whichChildren().map((c) => c.status), ['running', 'running', 'running']);
+  t.deepEqual(sup.tree().children?.map((c) => c.restarts), [1, 1, 1]);
+  t.deepEqual(lab.eventsOf('child-restarting').map((e) => e.id), ['a', 'b', 'c']);
+  await sup.stop();
+});
+
+test('supervisor invariant 4: rest-for-one restarts a transient child after the failed one that had exited normally; one before it stays down (OTP restart_multiple_children)', async (t) => {
+  const lab = new Lab();
+  const sup = await started(lab, {
+    strategy: 'rest-for-one',
+    intensity: 2,
+    periodMs: HOUR,
+    children: [lab.worker('a', { restart: 'transient' }), lab.worker('b'), lab.worker('c', { restart: 'transient' }), lab.worker('d')],
+  });
+  lab.w('a').exit();
+  lab.w('c').exit();
+  await lab.settle();
+  const mark = lab.log.length;
+  lab.w('b').crash();
+  await lab.settle();
+  t.deepEqual(lab.since(mark), ['stop:d', 'start:b', 'start:c', 'start:d']);
+  t.deepEqual(sup.whichChildren().map((c) => [c.id, c.status]), [['a', 'terminated'], ['b', 'running'], ['c', 'running'], ['d', 'running']]);
+  await sup.stop();
+});
+
+test('supervisor invariant 4: a child terminated through terminateChild and started again with restartChild rejoins group restarts', async (t) => {
+  const lab = new Lab();
+  const sup = await started(lab, { strategy: 'one-for-all', intensity: 2, periodMs: HOUR, children: [lab.worker('a'), lab.worker('b')] });
+  await sup.terminateChild('b');
+  await sup.restartChild('b');
+  const mark = lab.log.length;
+  lab.w('a').crash();
+  await lab.settle();
+  t.deepEqual(lab.since(mark), ['stop:b', 'start:a', 'start:b']);
+  await sup.stop();
+});
+
 test('supervisor invariant 4: one-for-all leaves a child terminated through terminateChild terminated', async (t) => {
   const lab = new Lab();
   const sup = await started(lab, { strategy: 'one-for-all', children: [lab.worker('a'), lab.worker('b'), lab.worker('c')] });

@@ -33,6 +33,7 @@
  */
 import { DeliverPolicy, type Consumer as NatsConsumer, type ConsumerMessages, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { Msg } from '@nats-io/transport-node';
+import { exponentialBackoff, type Backoff } from '../../core/backoff.js';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import { WardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -53,6 +54,13 @@ const PAUSE_BATCHES = 16;
 const PAUSE_BYTES = 8 * 1024 * 1024;
 /** Lifetime of one pull request of the library's `consume` (its heartbeats are half of it). */
 const EXPIRES_MS = 10_000;
+/**
+ * @internal Delay before a failed ordered consumer is recreated: 200 ms after the first failure,
+ * doubling up to 5 s, no jitter.
+ *
+ * @example READER_RETRY.delay(0) // 200
+ */
+export const READER_RETRY: Backoff = exponentialBackoff({ minMs: 200, maxMs: 5_000 }, 'readerRetry');
 
 /**
  * @internal What a reader needs from its transport.
@@ -290,7 +298,7 @@ export class JetStreamReader implements Reader {
         }
         this.stopConsumer();
         failures++;
-        const delay = Math.min(5_000, 100 * 2 ** Math.min(failures, 10));
+        const delay = READER_RETRY.delay(failures - 1);
         this.host.logger.warn({ stream: this.streamName, cursor: this.cursor, failures, delay, err: e }, 'ordered reader failed; recreating it');
         await this.parked(delay);
       }

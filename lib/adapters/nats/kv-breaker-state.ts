@@ -32,6 +32,7 @@
 import { connect, type NatsConnection, type QueuedIterator, type Status } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
+import { exponentialBackoff, type Backoff } from '../../core/backoff.js';
 import { sleep } from '../../core/clock.js';
 import { WardenError } from '../../core/errors.js';
 import type { BreakerStateStore, SharedBreakerState } from '../../resilience/breaker-state.js';
@@ -46,6 +47,16 @@ import { resolveOptions } from './options.js';
  * @example import { breakerKey, type KvBreakerStateStoreOptions } from './kv-breaker-state.js';
  */
 export { breakerKey, DEFAULT_BREAKER_BUCKET, type KvBreakerStateConnectOptions, type KvBreakerStateStoreOptions } from './kv-breaker-options.js';
+
+/**
+ * @internal The watcher restart schedule: `watchRetry.initialMs` after the first failure,
+ * doubling up to `watchRetry.maxMs`, no jitter.
+ *
+ * @example watchRetryBackoff(resolveStoreOptions({})).delay(0) // 250
+ */
+export function watchRetryBackoff(s: Pick<KvBreakerSettings, 'retryInitialMs' | 'retryMaxMs'>): Backoff {
+  return exponentialBackoff({ minMs: s.retryInitialMs, maxMs: s.retryMaxMs }, 'watchRetry');
+}
 
 /** One `watch` call: its KV watcher, restarted until it is stopped. */
 interface Watch {
@@ -75,6 +86,8 @@ export class KvBreakerStateStore implements BreakerStateStore {
   private readonly status: AsyncIterable<Status>;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** Delays before a failed watcher starts again (invariant 3), built once. */
+  private readonly retry: Backoff;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -83,6 +96,7 @@ export class KvBreakerStateStore implements BreakerStateStore {
     private readonly s: KvBreakerSettings,
     private readonly redactor: Redactor,
   ) {
+    this.retry = watchRetryBackoff(s);
     this.status = nc.status();
     this.restartOnReconnect().catch((err: unknown) => this.s.logger.error({ err: this.redactor.error(err) }, 'breaker state status watcher failed'));
   }
@@ -216,7 +230,7 @@ export class KvBreakerStateStore implements BreakerStateStore {
       }
       if (w.restartNow) continue;
       error ??= new WardenError('TRANSPORT_CLOSED', `breakerState.watch of "${w.name}": the KV watcher ended`, { details: { breaker: w.name, op: 'breakerState.watch' } });
-      const delayMs = Math.min(this.s.retryMaxMs, this.s.retryInitialMs * 2 ** Math.min(failures, 20));
+      const delayMs = this.retry.delay(failures);
       failures++;
       this.report(error, { breaker: w.name, retryInMs: delayMs, failures }, 'breaker state watcher failed; retrying', failures > 1);
       w.wake = new AbortController();

@@ -24,6 +24,7 @@
  */
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { createInbox } from '@nats-io/transport-node';
+import { exponentialBackoff, type Backoff } from '../../core/backoff.js';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import { WardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -75,6 +76,16 @@ export interface PubAckCollectorOptions {
   retryMaxMs: number;
 }
 
+/**
+ * @internal The publish retry schedule: `initialMs` before the first retry, doubling up to
+ * `maxMs`, no jitter (a maximum below the initial delay waits the maximum every time).
+ *
+ * @example publishRetryBackoff(100, 5_000).delay(2) // 400
+ */
+export function publishRetryBackoff(initialMs: number, maxMs: number): Backoff {
+  return exponentialBackoff({ minMs: Math.min(initialMs, maxMs), maxMs }, 'publishRetry');
+}
+
 /** One publish in flight; its bytes stay where `encodePublish` put them (for retries). */
 interface Pending extends PublishBytes {
   readonly token: number;
@@ -120,8 +131,11 @@ export class PubAckCollector {
   private readonly withHeaders: { reply: string; headers: MsgHdrs } = { reply: '', headers: this.encoded.asMsgHdrs() };
   private readonly withoutHeaders = { reply: '' };
   private readonly streams = new SubjectCache();
+  /** Delays before a publish without a reply is sent again (invariant 2), built once. */
+  private readonly retry: Backoff;
 
   constructor(private readonly o: PubAckCollectorOptions) {
+    this.retry = publishRetryBackoff(o.retryInitialMs, o.retryMaxMs);
     this.prefix = `${createInbox()}.`;
     this.sub = o.nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => this.onReply(err, msg) });
   }
@@ -308,7 +322,7 @@ export class PubAckCollector {
       retried++;
       this.counters.retries++;
       p.attempts++;
-      const delay = Math.min(this.o.retryMaxMs, this.o.retryInitialMs * 2 ** Math.min(30, p.attempts - 1));
+      const delay = this.retry.delay(p.attempts - 1);
       this.backingOff.set(p.token, p);
       p.retryTimer = this.o.clock.setTimeout(() => {
         p.retryTimer = undefined;

@@ -32,6 +32,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { exponentialBackoff } from '../../core/backoff.js';
 import { SystemClock, type Clock } from '../../core/clock.js';
 import { CheckpointFencedError, WardenError, ConfigError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
@@ -76,7 +77,7 @@ export type RedisConnectionOptions = Omit<RedisOptions, 'lazyConnect' | 'replyMa
 export interface RedisRetryOptions {
   /** First reconnect delay. @default 50 */
   minDelayMs?: number;
-  /** Longest reconnect delay (the backoff doubles up to it, plus up to 10 % jitter). @default 2000 */
+  /** Longest reconnect delay: the backoff doubles up to it, with up to 10 % jitter that never takes it past. @default 2000 */
   maxDelayMs?: number;
   /** Reconnect attempts before giving up for good; `Infinity` reconnects forever. @default Infinity */
   maxAttempts?: number;
@@ -135,20 +136,23 @@ function isNonNegativeInteger(n: unknown): n is number {
 
 /**
  * The backoff of a client the store creates: doubling from `minDelayMs` to `maxDelayMs`, plus up
- * to 10 % jitter; `null` (give up) after `maxAttempts`.
+ * to 10 % jitter (never past `maxDelayMs`); `null` (give up) after `maxAttempts`. The schedule is
+ * built once, when the strategy is; bad values throw a `ConfigError` naming `retry.<field>`.
  *
  * @example
  * new Redis(url, { retryStrategy: backoff({ minDelayMs: 50, maxDelayMs: 2000 }) });
  */
 export function backoff(retry: RedisRetryOptions = {}): (times: number) => number | null {
-  const min = retry.minDelayMs ?? 50;
-  const max = retry.maxDelayMs ?? 2000;
+  const minMs = retry.minDelayMs ?? 50;
+  const maxMs = retry.maxDelayMs ?? 2000;
   const maxAttempts = retry.maxAttempts ?? Infinity;
-  return (times) => {
-    if (times > maxAttempts) return null;
-    const base = Math.min(max, min * 2 ** Math.min(30, Math.max(0, times - 1)));
-    return Math.round(base + Math.random() * base * 0.1);
-  };
+  for (const [name, value] of [['minDelayMs', minMs], ['maxDelayMs', maxMs]] as const) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new ConfigError(`retry.${name}`, `must be a finite number >= 0 (got ${String(value)})`);
+  }
+  // A minimum above the maximum waits the maximum every time, as it always did.
+  const schedule = exponentialBackoff({ minMs: Math.min(minMs, maxMs), maxMs, randomFactor: 0.1 }, 'retry');
+  // ioredis counts reconnect attempts from 1.
+  return (times) => (times > maxAttempts ? null : schedule.delay(times - 1));
 }
 
 /**
