@@ -1,5 +1,5 @@
 import test from 'ava';
-import { TimerWheel } from '../../lib/actor/timer-wheel.js';
+import { TimerWheel } from '../../lib/worker/timer-wheel.js';
 import { MAX_TIMER_MS, SimulatedClock, SystemClock, sleep, type TimerHandle } from '../../lib/core/clock.js';
 
 test('SimulatedClock fires timers in deadline order, ties in creation order', (t) => {
