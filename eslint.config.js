@@ -2,6 +2,38 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * Layers only look down (docs/architecture.md): for each folder of lib/, the lib/ folders it may
+ * not import from. A lower layer that needs something from a higher one declares a port.
+ */
+const LAYERS = ['core', 'transport', 'checkpoint', 'supervision', 'resilience', 'actor', 'worker', 'pipeline', 'cluster', 'observe', 'adapters', 'testing', 'cli'];
+/** @type {Record<string, string[]>} folder -> the folders it may import from */
+const MAY_IMPORT = {
+  core: [],
+  transport: ['core'],
+  checkpoint: ['core'],
+  supervision: ['core'],
+  resilience: ['core'],
+  actor: ['core', 'resilience'],
+  worker: ['core', 'transport', 'checkpoint', 'resilience', 'actor'],
+  pipeline: ['core', 'transport', 'checkpoint', 'supervision', 'resilience', 'actor', 'worker'],
+  cluster: ['core', 'transport', 'checkpoint', 'supervision', 'resilience', 'actor', 'worker', 'pipeline'],
+  observe: ['core', 'transport', 'checkpoint', 'supervision', 'resilience', 'actor', 'worker', 'pipeline', 'cluster'],
+  'adapters/nats': ['core', 'transport', 'resilience', 'cluster'],
+  'adapters/redis': ['core', 'checkpoint'],
+  testing: ['core', 'transport', 'checkpoint', 'supervision', 'resilience', 'actor', 'worker', 'pipeline', 'cluster'],
+};
+const layerRules = Object.entries(MAY_IMPORT).map(([folder, allowed]) => {
+  const up = folder.includes('/') ? '\\.\\./\\.\\./' : '\\.\\./';
+  const denied = LAYERS.filter((l) => l !== folder.split('/')[0] && !allowed.includes(l));
+  const rules = denied.length === 0 ? {} : {
+    'no-restricted-imports': ['error', {
+      patterns: [{ regex: `^${up}(${denied.join('|')})(/|$)`, message: `lib/${folder} may import only from ${allowed.map((a) => `lib/${a}`).join(', ') || 'itself'} (layers only look down; see docs/architecture.md).` }],
+    }],
+  };
+  return { files: [`lib/${folder}/**/*.ts`], rules };
+});
+
 export default tseslint.config(
   { ignores: ['node_modules/**', '.warden/**'] },
   js.configs.recommended,
@@ -28,6 +60,7 @@ export default tseslint.config(
     files: ['lib/core/clock.ts', 'test/**', 'scenarios/**', 'chaos/**', 'bin/**', 'docs/**'],
     rules: { 'no-restricted-globals': 'off', 'no-restricted-properties': 'off' },
   },
+  ...layerRules,
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

@@ -10,7 +10,6 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { subjectMatches, type PubAck, type PublishOptions, type StoredMessage, type StreamConfig, type StreamInfo } from './transport.js';
-import type { ConsumerState } from './in-memory-consumer.js';
 
 /** @internal Decides whether a subject passes a filter. @example const all: Matcher = () => true; */
 export type Matcher = (subject: string) => boolean;
@@ -96,11 +95,12 @@ export function matcherFor(filter: string | undefined): Matcher {
  * const stream = new MemoryStream(clock, resolveStreamConfig({ name: 'a', subjects: ['a.>'] }));
  * stream.append('a.x', bytes, {});
  */
-export class MemoryStream {
+/** `C`: what the transport keeps per durable consumer (the stream only holds them, by name). */
+export class MemoryStream<C = unknown> {
   lastSeq = 0;
   bytes = 0;
   readonly waiters = new Set<Waiter>();
-  readonly consumers = new Map<string, ConsumerState>();
+  readonly consumers = new Map<string, C>();
   private msgs: StoredMessage[] = [];
   /** Index of the oldest stored message in `msgs` (removal from the front is O(1)). */
   private head = 0;

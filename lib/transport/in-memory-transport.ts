@@ -68,7 +68,7 @@ class InMemoryReader implements Reader {
     readonly streamName: string,
     startSeq: number,
     filter: string | undefined,
-    private readonly host: { assertOpen(): void; stream(name: string): MemoryStream; release(h: Handle): void },
+    private readonly host: { assertOpen(): void; stream(name: string): MemoryStream<ConsumerState>; release(h: Handle): void },
   ) {
     this.cursor = startSeq;
     this.matches = matcherFor(filter);
@@ -139,12 +139,12 @@ export interface InMemoryTransportOptions {
 export class InMemoryTransport implements Transport {
   private readonly clock: Clock;
   private readonly onAdvisory: ((advisory: ConsumerAdvisory) => void) | undefined;
-  private readonly streams = new Map<string, MemoryStream>();
+  private readonly streams = new Map<string, MemoryStream<ConsumerState>>();
   private readonly live = new Set<Handle>();
   private closed = false;
   private readonly host = {
     assertOpen: (): void => this.assertOpen(),
-    stream: (name: string): MemoryStream => this.stream(name),
+    stream: (name: string): MemoryStream<ConsumerState> => this.stream(name),
     release: (handle: Handle): void => {
       this.live.delete(handle);
     },
@@ -164,7 +164,7 @@ export class InMemoryTransport implements Transport {
         existing.reconfigure(resolved);
         return existing.info();
       }
-      const stream = new MemoryStream(this.clock, resolved);
+      const stream = new MemoryStream<ConsumerState>(this.clock, resolved);
       this.streams.set(resolved.name, stream);
       return stream.info();
     });
@@ -261,13 +261,13 @@ export class InMemoryTransport implements Transport {
     if (this.closed) throw new WardenError('TRANSPORT_CLOSED', 'transport is closed', { nonRetryable: true });
   }
 
-  private stream(name: string): MemoryStream {
+  private stream(name: string): MemoryStream<ConsumerState> {
     const stream = this.streams.get(name);
     if (!stream) throw new WardenError('STREAM_NOT_FOUND', `stream "${name}" not found`, { details: { stream: name } });
     return stream;
   }
 
-  private open(name: string): MemoryStream {
+  private open(name: string): MemoryStream<ConsumerState> {
     this.assertOpen();
     return this.stream(name);
   }
