@@ -85,7 +85,13 @@ export class ActorHost {
       } catch (err) {
         throw new ActorCrashedError(def.name, key, err, { phase: 'restore' });
       }
-    } else if (def.input) actorOptions.input = def.input(key);
+    } else if (def.input) {
+      try {
+        actorOptions.input = def.input(key);
+      } catch (err) {
+        throw new ActorCrashedError(def.name, key, err, { phase: 'input' });
+      }
+    }
     try {
       this.actor = createActor(machine, actorOptions);
     } catch (err) {
