@@ -37,6 +37,16 @@ export interface WorkerStats extends CheckpointCounters {
   epoch: number;
 }
 
+/** The counters a worker reports, gathered from its collaborators. */
+export function statsOf(w: CutSource & { readonly applied: number; readonly timersFired: number; readonly checkpointer: { readonly counters: CheckpointCounters } }): WorkerStats {
+  return {
+    ...w.checkpointer.counters,
+    appliedSeq: w.appliedSeq, checkpointSeq: w.checkpointSeq, applied: w.applied, deadLettered: w.records.deadLettered, crashes: w.actors.crashes,
+    outbox: w.outbox.size, held: w.records.heldCount, actors: w.actors.size, passivated: w.actors.passivated,
+    timers: w.wheel.size, timersFired: w.timersFired, callsPending: w.calls.pendingCount, callsIssued: w.calls.issuedCount, epoch: w.epoch,
+  };
+}
+
 /** What a cut is collected from: the worker and its collaborators. */
 export interface CutSource {
   readonly c: WorkerConfig;

@@ -19,7 +19,7 @@
  */
 import { ActorHost, type LogPoint } from '../actor/actor-host.js';
 import type { Json } from '../core/envelope.js';
-import { ActorCrashedError, describeError, type WardenError } from '../core/errors.js';
+import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
 import { KeyRestarts } from './key-restarts.js';
 import type { WorkerConfig } from './options.js';
@@ -336,4 +336,9 @@ export class KeyedActors {
     this.dirty.add(key);
     this.c.emit({ type: 'actor-restarted', key, replayed, from, durationMs: this.c.clock.now() - t0 });
   }
+}
+
+/** Worker invariant 15: the error a dead letter carries for the input that escalated. */
+export function escalatedInput(where: string, crash: unknown): WardenError {
+  return new WardenError('ACTOR_CRASHED', `the input crashed its actor and pushed ${where} past its restart intensity: dead-lettered before the partition escalates`, { cause: crash });
 }

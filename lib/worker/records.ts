@@ -16,12 +16,15 @@
  *     once it is written, `restore` puts them back when it failed.
  *  5. A dead letter carries an ID per input (`dlq:<stage>:<seq>`, per output for an
  *     unpublishable one) and always fits the log (dead-letter invariant 1).
+ *  6. What the log refuses for good is never retried: an output becomes an `unpublishable` dead
+ *     letter, a call result an error result; a dead letter or a timer record that cannot be
+ *     written fails the worker with the reason.
  */
 import { createHmac } from 'node:crypto';
 import type { EmittedEvent } from '../actor/actor-host.js';
-import type { CallResult } from '../actor/calls.js';
+import { callErrorOf, type CallResult } from '../actor/calls.js';
 import { envelopeBody, type Envelope } from '../core/envelope.js';
-import { ConfigError, describeError, ValidationError, type WardenError } from '../core/errors.js';
+import { ConfigError, describeError, ValidationError, WardenError } from '../core/errors.js';
 import { CALL_EVENT, callRecordId, deadLetterMessageId, outputMessageId, TIMER_EVENT, timerRecordId } from '../core/ids.js';
 import type { OutboxEntry } from '../checkpoint/checkpoint-store.js';
 import type { StoredMessage } from '../transport/transport.js';
@@ -164,24 +167,27 @@ export class LogRecords {
     this.outbox.publish({ subject: this.c.routing.deadLetterSubject, msgId, body: JSON.stringify(letter) });
   }
 
-  /** Is `entry` a dead letter (a refused one cannot be dead-lettered again)? */
-  isDeadLetter(entry: OutboxEntry): boolean {
-    return entry.subject === this.c.routing.deadLetterSubject;
-  }
-
-  /** Is `entry` a timer or call record of this partition? */
-  isOwnRecord(entry: OutboxEntry): boolean {
-    return entry.subject === this.c.subject;
-  }
-
   /**
-   * An output the log refused for good (outbox invariant 6) becomes a dead letter naming the
-   * input that produced it.
+   * Invariant 6: an entry the log refused for good (outbox invariant 6). An output becomes a dead
+   * letter naming the input that produced it; a call result too large for the log becomes an
+   * error result for the machine. Anything else (a dead letter, a timer record) cannot be written
+   * at all: the error to fail the worker with is returned.
    */
-  outputRefused(entry: OutboxEntry, error: WardenError): void {
-    const seq = Number(/:(\d+):\d+$/.exec(entry.msgId)?.[1] ?? 0);
-    const msg: StoredMessage = { stream: this.c.stage.stream, subject: this.c.subject, seq, data: new TextEncoder().encode(entry.body), headers: {}, timestampMs: 0 };
-    this.deadLetter(msg, error, { reason: 'unpublishable', outputId: entry.msgId });
+  refused(entry: OutboxEntry, error: WardenError): WardenError | undefined {
+    if (entry.subject === this.c.subject) {
+      const env = JSON.parse(entry.body) as Envelope<CallResult>;
+      if (env.type === CALL_EVENT && env.payload.ok) {
+        const err = new WardenError(error.code, `the result of call ${env.payload.call} could not be stored in the log: ${error.message}`, { cause: error });
+        this.callResult(env.key, { call: env.payload.call, ok: false, error: callErrorOf(err) });
+        return undefined;
+      }
+    } else if (entry.subject !== this.c.routing.deadLetterSubject) {
+      const seq = Number(/:(\d+):\d+$/.exec(entry.msgId)?.[1] ?? 0);
+      const msg: StoredMessage = { stream: this.c.stage.stream, subject: this.c.subject, seq, data: new TextEncoder().encode(entry.body), headers: {}, timestampMs: 0 };
+      this.deadLetter(msg, error, { reason: 'unpublishable', outputId: entry.msgId });
+      return undefined;
+    }
+    return new WardenError(error.code, `${this.c.where} cannot write ${entry.msgId} to the log: ${error.message}`, { cause: error, nonRetryable: true, details: { subject: entry.subject, msgId: entry.msgId } });
   }
 
   private appendRecord(msgId: string, key: string, type: string, payload: unknown): void {

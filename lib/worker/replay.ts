@@ -23,7 +23,7 @@ import { validateCallRecord, validateInput, validateTimerRecord } from '../actor
 import type { CallResult } from '../actor/calls.js';
 import type { Clock } from '../core/clock.js';
 import { decodeEnvelope, type Envelope, type Json } from '../core/envelope.js';
-import { ActorCrashedError, WardenError } from '../core/errors.js';
+import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
 import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
 import type { ActorEntry, CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { Transport } from '../transport/transport.js';
@@ -49,6 +49,33 @@ export interface RestoreContext {
   floorSeq?: number;
   /** Finds guarded calls by name for the hosts built here. */
   calls?: CallLookup | undefined;
+}
+
+/** What a worker lends to build its restore context. */
+export interface RestoreOwner {
+  readonly c: { stage: WorkerStage; store: CheckpointStore; transport: Transport; clock: Clock; subject: string; calls: CallLookup | undefined; partition: number; emit: (e: { type: 'checkpoint-unusable'; key?: string; error: string }) => void; logger: { error(o: object, msg: string): void } };
+  readonly scope: CheckpointScope;
+  readonly restoredSeq: number;
+  readonly dead: boolean;
+  readonly records: { verify(env: Envelope): void };
+  failpoint(point: 'during-replay', seq: number): void;
+}
+
+/** The restore context of a worker's incarnation: its settings, its record key, its failpoints. */
+export function restoreContextOf(w: RestoreOwner): RestoreContext {
+  const { c } = w;
+  return {
+    stage: c.stage, scope: w.scope, store: c.store, transport: c.transport, clock: c.clock, subject: c.subject, calls: c.calls, floorSeq: w.restoredSeq,
+    verifyRecord: (env) => w.records.verify(env),
+    onUnusable: (key, error) => {
+      c.emit({ type: 'checkpoint-unusable', ...(key === undefined ? {} : { key }), error: describeError(error) });
+      c.logger.error({ stage: c.stage.name, partition: c.partition, key, err: error }, 'unusable checkpoint; rebuilding from the log');
+    },
+    onReplayed: (seq) => {
+      w.failpoint('during-replay', seq);
+      return !w.dead;
+    },
+  };
 }
 
 /** The options of a host built while restoring. */

@@ -42,24 +42,24 @@
  *     worker never runs afterwards.
  */
 import type { ActorHost, LogPoint } from '../actor/actor-host.js';
-import { callErrorOf, type CallResult } from '../actor/calls.js';
+import type { CallResult } from '../actor/calls.js';
 import { validateCallRecord, validateInput, validateTimerRecord } from '../actor/validate.js';
 import { sleep, type TimerHandle } from '../core/clock.js';
 import { decodeEnvelope, type Envelope } from '../core/envelope.js';
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
 import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
-import type { CheckpointScope, OutboxEntry } from '../checkpoint/checkpoint-store.js';
+import type { CheckpointScope } from '../checkpoint/checkpoint-store.js';
 import type { Reader, StoredMessage } from '../transport/transport.js';
 import { CallRunner } from './call-runner.js';
 import { Checkpointer } from './checkpointer.js';
 import { checkLogCoversCheckpoint, claimPartition, RetentionWatch } from './claim.js';
-import { RejectedStep, KeyedActors, type ActorsOwner } from './keyed-actors.js';
+import { escalatedInput, RejectedStep, KeyedActors, type ActorsOwner } from './keyed-actors.js';
 import { compileWorkerOptions, type Failpoint, type PartitionWorkerOptions, type WorkerConfig } from './options.js';
 import { Outbox } from './outbox.js';
 import { LogRecords } from './records.js';
-import type { RestoreContext } from './replay.js';
+import { restoreContextOf, type RestoreContext } from './replay.js';
 import { TimerWheel } from './timer-wheel.js';
-import { collectCut, type WorkerStats } from './cut.js';
+import { collectCut, statsOf, type WorkerStats } from './cut.js';
 
 export type { Failpoint, PartitionWorkerOptions } from './options.js';
 export type { WorkerStats } from './cut.js';
@@ -92,7 +92,6 @@ export class PartitionWorker implements ActorsOwner {
   applied = 0;
   timersFired = 0;
   private state: State = 'new';
-  private stopRequested = false;
   private starting: Promise<void> | undefined;
   private reader: Reader | undefined;
   private retention: RetentionWatch | undefined;
@@ -104,7 +103,7 @@ export class PartitionWorker implements ActorsOwner {
   constructor(options: PartitionWorkerOptions) {
     const c = (this.c = compileWorkerOptions(options));
     this.scope = c.stage.scopeOf(c.partition);
-    this.outbox = new Outbox({ transport: c.transport, clock: c.clock, logger: c.logger, maxSize: c.maxOutboxSize, retry: c.publishRetry, random: c.random, onRefused: (e, err) => this.refused(e, err) });
+    this.outbox = new Outbox({ transport: c.transport, clock: c.clock, logger: c.logger, maxSize: c.maxOutboxSize, retry: c.publishRetry, random: c.random, onRefused: (e, err) => this.dead || this.fail(this.records.refused(e, err)) });
     this.records = new LogRecords(c, this.outbox, this);
     this.wheel = new TimerWheel(c.clock, (key, id) => this.records.timerFiring(key, id));
     this.calls = new CallRunner(c.stage.name, (key, result) => this.records.callResult(key, result));
@@ -137,19 +136,7 @@ export class PartitionWorker implements ActorsOwner {
   }
 
   restoreContext(): RestoreContext {
-    const { c } = this;
-    return {
-      stage: c.stage, scope: this.scope, store: c.store, transport: c.transport, clock: c.clock, subject: c.subject, calls: c.calls, floorSeq: this.restoredSeq,
-      verifyRecord: (env) => this.records.verify(env),
-      onUnusable: (key, error) => {
-        c.emit({ type: 'checkpoint-unusable', ...(key === undefined ? {} : { key }), error: describeError(error) });
-        c.logger.error({ stage: c.stage.name, partition: c.partition, key, err: error }, 'unusable checkpoint; rebuilding from the log');
-      },
-      onReplayed: (seq) => {
-        this.failpoint('during-replay', seq);
-        return !this.dead;
-      },
-    };
+    return restoreContextOf(this);
   }
 
   touched(key: string, host: ActorHost): void {
@@ -221,10 +208,7 @@ export class PartitionWorker implements ActorsOwner {
 
   /** Graceful stop: stop reading, finish the input in hand, publish, write a final checkpoint (invariant 16). */
   async stop(): Promise<void> {
-    if (this.state === 'starting') {
-      this.stopRequested = true;
-      await this.starting?.catch(() => undefined);
-    }
+    if (this.state === 'starting') await this.starting?.catch(() => undefined);
     if (this.state !== 'running') return;
     this.state = 'stopping';
     this.c.clock.clearTimeout(this.tickTimer);
@@ -247,8 +231,9 @@ export class PartitionWorker implements ActorsOwner {
     this.c.emit({ type: 'killed', seq: this.appliedSeq });
   }
 
+  /** Fails the worker with `err` (nothing happens for `undefined`). */
   fail(err: unknown): void {
-    if (this.state === 'killed' || this.state === 'stopped' || this.state === 'failed') return;
+    if (err === undefined || this.state === 'killed' || this.state === 'stopped' || this.state === 'failed') return;
     this.state = 'failed';
     this.failure = err;
     this.end();
@@ -267,12 +252,7 @@ export class PartitionWorker implements ActorsOwner {
   }
 
   stats(): WorkerStats {
-    return {
-      ...this.checkpointer.counters,
-      appliedSeq: this.appliedSeq, checkpointSeq: this.checkpointSeq, applied: this.applied, deadLettered: this.records.deadLettered, crashes: this.actors.crashes,
-      outbox: this.outbox.size, held: this.records.heldCount, actors: this.actors.size, passivated: this.actors.passivated,
-      timers: this.wheel.size, timersFired: this.timersFired, callsPending: this.calls.pendingCount, callsIssued: this.calls.issuedCount, epoch: this.epoch,
-    };
+    return statsOf(this);
   }
 
   /** The live state of the actor for `key`, if it is in memory. */
@@ -421,24 +401,4 @@ export class PartitionWorker implements ActorsOwner {
     }, this.c.stage.intervalMs);
   }
 
-  /** Outbox invariant 6: a record the log refused for good. */
-  private refused(entry: OutboxEntry, err: WardenError): void {
-    if (this.dead) return;
-    if (this.records.isOwnRecord(entry)) {
-      const env = JSON.parse(entry.body) as Envelope<CallResult>;
-      if (env.type === CALL_EVENT && env.payload.ok) {
-        this.records.callResult(env.key, { call: env.payload.call, ok: false, error: callErrorOf(new WardenError(err.code, `the result of call ${env.payload.call} could not be stored in the log: ${err.message}`, { cause: err })) });
-        return;
-      }
-    } else if (!this.records.isDeadLetter(entry)) {
-      this.records.outputRefused(entry, err);
-      return;
-    }
-    this.fail(new WardenError(err.code, `${this.c.where} cannot write ${entry.msgId} to the log: ${err.message}`, { cause: err, nonRetryable: true, details: { subject: entry.subject, msgId: entry.msgId } }));
-  }
-}
-
-/** Invariant 15: the error a dead letter carries for the input that escalated. */
-function escalatedInput(where: string, crash: unknown): WardenError {
-  return new WardenError('ACTOR_CRASHED', `the input crashed its actor and pushed ${where} past its restart intensity: dead-lettered before the partition escalates`, { cause: crash });
 }
