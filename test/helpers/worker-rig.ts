@@ -6,11 +6,8 @@
 import {
   InMemoryCheckpointStore,
   InMemoryTransport,
-  PartitionWorker,
-  SimulatedClock,
   WardenError,
   definePipeline,
-  encodeEnvelope,
   silentLogger,
   type ActorDefinition,
   type CheckpointPolicyOptions,
@@ -29,6 +26,9 @@ import {
   type WorkerEvent,
   type WriteResult,
 } from '../../lib/index.js';
+import { PartitionWorker } from '../../lib/actor/partition-worker.js';
+import { SimulatedClock } from '../../lib/core/clock.js';
+import { encodeEnvelope } from '../../lib/core/envelope.js';
 import type { PartitionWorkerOptions } from '../../lib/actor/partition-worker.js';
 import { flushMicrotasks } from '../../lib/core/clock.js';
 import { DelegatingTransport } from './delegating-transport.js';

@@ -17,13 +17,10 @@ import { flushMicrotasks } from '../../lib/core/clock.js';
 import {
   InMemoryCheckpointStore,
   InMemoryTransport,
-  PartitionWorker,
-  SimulatedClock,
   WardenError,
   actorGroup,
   createSupervisor,
   definePipeline,
-  encodeEnvelope,
   silentLogger,
   startNode,
   supervise,
@@ -45,6 +42,9 @@ import {
   type WorkerEvent,
   type WriteResult,
 } from '../../lib/index.js';
+import { PartitionWorker } from '../../lib/actor/partition-worker.js';
+import { SimulatedClock } from '../../lib/core/clock.js';
+import { encodeEnvelope } from '../../lib/core/envelope.js';
 import { counter, crashOn, tally } from '../helpers/counter.js';
 
 // ---------------------------------------------------------------------------------------------
