@@ -50,9 +50,9 @@ export {
   type NodeSupervisionOptions,
   type WardenNode,
   type NodeEvent,
-  type IngestInput,
   type PartitionStatus,
 } from './pipeline/node.js';
+export { createProducer, type Producer, type ProducerOptions, type IngestInput } from './pipeline/producer.js';
 
 // Supervision.
 export {

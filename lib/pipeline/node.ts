@@ -20,7 +20,6 @@ import type { WorkerEvent } from '../actor/worker-events.js';
 import { InMemoryCheckpointStore } from '../checkpoint/in-memory-checkpoint-store.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import { SystemClock, sleep, type Clock } from '../core/clock.js';
-import { encodeEnvelope } from '../core/envelope.js';
 import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -31,6 +30,7 @@ import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../
 import { InMemoryTransport } from '../transport/in-memory-transport.js';
 import type { PubAck, Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
+import { createProducer, type IngestInput } from './producer.js';
 
 /** Events a node reports: its workers' events and its supervision tree's. */
 export type NodeEvent = WorkerEvent | SupervisionEvent;
@@ -77,17 +77,7 @@ export interface NodeOptions {
   onEvent?: (event: NodeEvent) => void;
 }
 
-/** An input for the first stage. */
-export interface IngestInput {
-  key: string;
-  type: string;
-  payload?: Record<string, unknown>;
-  /** Message ID, for dedupe of re-sent inputs. @default a random UUID */
-  id?: string;
-  headers?: Record<string, string>;
-  /** Event time. @default clock.now() */
-  ts?: number;
-}
+export type { IngestInput } from './producer.js';
 
 /** One partition's status. */
 export interface PartitionStatus extends WorkerStats {
@@ -131,7 +121,11 @@ export interface WardenNode {
   readonly pipeline: Pipeline;
   readonly transport: Transport;
   readonly checkpointStore: CheckpointStore;
-  /** Publishes an input to the first stage (or to `stage`). */
+  /**
+   * Publishes an input to the first stage (or to `stage`): `createProducer(...).send`, with the
+   * same checks and IDs. A bad input or stage is a rejected promise (`ValidationError` /
+   * `ConfigError` naming the field), never a synchronous throw.
+   */
   ingest(input: IngestInput, stage?: string): Promise<PubAck>;
   /** Chaos: kills the workers of `stage` (one partition, or all) abruptly, as a crash would. */
   kill(stage: string, partition?: number): void;
@@ -176,6 +170,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const logger = (options.logger ?? createLogger()).child({ pipeline: pipeline.name });
   const duplicateWindowMs = options.duplicateWindowMs ?? 120_000;
   checkDuplicateWindow(pipeline, duplicateWindowMs, options.maxRecoveryMs ?? 60_000);
+  const producer = createProducer({ pipeline, transport, clock });
   const listeners = new Set<(e: NodeEvent) => void>();
   if (options.onEvent) listeners.add(options.onEvent);
   const emit = (e: NodeEvent): void => {
@@ -250,15 +245,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     transport,
     checkpointStore: store,
     supervisor,
-    ingest(input, stageName) {
-      const stage = stageName ? pipeline.stage(stageName) : pipeline.stages[0]!;
-      if (typeof input.type !== 'string' || input.type.startsWith('warden.') || input.type.startsWith('xstate.')) {
-        return Promise.reject(new ConfigError('ingest.type', `must be an event type the first stage handles; 'warden.' and 'xstate.' types are reserved, got ${JSON.stringify(input.type)}`));
-      }
-      const id = input.id ?? crypto.randomUUID();
-      const body = encodeEnvelope({ id, key: input.key, type: input.type, payload: input.payload ?? {}, headers: input.headers ?? {}, ts: input.ts ?? clock.now() });
-      return transport.publish(stage.subjectOf(partitionOf(input.key, stage.partitions)), body, { msgId: id });
-    },
+    ingest: (input, stageName) => producer.send(input, stageName),
     kill(stageName, partition) {
       pipeline.stage(stageName); // throws for an unknown stage
       for (const slot of slots.values()) {
