@@ -53,6 +53,7 @@ export {
   type PartitionStatus,
 } from './pipeline/node.js';
 export { createProducer, type Producer, type ProducerOptions, type IngestInput } from './pipeline/producer.js';
+export { readKeyState, type KeyState, type ReadKeyStateOptions } from './pipeline/read-state.js';
 
 // Supervision.
 export {

@@ -31,6 +31,7 @@ import { InMemoryTransport } from '../transport/in-memory-transport.js';
 import type { PubAck, Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
 import { createProducer, type IngestInput } from './producer.js';
+import { readKeyStateFrom, type KeyState } from './read-state.js';
 
 /** Events a node reports: its workers' events and its supervision tree's. */
 export type NodeEvent = WorkerEvent | SupervisionEvent;
@@ -132,8 +133,18 @@ export interface WardenNode {
   status(): Promise<PartitionStatus[]>;
   /** Resolves when every partition has applied all of its log and published all its outputs. */
   whenCaughtUp(options?: { timeoutMs?: number; pollMs?: number }): Promise<void>;
-  /** Live state of an actor in memory. */
+  /**
+   * Live state of an actor this node holds in memory; undefined for a key it does not hold (never
+   * loaded, passivated, or on a node restarted since). `readState` reads any key.
+   */
   inspect(stage: string, key: string): { value: unknown; context: unknown; status: string } | undefined;
+  /**
+   * The state of a key: the live actor if this node holds it in memory, else its checkpoint entry
+   * plus a replay of its inputs from the log since (`readKeyState`); undefined for a key with no
+   * state. Says which (`source`) and the stream sequence it is current to (`seq`). Writes,
+   * publishes and calls nothing.
+   */
+  readState(stage: string, key: string): Promise<KeyState | undefined>;
   /** Adds a listener; returns its remover. */
   on(listener: (event: NodeEvent) => void): () => void;
   /** A snapshot of the supervision tree: stages, partitions (position, actors), restarted actors. */
@@ -290,6 +301,8 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       const stage = pipeline.stage(stageName);
       return slots.get(`${stage.name}/${partitionOf(key, stage.partitions)}`)?.worker?.inspect(key);
     },
+    readState: (stageName, key) =>
+      readKeyStateFrom({ pipeline, transport, checkpointStore: store, stage: stageName, key, clock }, (stage, partition) => slots.get(`${stage}/${partition}`)?.worker),
     on(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

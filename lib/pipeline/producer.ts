@@ -167,6 +167,7 @@ function refuse(field: string, message: string): never {
 
 function describe(value: unknown): string {
   if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : `a ${value.constructor?.name ?? 'null-prototype'} object`;
