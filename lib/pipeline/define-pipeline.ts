@@ -75,8 +75,11 @@ export interface StageOptions {
   /** Number of partitions of the stage's stream; keys are hashed onto them. @default 1 */
   partitions?: number;
   /**
-   * Where emitted events go: the name of another stage, or a function choosing one per event
-   * (returning `undefined` sends the event nowhere, on purpose). Without `to` the stage is a sink.
+   * Where emitted events go: the name of a stage, or a function choosing one per event (returning
+   * `undefined` sends the event nowhere, on purpose). Without `to` the stage is a sink. Any stage
+   * may be named, this one and earlier ones included (a cycle: two accounts of one ledger stage
+   * transferring to each other); outputs keep their exactly-once IDs. A cycle that never stops
+   * emitting is an endless loop of messages.
    */
   to?: string | ((event: EmittedEvent) => string | undefined);
   /** Key of an emitted event in the next stage. @default the key of the input that produced it */
@@ -252,7 +255,6 @@ export function definePipeline(options: PipelineOptions): Pipeline {
     if (typeof s.to === 'string' && !names.has(s.to)) {
       throw new ConfigError(`${at}.to`, `names no stage: '${s.to}' (stages: ${[...names].join(', ')})`);
     }
-    if (s.to === s.actor.name) throw new ConfigError(`${at}.to`, 'must not route a stage to itself');
     const to = s.to;
     const route =
       to === undefined ? () => undefined : typeof to === 'string' ? () => to : (ev: EmittedEvent) => to(ev);
