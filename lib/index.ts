@@ -54,6 +54,7 @@ export {
 } from './pipeline/node.js';
 export { createProducer, type Producer, type ProducerOptions, type IngestInput } from './pipeline/producer.js';
 export { readKeyState, type KeyState, type ReadKeyStateOptions } from './pipeline/read-state.js';
+export { teardownPipeline, type TeardownOptions, type TeardownReport } from './pipeline/teardown.js';
 
 // Supervision.
 export {
