@@ -175,6 +175,13 @@ export interface Pipeline {
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
+/**
+ * Stage names whose stream or subjects warden uses for something else: `dlq` would get the
+ * dead-letter stream `<pipeline>-dlq`, and its subjects `<pipeline>.dlq.<partition>` would fall
+ * under the dead letters' `<pipeline>.dlq.>`.
+ */
+const RESERVED_STAGE_NAMES: ReadonlyMap<string, string> = new Map([['dlq', 'the dead-letter stream <pipeline>-dlq and its subjects <pipeline>.dlq.>']]);
+
 function positiveInt(field: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(field, `must be a positive integer, got ${String(v)}`);
@@ -248,6 +255,8 @@ export function definePipeline(options: PipelineOptions): Pipeline {
   for (const [i, s] of options.stages.entries()) {
     if (s?.actor?.kind !== 'warden.actor') throw new ConfigError(`stages[${i}].actor`, 'must be made by defineActor()');
     if (names.has(s.actor.name)) throw new ConfigError(`stages[${i}].actor.name`, `'${s.actor.name}' is used by two stages`);
+    const reserved = RESERVED_STAGE_NAMES.get(s.actor.name);
+    if (reserved) throw new ConfigError(`stages[${i}].actor.name`, `'${s.actor.name}' is reserved: a stage of that name would share ${reserved}; rename the actor`);
     names.add(s.actor.name);
   }
   const stages = options.stages.map((s, i): ResolvedStage => {

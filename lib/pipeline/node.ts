@@ -30,6 +30,7 @@ import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../
 import { InMemoryTransport } from '../transport/in-memory-transport.js';
 import type { PubAck, Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
+import { resolveNodeTiming } from './node-options.js';
 import { createProducer, type IngestInput } from './producer.js';
 import { readKeyStateFrom, type KeyState } from './read-state.js';
 
@@ -60,12 +61,12 @@ export interface NodeOptions {
   /**
    * Duplicate window of the streams the node creates. For exactly-once it must cover the
    * worst-case replay: a stage's `checkpoint.intervalMs` + `checkpoint.timeoutMs` +
-   * `maxRecoveryMs`; a shorter window is refused at start. @default 120_000
+   * `maxRecoveryMs`; a shorter window is refused at start. A finite number > 0. @default 120_000
    */
   duplicateWindowMs?: number;
   /**
    * Longest time a partition may take to be restored after a crash (restart backoff, claim,
-   * restore), which the duplicate window must cover. @default 60_000
+   * restore), which the duplicate window must cover. A finite number >= 0. @default 60_000
    */
   maxRecoveryMs?: number;
   /** Chaos testing: called at each worker failpoint; `node.kill(stage, partition)` from it crashes the worker there. */
@@ -179,8 +180,8 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const transport = options.transport ?? new InMemoryTransport({ clock });
   const store = options.checkpointStore ?? new InMemoryCheckpointStore({ clock });
   const logger = (options.logger ?? createLogger()).child({ pipeline: pipeline.name });
-  const duplicateWindowMs = options.duplicateWindowMs ?? 120_000;
-  checkDuplicateWindow(pipeline, duplicateWindowMs, options.maxRecoveryMs ?? 60_000);
+  const { duplicateWindowMs, maxRecoveryMs } = resolveNodeTiming(options);
+  checkDuplicateWindow(pipeline, duplicateWindowMs, maxRecoveryMs);
   const producer = createProducer({ pipeline, transport, clock });
   const listeners = new Set<(e: NodeEvent) => void>();
   if (options.onEvent) listeners.add(options.onEvent);
