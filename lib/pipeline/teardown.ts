@@ -28,7 +28,10 @@ export interface TeardownOptions {
   transport: Transport;
   /** The checkpoint store its nodes write. */
   checkpointStore: CheckpointStore;
-  /** Delete even while streams have consumers (running nodes, durable consumers). @default false */
+  /**
+   * Delete even while streams have consumers (running nodes, durable consumers). A node still
+   * running loses its streams under it and cannot go on: stop nodes first. @default false
+   */
   force?: boolean;
   /** Look at the pipeline's streams and report what would be deleted; delete nothing, refuse nothing. @default false */
   dryRun?: boolean;

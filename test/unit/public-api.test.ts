@@ -24,8 +24,15 @@ interface Exported {
   value: boolean;
 }
 
-/** Every export of each entry point. */
+let cached: Map<string, Exported[]> | undefined;
+
+/** Every export of each entry point (one compiler run for the file). */
 function exportsOf(): Map<string, Exported[]> {
+  cached ??= readExports();
+  return cached;
+}
+
+function readExports(): Map<string, Exported[]> {
   const parsed = ts.getParsedCommandLineOfConfigFile('tsconfig.json', {}, {
     ...ts.sys,
     onUnRecoverableConfigFileDiagnostic: (d) => {
