@@ -111,7 +111,15 @@ async function readDurable(stage: ResolvedStage, partition: number, key: string,
   const subject = stage.subjectOf(partition);
   const ctx: RestoreContext = { stage, scope, store, transport, clock, subject };
   const cut = await readCut(ctx, key);
-  const lastSeq = await transport.lastSeqOf(stage.stream, subject);
+  let lastSeq: number;
+  try {
+    lastSeq = await transport.lastSeqOf(stage.stream, subject);
+  } catch (err) {
+    if (!(err instanceof WardenError && err.code === 'STREAM_NOT_FOUND')) throw err;
+    throw new WardenError('STREAM_NOT_FOUND', `stream ${stage.stream} of stage ${stage.name} does not exist: no node of the pipeline has run on this transport, or the pipeline was torn down`, {
+      cause: err, details: { stream: stage.stream },
+    });
+  }
   const from = cut.meta?.seq ?? 0;
   const entry = cut.entry;
   const view = readOnlyView(store, () => {

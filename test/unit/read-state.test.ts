@@ -219,3 +219,11 @@ test('readKeyState and node.readState reject, never throw, for an unknown stage 
   t.is(key?.field, 'key');
   t.is(standalone?.field, 'stage');
 });
+
+test('readKeyState of a pipeline whose streams do not exist rejects with STREAM_NOT_FOUND naming the stream', async (t) => {
+  const { transport, store } = backends(t);
+  const pipeline = definePipeline({ name: 'rs-nostream', stages: [{ actor: counter }] });
+  const err = await t.throwsAsync(readKeyState({ pipeline, transport, checkpointStore: store, stage: 'counter', key: 'a' }), { instanceOf: WardenError });
+  t.is(err.code, 'STREAM_NOT_FOUND');
+  t.regex(err.message, /^stream rs-nostream-counter of stage counter does not exist: no node of the pipeline has run/);
+});
