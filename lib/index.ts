@@ -1,10 +1,19 @@
 /**
  * warden: fault-tolerant real-time pipelines of supervised xstate actors over a replayable log.
- * The public API; adapters for real backends live in `warden/nats` and `warden/redis`, test
- * helpers in `warden/testing`.
+ *
+ * The public API, as a list: what a user defines (actors, pipelines, guarded calls,
+ * supervisors), runs (nodes, producers), reads (key state, status, events) and implements
+ * (the `Transport` and `CheckpointStore` ports). Adapters for real backends live in
+ * `warden/nats` and `warden/redis`, test helpers in `warden/testing`; everything else is
+ * internal. docs/api.md lists every export with one line each (a test keeps the two equal).
+ *
+ * @example
+ * import { defineActor, definePipeline, startNode } from 'warden';
  */
-export { SystemClock, SimulatedClock, sleep, type Clock, type TimerHandle } from './core/clock.js';
-export { encodeEnvelope, decodeEnvelope, envelopeBody, type Envelope, type Json } from './core/envelope.js';
+
+// Time, errors, logging.
+export { SystemClock, type Clock, type TimerHandle } from './core/clock.js';
+export type { Envelope, Json } from './core/envelope.js';
 export {
   WardenError,
   ConfigError,
@@ -12,49 +21,20 @@ export {
   TerminalError,
   ActorCrashedError,
   CheckpointFencedError,
-  describeError,
-  errorChain,
   type WardenErrorCode,
   type WardenErrorOptions,
 } from './core/errors.js';
-export { outputMessageId, deadLetterMessageId, partitionOf } from './core/ids.js';
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './core/logger.js';
-export { redactUrl, scrubSecrets } from './core/redact.js';
-export {
-  resolveStreamConfig,
-  subjectMatches,
-  type Transport,
-  type StreamConfig,
-  type StoredMessage,
-  type PublishOptions,
-  type PubAck,
-  type StreamInfo,
-  type Reader,
-  type ReaderOptions,
-  type Consumer,
-  type ConsumerOptions,
-  type Delivery,
-} from './transport/transport.js';
-export { InMemoryTransport } from './transport/in-memory-transport.js';
-export {
-  scopeId,
-  type CheckpointStore,
-  type CheckpointScope,
-  type CheckpointWrite,
-  type CheckpointMeta,
-  type ActorEntry,
-  type OutboxEntry,
-  type WriteResult,
-} from './checkpoint/checkpoint-store.js';
-export { InMemoryCheckpointStore } from './checkpoint/in-memory-checkpoint-store.js';
+
+// Actors.
 export { defineActor, type ActorOptions, type ActorDefinition, type PayloadSchema, type StandardSchemaV1 } from './actor/define-actor.js';
-export { ActorHost, type ActorHostOptions, type EmittedEvent, type LogPoint, type PendingTimer } from './actor/actor-host.js';
-export { validateInput } from './actor/validate.js';
-export { PartitionWorker, type PartitionWorkerOptions, type WorkerStats, type Failpoint } from './worker/worker.js';
+export type { EmittedEvent } from './actor/actor-host.js';
+export { fromCall, type CallTarget, type CallError, type CallResult, type CallLookup } from './actor/calls.js';
 export type { WorkerEvent } from './worker/events.js';
 export type { DeadLetter, DeadLetterReason } from './worker/dead-letter.js';
-export type { StageRouting, Route, WorkerStage } from './worker/stage.js';
-export { actorGroup, type ActorGroupOptions, type PartitionDown } from './pipeline/actor-group.js';
+export type { StageRouting, Route, WorkerStage, ResolvedActorSupervision } from './worker/stage.js';
+
+// Pipelines and nodes.
 export {
   definePipeline,
   type Pipeline,
@@ -65,7 +45,103 @@ export {
   type Guarantee,
   type ActorSupervisionOptions,
 } from './pipeline/define-pipeline.js';
-export * from './supervision/index.js';
-export { startNode, type NodeOptions, type WardenNode, type NodeEvent, type IngestInput, type PartitionStatus } from './pipeline/node.js';
-export { fromCall, type CallTarget, type CallError, type CallResult, type CallLookup } from './actor/calls.js';
-export * from './resilience/index.js';
+export {
+  startNode,
+  type NodeOptions,
+  type NodeSupervisionOptions,
+  type WardenNode,
+  type NodeEvent,
+  type PartitionDownEvent,
+  type PartitionStatus,
+} from './pipeline/node.js';
+export { actorGroup, type ActorGroupOptions, type PartitionDown } from './pipeline/actor-group.js';
+export { createProducer, type Producer, type ProducerOptions, type IngestInput } from './pipeline/producer.js';
+export { readKeyState, type KeyState, type ReadKeyStateOptions } from './pipeline/read-state.js';
+export { teardownPipeline, type TeardownOptions, type TeardownReport } from './pipeline/teardown.js';
+
+// Supervision.
+export {
+  createSupervisor,
+  supervise,
+  SupervisorRefusedError,
+  type RefusalReason,
+  type ChildRef,
+  type WorkerRef,
+  type SupervisorRef,
+  type SupervisorAdmin,
+  type SuperviseOptions,
+  type Strategy,
+  type RestartType,
+  type Shutdown,
+  type BackoffOptions,
+  type ChildHandle,
+  type ChildContext,
+  type WorkerChildSpec,
+  type SupervisorChildSpec,
+  type ActorGroupChildSpec,
+  type ChildSpec,
+  type SupervisorOptions,
+  type ChildStatus,
+  type ChildInfo,
+  type ChildCounts,
+  type TreeNode,
+  type SupervisionEvent,
+  type Supervisor,
+} from './supervision/index.js';
+
+// Guarded calls.
+export {
+  defineCall,
+  getCall,
+  listCalls,
+  retryAfterFrom,
+  registerCallMetrics,
+  LATENCY_BUCKETS_MS,
+  type RetryAfterSource,
+  type HeadersLike,
+  type CallMetricsOptions,
+  type GuardedCall,
+  type GuardedCallOptions,
+  type CallFn,
+  type CallContext,
+  type CallOptions,
+  type CallOutcome,
+  type RetryOptions,
+  type BreakerOptions,
+  type BreakerState,
+  type AttemptFailureKind,
+  type CallAlert,
+  type CallEvent,
+  type CallMetrics,
+  type BreakerStateStore,
+  type SharedBreakerState,
+} from './resilience/index.js';
+
+// Ports and their embedded implementations.
+export type {
+  Transport,
+  StreamConfig,
+  StoredMessage,
+  PublishOptions,
+  PubAck,
+  StreamInfo,
+  Reader,
+  ReaderOptions,
+  Consumer,
+  ConsumerOptions,
+  Delivery,
+} from './transport/transport.js';
+export { InMemoryTransport, type InMemoryTransportOptions, type ConsumerAdvisory } from './transport/in-memory-transport.js';
+export type {
+  CheckpointStore,
+  CheckpointScope,
+  Claim,
+  CheckpointWrite,
+  CheckpointMeta,
+  ActorEntry,
+  OutboxEntry,
+  TimerIndexEntry,
+  CallIndexEntry,
+  WriteResult,
+} from './checkpoint/checkpoint-store.js';
+export { InMemoryCheckpointStore } from './checkpoint/in-memory-checkpoint-store.js';

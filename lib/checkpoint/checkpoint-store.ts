@@ -132,6 +132,8 @@ export interface CheckpointStore {
    * an outside authority (the cluster) decides ownership.
    */
   claim(scope: CheckpointScope, epoch?: number): Promise<Claim>;
+  /** The last claim of `scope` (its epoch and record key), changing nothing; undefined if never claimed. */
+  readClaim(scope: CheckpointScope): Promise<Claim | undefined>;
   write(cp: CheckpointWrite): Promise<WriteResult>;
   /** The partition's checkpoint meta, or undefined if it was never written. */
   readMeta(scope: CheckpointScope): Promise<CheckpointMeta | undefined>;

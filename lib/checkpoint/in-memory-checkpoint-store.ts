@@ -83,6 +83,11 @@ export class InMemoryCheckpointStore implements CheckpointStore {
 
   // The methods are async so that every failure, even one raised while serialising, is a
   // rejected promise and never a synchronous throw.
+  readClaim(scope: CheckpointScope): Promise<Claim | undefined> {
+    const c = this.claims.get(scopeId(scope));
+    return Promise.resolve(c ? { ...c } : undefined);
+  }
+
   // eslint-disable-next-line @typescript-eslint/require-await
   async write(cp: CheckpointWrite): Promise<WriteResult> {
     const id = scopeId(cp.scope);

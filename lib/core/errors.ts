@@ -15,6 +15,7 @@ export type WardenErrorCode =
   | 'CHECKPOINT_VERSION'
   | 'STREAM_NOT_FOUND'
   | 'STREAM_EXISTS'
+  | 'IN_USE'
   | 'MESSAGE_TOO_LARGE'
   | 'NO_STREAM_FOR_SUBJECT'
   | 'TRANSPORT_CLOSED'

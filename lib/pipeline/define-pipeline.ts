@@ -75,8 +75,11 @@ export interface StageOptions {
   /** Number of partitions of the stage's stream; keys are hashed onto them. @default 1 */
   partitions?: number;
   /**
-   * Where emitted events go: the name of another stage, or a function choosing one per event
-   * (returning `undefined` sends the event nowhere, on purpose). Without `to` the stage is a sink.
+   * Where emitted events go: the name of a stage, or a function choosing one per event (returning
+   * `undefined` sends the event nowhere, on purpose). Without `to` the stage is a sink. Any stage
+   * may be named, this one and earlier ones included (a cycle: two accounts of one ledger stage
+   * transferring to each other); outputs keep their exactly-once IDs. A cycle that never stops
+   * emitting is an endless loop of messages.
    */
   to?: string | ((event: EmittedEvent) => string | undefined);
   /** Key of an emitted event in the next stage. @default the key of the input that produced it */
@@ -152,6 +155,13 @@ export interface Pipeline {
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
+/**
+ * Stage names whose stream or subjects warden uses for something else: `dlq` would get the
+ * dead-letter stream `<pipeline>-dlq`, and its subjects `<pipeline>.dlq.<partition>` would fall
+ * under the dead letters' `<pipeline>.dlq.>`.
+ */
+const RESERVED_STAGE_NAMES: ReadonlyMap<string, string> = new Map([['dlq', 'the dead-letter stream <pipeline>-dlq and its subjects <pipeline>.dlq.>']]);
+
 function positiveInt(field: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(field, `must be a positive integer, got ${String(v)}`);
@@ -225,6 +235,8 @@ export function definePipeline(options: PipelineOptions): Pipeline {
   for (const [i, s] of options.stages.entries()) {
     if (s?.actor?.kind !== 'warden.actor') throw new ConfigError(`stages[${i}].actor`, 'must be made by defineActor()');
     if (names.has(s.actor.name)) throw new ConfigError(`stages[${i}].actor.name`, `'${s.actor.name}' is used by two stages`);
+    const reserved = RESERVED_STAGE_NAMES.get(s.actor.name);
+    if (reserved) throw new ConfigError(`stages[${i}].actor.name`, `'${s.actor.name}' is reserved: a stage of that name would share ${reserved}; rename the actor`);
     names.add(s.actor.name);
   }
   const stages = options.stages.map((s, i): ResolvedStage => {
@@ -232,7 +244,6 @@ export function definePipeline(options: PipelineOptions): Pipeline {
     if (typeof s.to === 'string' && !names.has(s.to)) {
       throw new ConfigError(`${at}.to`, `names no stage: '${s.to}' (stages: ${[...names].join(', ')})`);
     }
-    if (s.to === s.actor.name) throw new ConfigError(`${at}.to`, 'must not route a stage to itself');
     const to = s.to;
     const route =
       to === undefined ? () => undefined : typeof to === 'string' ? () => to : (ev: EmittedEvent) => to(ev);

@@ -25,7 +25,6 @@ import type { CallLookup } from '../actor/calls.js';
 import { InMemoryCheckpointStore } from '../checkpoint/in-memory-checkpoint-store.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import { SystemClock, sleep, type Clock } from '../core/clock.js';
-import { encodeEnvelope } from '../core/envelope.js';
 import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -36,6 +35,9 @@ import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../
 import { InMemoryTransport } from '../transport/in-memory-transport.js';
 import type { PubAck, Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
+import { resolveNodeTiming } from './node-options.js';
+import { createProducer, type IngestInput } from './producer.js';
+import { readKeyStateFrom, type KeyState } from './read-state.js';
 
 /** Events a node reports: its workers' events and its supervision tree's. */
 export type NodeEvent = WorkerEvent | SupervisionEvent | PartitionDownEvent;
@@ -64,12 +66,12 @@ export interface NodeOptions {
   /**
    * Duplicate window of the streams the node creates. For exactly-once it must cover the
    * worst-case replay: a stage's `checkpoint.intervalMs` + `checkpoint.timeoutMs` +
-   * `maxRecoveryMs`; a shorter window is refused at start. @default 120_000
+   * `maxRecoveryMs`; a shorter window is refused at start. A finite number > 0. @default 120_000
    */
   duplicateWindowMs?: number;
   /**
    * Longest time a partition may take to be restored after a crash (restart backoff, claim,
-   * restore), which the duplicate window must cover. @default 60_000
+   * restore), which the duplicate window must cover. A finite number >= 0. @default 60_000
    */
   maxRecoveryMs?: number;
   /** Chaos testing: called at each worker failpoint; `node.kill(stage, partition)` from it crashes the worker there. */
@@ -87,17 +89,7 @@ export interface NodeOptions {
   onEvent?: (event: NodeEvent) => void;
 }
 
-/** An input for the first stage. */
-export interface IngestInput {
-  key: string;
-  type: string;
-  payload?: Record<string, unknown>;
-  /** Message ID, for dedupe of re-sent inputs. @default a random UUID */
-  id?: string;
-  headers?: Record<string, string>;
-  /** Event time. @default clock.now() */
-  ts?: number;
-}
+export type { IngestInput } from './producer.js';
 
 /** One partition's status. */
 export interface PartitionStatus extends WorkerStats {
@@ -146,7 +138,11 @@ export interface WardenNode {
   readonly pipeline: Pipeline;
   readonly transport: Transport;
   readonly checkpointStore: CheckpointStore;
-  /** Publishes an input to the first stage (or to `stage`). */
+  /**
+   * Publishes an input to the first stage (or to `stage`): `createProducer(...).send`, with the
+   * same checks and IDs. A bad input or stage is a rejected promise (`ValidationError` /
+   * `ConfigError` naming the field), never a synchronous throw.
+   */
   ingest(input: IngestInput, stage?: string): Promise<PubAck>;
   /** Chaos: kills the workers of `stage` (one partition, or all) abruptly, as a crash would. */
   kill(stage: string, partition?: number): void;
@@ -156,8 +152,18 @@ export interface WardenNode {
    * ones included). Rejects with `STOPPED` when the node stopped or gave up, or a partition is down.
    */
   whenCaughtUp(options?: { timeoutMs?: number; pollMs?: number }): Promise<void>;
-  /** Live state of an actor in memory. */
+  /**
+   * Live state of an actor this node holds in memory; undefined for a key it does not hold (never
+   * loaded, passivated, or on a node restarted since). `readState` reads any key.
+   */
   inspect(stage: string, key: string): { value: unknown; context: unknown; status: string } | undefined;
+  /**
+   * The state of a key: the live actor if this node holds it in memory, else its checkpoint entry
+   * plus a replay of its inputs from the log since (`readKeyState`); undefined for a key with no
+   * state. Says which (`source`) and the stream sequence it is current to (`seq`). Writes,
+   * publishes and calls nothing.
+   */
+  readState(stage: string, key: string): Promise<KeyState | undefined>;
   /** Adds a listener; returns its remover. */
   on(listener: (event: NodeEvent) => void): () => void;
   /** A snapshot of the supervision tree: stages, partitions (position, actors), restarted actors. */
@@ -195,8 +201,9 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const transport = options.transport ?? new InMemoryTransport({ clock });
   const store = options.checkpointStore ?? new InMemoryCheckpointStore({ clock });
   const logger = (options.logger ?? createLogger()).child({ pipeline: pipeline.name });
-  const duplicateWindowMs = options.duplicateWindowMs ?? 120_000;
-  checkDuplicateWindow(pipeline, duplicateWindowMs, options.maxRecoveryMs ?? 60_000);
+  const { duplicateWindowMs, maxRecoveryMs } = resolveNodeTiming(options);
+  checkDuplicateWindow(pipeline, duplicateWindowMs, maxRecoveryMs);
+  const producer = createProducer({ pipeline, transport, clock });
   const listeners = new Set<(e: NodeEvent) => void>();
   if (options.onEvent) listeners.add(options.onEvent);
   const emit = (e: NodeEvent): void => {
@@ -284,15 +291,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     transport,
     checkpointStore: store,
     supervisor,
-    ingest(input, stageName) {
-      const stage = stageName ? pipeline.stage(stageName) : pipeline.stages[0]!;
-      if (typeof input.type !== 'string' || input.type.startsWith('warden.') || input.type.startsWith('xstate.')) {
-        return Promise.reject(new ConfigError('ingest.type', `must be an event type the first stage handles; 'warden.' and 'xstate.' types are reserved, got ${JSON.stringify(input.type)}`));
-      }
-      const id = input.id ?? crypto.randomUUID();
-      const body = encodeEnvelope({ id, key: input.key, type: input.type, payload: input.payload ?? {}, headers: input.headers ?? {}, ts: input.ts ?? clock.now() });
-      return transport.publish(stage.subjectOf(partitionOf(input.key, stage.partitions)), body, { msgId: id });
-    },
+    ingest: (input, stageName) => producer.send(input, stageName),
     kill(stageName, partition) {
       pipeline.stage(stageName); // throws for an unknown stage
       for (const slot of slots.values()) {
@@ -340,6 +339,8 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       const stage = pipeline.stage(stageName);
       return slots.get(`${stage.name}/${partitionOf(key, stage.partitions)}`)?.worker?.inspect(key);
     },
+    readState: (stageName, key) =>
+      readKeyStateFrom({ pipeline, transport, checkpointStore: store, stage: stageName, key, clock }, (stage, partition) => slots.get(`${stage}/${partition}`)?.worker),
     on(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

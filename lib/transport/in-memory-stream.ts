@@ -119,7 +119,8 @@ export class MemoryStream<C = unknown> {
     this.expire();
   }
 
-  info(): StreamInfo {
+  /** The stream's state; the transport adds the consumers it knows of. */
+  info(): Omit<StreamInfo, 'consumers'> {
     this.expire();
     const first = this.msgs[this.head];
     return {

@@ -162,16 +162,16 @@ export class InMemoryTransport implements Transport {
       const existing = this.streams.get(resolved.name);
       if (existing) {
         existing.reconfigure(resolved);
-        return existing.info();
+        return this.infoOf(existing);
       }
       const stream = new MemoryStream<ConsumerState>(this.clock, resolved);
       this.streams.set(resolved.name, stream);
-      return stream.info();
+      return this.infoOf(stream);
     });
   }
 
   streamInfo(stream: string): Promise<StreamInfo> {
-    return attempt(() => this.open(stream).info());
+    return attempt(() => this.infoOf(this.open(stream)));
   }
 
   lastSeqOf(stream: string, subject: string): Promise<number> {
@@ -255,6 +255,13 @@ export class InMemoryTransport implements Transport {
       this.streams.clear();
     }
     return Promise.resolve();
+  }
+
+  /** The stream's state, with its durable consumers and open readers counted (port invariant 6). */
+  private infoOf(stream: MemoryStream): StreamInfo {
+    let readers = 0;
+    for (const handle of this.live) if (handle instanceof InMemoryReader && handle.streamName === stream.name) readers++;
+    return { ...stream.info(), consumers: stream.consumers.size + readers };
   }
 
   private assertOpen(): void {

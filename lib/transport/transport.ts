@@ -14,6 +14,10 @@
  *     within `ackWaitMs` (or nak'ed) is delivered again, at most `maxDeliver` times in all.
  *  5. A publish to a subject no stream captures fails with `NO_STREAM_FOR_SUBJECT`; a message
  *     larger than the stream's `maxMsgSize` fails with `MESSAGE_TOO_LARGE`. Nothing is stored.
+ *  6. `streamInfo().consumers` counts the stream's durable consumers and its open readers: a
+ *     reader counts from its first `next()` until it is closed; a durable consumer until its
+ *     stream is deleted. `deleteStream` removes the stream with its consumers, and closes this
+ *     transport's readers and consumers of it.
  */
 
 /** Configuration of one stream (a log). */
@@ -68,6 +72,13 @@ export interface StreamInfo {
   /** Number of messages stored now. */
   messages: number;
   bytes: number;
+  /**
+   * Consumers of the stream now: its durable consumers, and one per ordered reader open on it
+   * (a running node holds a reader on every partition of every stage). JetStream counts a reader
+   * that went away without closing until the server drops its consumer (after its inactivity
+   * threshold, a few seconds).
+   */
+  consumers: number;
 }
 
 /** Options of an ordered reader. */
@@ -140,6 +151,7 @@ export interface Transport {
   openReader(stream: string, options?: ReaderOptions): Reader;
   /** Creates (or binds to) a durable consumer. */
   consumer(stream: string, options: ConsumerOptions): Promise<Consumer>;
+  /** Deletes the stream, its messages and its consumers (invariant 6); `STREAM_NOT_FOUND` if there is none. */
   deleteStream(stream: string): Promise<void>;
   close(): Promise<void>;
 }

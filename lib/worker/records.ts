@@ -61,6 +61,19 @@ export function macOf(recordKey: string, env: Envelope<unknown>): string {
   return createHmac('sha256', recordKey).update(`${env.id}\n${env.key}\n${env.type}\n${JSON.stringify(env.payload)}`).digest('hex').slice(0, 32);
 }
 
+/**
+ * Invariant 2: throws a `ValidationError` (`forged`) unless `env` carries the MAC of partition
+ * `where` under `recordKey` (undefined: the partition was never claimed, so no record is genuine).
+ */
+export function verifyRecord(recordKey: string | undefined, env: Envelope, where: string): void {
+  const mac = env.headers[MAC_HEADER];
+  if (recordKey === undefined || typeof mac !== 'string' || mac !== macOf(recordKey, env)) {
+    throw new ValidationError('forged', `${env.type} record at seq ${env.seq ?? '?'} for ${env.key} was not written by an owner of ${where} (missing or wrong ${MAC_HEADER})`, {
+      details: { type: env.type, key: env.key },
+    });
+  }
+}
+
 export class LogRecords {
   private held: OutboxEntry[] = [];
   deadLettered = 0;
@@ -140,12 +153,7 @@ export class LogRecords {
 
   /** Invariant 2: did an owner of this partition write this record? Throws `forged` if not. */
   verify(env: Envelope): void {
-    const mac = env.headers[MAC_HEADER];
-    if (typeof mac !== 'string' || mac !== macOf(this.owner.recordKey, env)) {
-      throw new ValidationError('forged', `${env.type} record at seq ${env.seq ?? '?'} for ${env.key} was not written by an owner of ${this.c.where} (missing or wrong ${MAC_HEADER})`, {
-        details: { type: env.type, key: env.key },
-      });
-    }
+    verifyRecord(this.owner.recordKey, env, this.c.where);
   }
 
   /** Invariant 5: `msg` goes to the dead-letter stream with `err` as its reason. */

@@ -3,7 +3,8 @@
  * on the command line (`--nats <url>`, `--redis <url>`, each optional).
  */
 import type { CheckpointStore, Transport } from '../../lib/index.js';
-import { JetStreamTransport, redactUrl } from '../../lib/adapters/nats/index.js';
+import { JetStreamTransport } from '../../lib/adapters/nats/index.js';
+import { redactUrl } from '../../lib/core/redact.js';
 import { RedisCheckpointStore } from '../../lib/adapters/redis/index.js';
 
 /** Open backends and a line that says what they are (credentials redacted). */

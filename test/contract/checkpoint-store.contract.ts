@@ -538,6 +538,15 @@ export function checkpointStoreContract(label: string, make: () => Promise<Contr
     t.not(other.recordKey, a.recordKey);
   });
 
+  test(name('readClaim returns the last claim and changes nothing; undefined before the first'), async (t) => {
+    const { store, scope } = await fixture(t);
+    t.is(await store.readClaim(scope()), undefined);
+    const claim = await store.claim(scope());
+    t.deepEqual(await store.readClaim(scope()), claim);
+    t.deepEqual(await store.readClaim(scope()), claim, 'reading twice claims nothing');
+    t.is((await store.claim(scope())).epoch, 2);
+  });
+
   test(name('invariant 6: concurrent claims never share an epoch'), async (t) => {
     const { store, scope } = await fixture(t);
     const claims = await Promise.all(Array.from({ length: 20 }, () => store.claim(scope())));

@@ -460,6 +460,35 @@ export function transportContract(label: string, make: TransportFactory): void {
     await second.close();
   });
 
+  test(`${label}: streamInfo counts consumers: open readers and durables; a closed reader stops counting; deleteStream removes the durables (invariant 6)`, async (t) => {
+    const { transport, id, stream } = await setup(t);
+    const name = await stream('count', { subjects: [`cnt${id}.*`] });
+    await transport.publish(`cnt${id}.a`, enc('1'));
+    t.is((await transport.streamInfo(name)).consumers, 0);
+    const reader = transport.openReader(name, { filterSubject: `cnt${id}.a` });
+    t.is((await readN(reader, 1)).length, 1);
+    t.is((await transport.streamInfo(name)).consumers, 1, 'a reader that has read counts');
+    const other = transport.openReader(name);
+    t.is((await readN(other, 1)).length, 1);
+    const durable = await transport.consumer(name, { name: 'audit' });
+    t.is((await transport.streamInfo(name)).consumers, 3, 'two readers and a durable');
+    await reader.close();
+    await other.close();
+    await durable.close();
+    // A closed reader's consumer is removed (JetStream: by a delete request, so poll briefly); a durable stays.
+    const until = Date.now() + 5_000;
+    let info = await transport.streamInfo(name);
+    while (info.consumers !== 1 && Date.now() < until) {
+      await sleep(100);
+      info = await transport.streamInfo(name);
+    }
+    t.is(info.consumers, 1, 'only the durable is left after the readers closed');
+    t.is((await transport.ensureStream({ name, subjects: [`cnt${id}.*`] })).consumers, 1, 'ensureStream reports it too');
+    await transport.deleteStream(name);
+    t.is(code(await t.throwsAsync(transport.streamInfo(name))), 'STREAM_NOT_FOUND');
+    t.is((await transport.ensureStream({ name, subjects: [`cnt${id}.*`] })).consumers, 0, 'a stream created again has no consumers: deleting removed the durable');
+  });
+
   test(`${label}: after close every operation fails with TRANSPORT_CLOSED and waits resolve []`, async (t) => {
     const { transport, id, stream } = await setup(t);
     const name = await stream('closing', { subjects: [`cl${id}.*`] });

@@ -6,11 +6,8 @@
 import {
   InMemoryCheckpointStore,
   InMemoryTransport,
-  PartitionWorker,
-  SimulatedClock,
   WardenError,
   definePipeline,
-  encodeEnvelope,
   silentLogger,
   type ActorDefinition,
   type CheckpointPolicyOptions,
@@ -29,7 +26,9 @@ import {
   type WorkerEvent,
   type WriteResult,
 } from '../../lib/index.js';
-import type { PartitionWorkerOptions } from '../../lib/worker/worker.js';
+import { PartitionWorker, type PartitionWorkerOptions } from '../../lib/worker/worker.js';
+import { SimulatedClock } from '../../lib/core/clock.js';
+import { encodeEnvelope } from '../../lib/core/envelope.js';
 import { flushMicrotasks } from '../../lib/core/clock.js';
 import { MAC_HEADER, macOf } from '../../lib/worker/records.js';
 import { DelegatingTransport } from './delegating-transport.js';
@@ -230,6 +229,9 @@ export class SpyStore implements CheckpointStore {
   }
   claim(scope: CheckpointScope, epoch?: number): ReturnType<CheckpointStore['claim']> {
     return this.inner.claim(scope, epoch);
+  }
+  readClaim(scope: CheckpointScope): ReturnType<CheckpointStore['readClaim']> {
+    return this.inner.readClaim(scope);
   }
   clear(scope: CheckpointScope): Promise<void> {
     return this.inner.clear(scope);

@@ -7,9 +7,9 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { connect, headers as natsHeaders, type Msg, type MsgHdrsImpl, type NatsConnection } from '@nats-io/transport-node';
-import { JetStreamTransport, redactUrl, type JetStreamTransportEvent } from '../../lib/adapters/nats/index.js';
+import { JetStreamTransport, type JetStreamTransportEvent } from '../../lib/adapters/nats/index.js';
 import { freePort } from '../../chaos/servers.js';
-import { Redactor } from '../../lib/adapters/nats/errors.js';
+import { Redactor, redactUrl } from '../../lib/adapters/nats/errors.js';
 import { parseHeaderBlock } from '../../lib/adapters/nats/messages.js';
 import { copyBytes, encodePublish, parsePubAck, SubjectCache, type PublishBytes } from '../../lib/adapters/nats/wire.js';
 import { WardenError, errorChain } from '../../lib/core/errors.js';

@@ -20,7 +20,8 @@ import type { Logger } from '../../lib/core/logger.js';
 import { silentLogger } from '../../lib/core/logger.js';
 import { openEntry, sealEntry } from '../../lib/checkpoint/codec.js';
 import type { CheckpointScope } from '../../lib/checkpoint/checkpoint-store.js';
-import { RedisCheckpointStore, redactUrl } from '../../lib/adapters/redis/index.js';
+import { RedisCheckpointStore } from '../../lib/adapters/redis/index.js';
+import { redactUrl } from '../../lib/core/redact.js';
 
 const URL_ = process.env.WARDEN_REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -6,7 +6,8 @@
 import test from 'ava';
 import { assign, setup } from 'xstate';
 import { KeyRestarts } from '../../lib/worker/key-restarts.js';
-import { ConfigError, SimulatedClock, defineActor, definePipeline, silentLogger, startNode, type NodeEvent } from '../../lib/index.js';
+import { SimulatedClock } from '../../lib/testing/index.js';
+import { ConfigError, defineActor, definePipeline, silentLogger, startNode, type NodeEvent } from '../../lib/index.js';
 import type { ResolvedActorSupervision } from '../../lib/pipeline/define-pipeline.js';
 
 const crashes = new Map<string, number>(); // key -> crashes still to throw on 'boom'

@@ -76,7 +76,8 @@ test('the clickstream operators are pure functions of their logs (each fed what 
   const { parse } = await import('../../actors/clickstream/parse.js');
   const { sessions } = await import('../../actors/clickstream/sessions.js');
   const { pages } = await import('../../actors/clickstream/pages.js');
-  const { ActorHost, SimulatedClock } = await import('../../lib/index.js');
+  const { ActorHost } = await import('../../lib/actor/actor-host.js');
+  const { SimulatedClock } = await import('../../lib/core/clock.js');
   const clicks = generateClicks(300, { users: 20, pages: 6, seed: 7 });
   const raw: DeterminismInput[] = clicks.map((c) => ({ key: c.user, type: 'raw', payload: { line: c.line } }));
   /** What `actor` emits for `inputs`, as the next operator's inputs keyed by `keyOf`. */

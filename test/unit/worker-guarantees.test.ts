@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { startNode, silentLogger, WardenError, type CheckpointWrite, type WriteResult } from '../../lib/index.js';
-import { ConfigError } from '../../lib/core/errors.js';
+import { ConfigError, ValidationError } from '../../lib/core/errors.js';
 import { counter, tally } from '../helpers/counter.js';
 import { ctxOf, FaultyTransport, ofType, Rig, settle, SpyStore } from '../helpers/worker-rig.js';
 import { definePipeline } from '../../lib/index.js';
@@ -273,8 +273,8 @@ test('config: a duplicate window shorter than the worst-case replay of an exactl
 test("ingest refuses warden's and xstate's reserved event types", async (t) => {
   const node = await startNode({ pipeline: definePipeline({ name: 'reserved', stages: [{ actor: counter }] }), logger: silentLogger });
   t.teardown(() => node.stop());
-  await t.throwsAsync(node.ingest({ key: 'a', type: 'warden.timer', payload: { timer: '1.0' } }), { instanceOf: ConfigError, message: /reserved/ });
-  await t.throwsAsync(node.ingest({ key: 'a', type: 'xstate.init' }), { instanceOf: ConfigError, message: /reserved/ });
+  await t.throwsAsync(node.ingest({ key: 'a', type: 'warden.timer', payload: { timer: '1.0' } }), { instanceOf: ValidationError, message: /input\.type .*reserved/ });
+  await t.throwsAsync(node.ingest({ key: 'a', type: 'xstate.init' }), { instanceOf: ValidationError, message: /input\.type .*reserved/ });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -21,5 +21,4 @@ export {
   type JetStreamStreamDefaults,
   type PublishRetryOptions,
 } from './jetstream-transport.js';
-export { redactUrl } from './errors.js';
 export { KvBreakerStateStore, breakerKey, DEFAULT_BREAKER_BUCKET, type KvBreakerStateStoreOptions, type KvBreakerStateConnectOptions } from './kv-breaker-state.js';

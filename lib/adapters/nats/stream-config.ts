@@ -57,13 +57,17 @@ export function toJsConfig(config: StreamConfig, d: ResolvedOptions['defaults'])
 }
 
 /**
- * JetStream's stream info as the port's (`firstSeq` is `lastSeq + 1` when the stream is empty).
+ * JetStream's stream info as the port's (`firstSeq` is `lastSeq + 1` when the stream is empty;
+ * `consumers` is the server's consumer count: durables and the readers' ordered consumers).
  *
  * @example const info = toInfo(await jsm.streams.info('orders'));
  */
 export function toInfo(si: JsStreamInfo): StreamInfo {
   const s = si.state;
-  return { name: si.config.name, firstSeq: s.messages === 0 ? s.last_seq + 1 : s.first_seq, lastSeq: s.last_seq, messages: s.messages, bytes: s.bytes };
+  return {
+    name: si.config.name, firstSeq: s.messages === 0 ? s.last_seq + 1 : s.first_seq, lastSeq: s.last_seq, messages: s.messages, bytes: s.bytes,
+    consumers: s.consumer_count,
+  };
 }
 
 /** A filter with "everything" (`>`, empty, none) as undefined. @example normalFilter('>') // undefined */

@@ -13,10 +13,7 @@
  */
 export {
   RedisCheckpointStore,
-  backoff,
   type RedisCheckpointStoreOptions,
   type RedisConnectionOptions,
   type RedisRetryOptions,
 } from './redis-checkpoint-store.js';
-export { redactUrl, scrubSecrets, translateRedisError, type RedisErrorContext } from './errors.js';
-export { WRITE_SCRIPT, WRITE_COMMAND } from './lua.js';

@@ -170,6 +170,12 @@ export class RedisCheckpointStore implements CheckpointStore {
     return { epoch: Number(reply[0]), recordKey: String(reply[1]) };
   }
 
+  async readClaim(scope: CheckpointScope): Promise<Claim | undefined> {
+    this.ensureOpen('readClaim');
+    const [epoch, key] = await this.call('readClaim', scopeId(scope), () => this.client.hmget(this.keysOf(scope).claim, 'epoch', 'key'));
+    return epoch && key ? { epoch: Number(epoch), recordKey: key } : undefined;
+  }
+
   async write(cp: CheckpointWrite): Promise<WriteResult> {
     this.ensureOpen('write');
     const id = scopeId(cp.scope);

@@ -12,7 +12,8 @@ import { Redis } from 'ioredis';
 import { silentLogger } from '../../../lib/core/logger.js';
 import type { Json } from '../../../lib/core/envelope.js';
 import { sealEntry } from '../../../lib/checkpoint/codec.js';
-import { RedisCheckpointStore, WRITE_COMMAND, WRITE_SCRIPT } from '../../../lib/adapters/redis/index.js';
+import { RedisCheckpointStore } from '../../../lib/adapters/redis/index.js';
+import { WRITE_COMMAND, WRITE_SCRIPT } from '../../../lib/adapters/redis/lua.js';
 import { fmt, median, type Suite } from '../suite.js';
 
 const IN_FLIGHT = 64;

@@ -7,18 +7,17 @@
  */
 import { assign, createActor, emit, setup } from 'xstate';
 import {
-  ActorHost,
   InMemoryCheckpointStore,
   InMemoryTransport,
   SystemClock,
   defineActor,
   definePipeline,
-  encodeEnvelope,
   silentLogger,
   startNode,
-  validateInput,
-  type Envelope,
 } from '../../../lib/index.js';
+import { ActorHost } from '../../../lib/actor/actor-host.js';
+import { validateInput } from '../../../lib/actor/validate.js';
+import { encodeEnvelope, type Envelope } from '../../../lib/core/envelope.js';
 import { fmt, median, type Suite } from '../suite.js';
 
 const machine = setup({

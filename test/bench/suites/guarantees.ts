@@ -65,9 +65,6 @@ import {
   SystemClock,
   defineActor,
   definePipeline,
-  encodeEnvelope,
-  partitionOf,
-  scopeId,
   silentLogger,
   startNode,
   type CheckpointPolicyOptions,
@@ -78,6 +75,9 @@ import {
   type WardenNode,
   type WriteResult,
 } from '../../../lib/index.js';
+import { encodeEnvelope } from '../../../lib/core/envelope.js';
+import { partitionOf } from '../../../lib/core/ids.js';
+import { scopeId } from '../../../lib/checkpoint/checkpoint-store.js';
 import type { Guarantee } from '../../../lib/pipeline/define-pipeline.js';
 import { JetStreamTransport } from '../../../lib/adapters/nats/index.js';
 import { RedisCheckpointStore } from '../../../lib/adapters/redis/index.js';

@@ -1,0 +1,239 @@
+/**
+ * `createProducer`: publishes inputs to a pipeline's stages, and does nothing else. It is what
+ * `node.ingest` runs, for processes that only feed a pipeline (an HTTP front end, a batch
+ * loader): no stream is created, no partition is claimed, nothing is read.
+ *
+ * Invariants:
+ *  1. One code path: `node.ingest(input, stage)` is `producer.send(input, stage)`, so an input gets
+ *     the same checks, the same envelope, the same partition (`fnv1a32(key) % partitions`), the same
+ *     subject and the same message ID (`input.id`, or a random UUID) from either.
+ *  2. Every refusal is a rejected promise, never a synchronous throw: a `ConfigError` for an
+ *     unknown stage, a `ValidationError` naming the field (`input.key`, `input.payload.items[2]`)
+ *     for a bad input. A refused input publishes nothing; `sendMany` publishes nothing unless
+ *     every input passes.
+ *  3. A producer creates nothing: a stage whose stream does not exist yet fails with
+ *     `NO_STREAM_FOR_SUBJECT` naming the stream and saying that a node creates it (a retryable
+ *     error: the send succeeds once a node has started).
+ */
+import { SystemClock, type Clock } from '../core/clock.js';
+import { encodeEnvelope } from '../core/envelope.js';
+import { ConfigError, ValidationError, WardenError } from '../core/errors.js';
+import { partitionOf } from '../core/ids.js';
+import type { PubAck, Transport } from '../transport/transport.js';
+import type { Pipeline, ResolvedStage } from './define-pipeline.js';
+
+/** An input for a stage (the first one unless another is named). */
+export interface IngestInput {
+  /** Routing key: which keyed actor receives the input. Any non-empty string. */
+  key: string;
+  /** Event type, as the stage's machine knows it. Types starting with `warden.` or `xstate.` are reserved. */
+  type: string;
+  /**
+   * The event's fields: a plain object of JSON values (no class instances such as `Date`, no
+   * `BigInt`, `NaN`, functions or cycles). A property whose value is `undefined` is left out, as
+   * JSON does. @default {}
+   */
+  payload?: Record<string, unknown>;
+  /** Message ID, for dedupe of re-sent inputs within the stream's duplicate window. @default a random UUID */
+  id?: string;
+  /** String headers carried in the envelope. @default {} */
+  headers?: Record<string, string>;
+  /** Event time, ms. @default clock.now() */
+  ts?: number;
+}
+
+/** Options of `createProducer`. */
+export interface ProducerOptions {
+  pipeline: Pipeline;
+  /** The log the pipeline's nodes run on. */
+  transport: Transport;
+  /** Source of the default event time `ts`. @default new SystemClock() */
+  clock?: Clock;
+}
+
+/** Publishes inputs to a pipeline's stages (see the file comment for what it promises). */
+export interface Producer {
+  readonly pipeline: Pipeline;
+  /** Publishes one input to the first stage, or to `stage`; resolves with the log's acknowledgement. */
+  send(input: IngestInput, stage?: string): Promise<PubAck>;
+  /**
+   * Checks every input, then publishes them in order (pipelined, not one round trip each);
+   * resolves with their acknowledgements in the same order. If one input is refused, nothing
+   * is published.
+   */
+  sendMany(inputs: readonly IngestInput[], stage?: string): Promise<PubAck[]>;
+}
+
+/** One checked input, ready to publish. */
+interface Outgoing {
+  subject: string;
+  msgId: string;
+  body: Uint8Array;
+}
+
+/**
+ * A producer for `pipeline` on `transport`. Throws a `ConfigError` (synchronously) only for a
+ * missing pipeline or transport; everything about an input is reported by the returned promise.
+ *
+ * @example
+ * const producer = createProducer({ pipeline, transport: await JetStreamTransport.connect() });
+ * await producer.send({ key: 'acct-1', type: 'deposit', payload: { amount: 25 } });
+ * await producer.sendMany(rows.map((r) => ({ key: r.account, type: 'deposit', payload: { amount: r.amount } })));
+ */
+export function createProducer(options: ProducerOptions): Producer {
+  const { pipeline, transport } = options;
+  if (pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
+  if (typeof transport?.publish !== 'function') throw new ConfigError('transport', 'must be a Transport (InMemoryTransport, JetStreamTransport...)');
+  const clock = options.clock ?? new SystemClock();
+
+  const stageOf = (name: string | undefined): ResolvedStage => {
+    if (name === undefined) return pipeline.stages[0]!;
+    if (typeof name !== 'string' || !pipeline.stages.some((s) => s.name === name)) {
+      throw new ConfigError('stage', `names no stage of pipeline ${pipeline.name}: ${JSON.stringify(name)} (stages: ${pipeline.stages.map((s) => s.name).join(', ')})`);
+    }
+    return pipeline.stage(name);
+  };
+
+  const publish = async (stage: ResolvedStage, out: Outgoing): Promise<PubAck> => {
+    try {
+      return await transport.publish(out.subject, out.body, { msgId: out.msgId });
+    } catch (err) {
+      if (err instanceof WardenError && err.code === 'NO_STREAM_FOR_SUBJECT') {
+        throw new WardenError(
+          'NO_STREAM_FOR_SUBJECT',
+          `stream ${stage.stream} of stage ${stage.name} (pipeline ${pipeline.name}) does not exist: a node creates its pipeline's streams when it starts (startNode); a producer creates nothing`,
+          { cause: err, details: { stream: stage.stream, subject: out.subject } },
+        );
+      }
+      throw err;
+    }
+  };
+
+  return {
+    pipeline,
+    send(input, stageName) {
+      let stage: ResolvedStage;
+      let out: Outgoing;
+      try {
+        stage = stageOf(stageName);
+        out = prepare(stage, input, 'input', clock);
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      return publish(stage, out);
+    },
+    sendMany(inputs, stageName) {
+      let stage: ResolvedStage;
+      let outs: Outgoing[];
+      try {
+        stage = stageOf(stageName);
+        if (!Array.isArray(inputs)) throw new ValidationError('undecodable', `inputs must be an array of inputs, got ${describe(inputs)}`, { details: { field: 'inputs' } });
+        outs = (inputs as readonly IngestInput[]).map((input, i) => prepare(stage, input, `inputs[${i}]`, clock));
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      return Promise.all(outs.map((out) => publish(stage, out)));
+    },
+  };
+}
+
+/** Checks one input (invariant 2) and builds its envelope, subject and message ID (invariant 1). */
+function prepare(stage: ResolvedStage, input: IngestInput, at: string, clock: Clock): Outgoing {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) refuse(at, `must be an object { key, type, payload? }, got ${describe(input)}`);
+  const { key, type } = input;
+  if (typeof key !== 'string' || key.length === 0) refuse(`${at}.key`, `must be a non-empty string, got ${describe(key)}`);
+  if (typeof type !== 'string' || type.length === 0) refuse(`${at}.type`, `must be a non-empty string, got ${describe(type)}`);
+  if (type.startsWith('warden.') || type.startsWith('xstate.')) {
+    throw new ValidationError('unknown-event', `${at}.type must be an event type the stage handles; 'warden.' and 'xstate.' types are reserved, got ${JSON.stringify(type)}`, {
+      details: { field: `${at}.type`, type },
+    });
+  }
+  const payload = input.payload === undefined ? {} : input.payload;
+  checkPlainObject(payload, `${at}.payload`);
+  const headers = input.headers === undefined ? {} : input.headers;
+  checkHeaders(headers, `${at}.headers`);
+  if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0 || input.id !== input.id.trim() || /[\r\n]/.test(input.id))) {
+    refuse(`${at}.id`, `must be a non-empty string without surrounding whitespace or line breaks, got ${describe(input.id)}`);
+  }
+  if (input.ts !== undefined && (typeof input.ts !== 'number' || !Number.isFinite(input.ts))) refuse(`${at}.ts`, `must be a finite number of ms, got ${describe(input.ts)}`);
+  const id = input.id ?? crypto.randomUUID();
+  const body = encodeEnvelope({ id, key, type, payload, headers, ts: input.ts ?? clock.now() });
+  return { subject: stage.subjectOf(partitionOf(key, stage.partitions)), msgId: id, body };
+}
+
+function refuse(field: string, message: string): never {
+  throw new ValidationError('undecodable', `${field} ${message}`, { details: { field } });
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : `a ${value.constructor?.name ?? 'null-prototype'} object`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return value.toString();
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : typeof value;
+}
+
+function isPlain(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function checkPlainObject(value: unknown, path: string): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !isPlain(value)) {
+    refuse(path, `must be a plain object of JSON values, got ${describe(value)}`);
+  }
+  checkJson(value, path, []);
+}
+
+/** Refuses what `JSON.stringify` would throw on, or silently change: the path names the first such value. */
+function checkJson(value: unknown, path: string, ancestors: object[]): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) refuse(path, `is ${value}, which JSON cannot hold (it would become null)`);
+      return;
+    case 'bigint':
+      refuse(path, `is a BigInt (${value}n), which JSON cannot hold: send it as a string or a number`);
+      break;
+    case 'object': {
+      if (value === null) return;
+      if (ancestors.includes(value)) refuse(path, 'refers back to an object that contains it (a cycle), which JSON cannot hold');
+      if (Array.isArray(value)) {
+        ancestors.push(value);
+        value.forEach((item: unknown, i) => {
+          if (item === undefined) refuse(`${path}[${i}]`, 'is undefined, which JSON turns into null in an array');
+          checkJson(item, `${path}[${i}]`, ancestors);
+        });
+        ancestors.pop();
+        return;
+      }
+      if (!isPlain(value)) {
+        const hint = value instanceof Date ? ' (send date.getTime() or date.toISOString())' : '';
+        refuse(path, `is ${describe(value)}, not a plain JSON object${hint}`);
+      }
+      ancestors.push(value);
+      for (const [k, v] of Object.entries(value)) {
+        if (v !== undefined) checkJson(v, `${path}.${k}`, ancestors);
+      }
+      ancestors.pop();
+      return;
+    }
+    default:
+      // undefined at the top of an array item is handled above; functions and symbols never serialise.
+      refuse(path, `is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, which JSON cannot hold`);
+  }
+}
+
+function checkHeaders(headers: unknown, path: string): void {
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers) || !isPlain(headers)) {
+    refuse(path, `must be a plain object of string values, got ${describe(headers)}`);
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') refuse(`${path}.${name}`, `must be a string, got ${describe(value)}`);
+  }
+}

@@ -1,0 +1,46 @@
+/** Configuration checks of `definePipeline` and `startNode` that name the field at fault. */
+import test from 'ava';
+import { ConfigError, InMemoryTransport, WardenError, defineActor, definePipeline, silentLogger, startNode } from '../../lib/index.js';
+import { counter, counterMachine } from '../helpers/counter.js';
+
+test('a stage named dlq is refused at definePipeline: it would share the dead-letter stream and its subjects', (t) => {
+  const dlq = defineActor({ name: 'dlq', machine: counterMachine });
+  const err = t.throws(() => definePipeline({ name: 'shop', stages: [{ actor: counter, to: 'dlq' }, { actor: dlq }] }), { instanceOf: ConfigError });
+  t.is(err?.field, 'stages[1].actor.name');
+  t.regex(err?.message ?? '', /'dlq' is reserved: .*dead-letter stream <pipeline>-dlq/);
+  // Names that only contain it are fine: their streams and subjects are their own.
+  t.notThrows(() => definePipeline({ name: 'shop', stages: [{ actor: defineActor({ name: 'dlq-replay', machine: counterMachine }) }] }));
+});
+
+test('startNode refuses a NaN maxRecoveryMs, which disabled the duplicate-window check, with a ConfigError naming it', async (t) => {
+  const pipeline = definePipeline({ name: 'cfg-nan', stages: [{ actor: counter }] });
+  const transport = new InMemoryTransport();
+  t.teardown(() => transport.close());
+  // Before: NaN made `window < needed` false, so a 1 s window was accepted for exactly-once.
+  const err = await t.throwsAsync(startNode({ pipeline, transport, logger: silentLogger, duplicateWindowMs: 1_000, maxRecoveryMs: Number.NaN }), { instanceOf: ConfigError });
+  t.is(err.field, 'maxRecoveryMs');
+  t.regex(err.message, /^maxRecoveryMs must be a finite number of ms >= 0, got NaN/);
+  t.is((await t.throwsAsync(transport.streamInfo('cfg-nan-counter'), { instanceOf: WardenError })).code, 'STREAM_NOT_FOUND', 'nothing was created');
+  // And a finite recovery bound gets the 1 s window refused, as it should be.
+  await t.throwsAsync(startNode({ pipeline, transport, logger: silentLogger, duplicateWindowMs: 1_000, maxRecoveryMs: 0 }), { instanceOf: ConfigError, message: /^duplicateWindowMs 1000 ms is shorter/ });
+});
+
+test('startNode refuses a duplicateWindowMs or maxRecoveryMs that is not a finite number in range, naming the field', async (t) => {
+  const pipeline = definePipeline({ name: 'cfg-bounds', stages: [{ actor: counter, guarantee: 'at-least-once' }] });
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ['duplicateWindowMs', { duplicateWindowMs: Number.NaN }],
+    ['duplicateWindowMs', { duplicateWindowMs: Number.POSITIVE_INFINITY }],
+    ['duplicateWindowMs', { duplicateWindowMs: 0 }],
+    ['duplicateWindowMs', { duplicateWindowMs: -5 }],
+    ['duplicateWindowMs', { duplicateWindowMs: '120000' }],
+    ['maxRecoveryMs', { maxRecoveryMs: Number.POSITIVE_INFINITY }],
+    ['maxRecoveryMs', { maxRecoveryMs: -1 }],
+    ['maxRecoveryMs', { maxRecoveryMs: '60s' }],
+  ];
+  for (const [field, options] of bad) {
+    const err = await t.throwsAsync(startNode({ pipeline, logger: silentLogger, ...options }), { instanceOf: ConfigError }, JSON.stringify(options));
+    t.is(err.field, field, JSON.stringify(options));
+  }
+  const node = await startNode({ pipeline, logger: silentLogger, duplicateWindowMs: 1, maxRecoveryMs: 0 }); // at-least-once needs no window
+  await node.stop();
+});
