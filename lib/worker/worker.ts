@@ -274,7 +274,12 @@ export class PartitionWorker implements ActorsOwner {
       const msgs = await this.reader!.next(c.batchSize, 1000);
       const first = msgs[0];
       const last = msgs[msgs.length - 1];
-      if (!first || !last || this.state !== 'running') continue;
+      if (this.state !== 'running') return;
+      if (!first || !last) {
+        // A reader closed under a running worker (its stream deleted, its transport closed) never yields again.
+        if (this.reader!.closed) throw new WardenError('TRANSPORT_CLOSED', `the reader of ${c.where} on stream ${c.stage.stream} was closed while the partition ran`);
+        continue;
+      }
       await this.retention!.afterRead(this.readSeq, first.seq, last.seq - first.seq + 1 > msgs.length);
       this.readSeq = Math.max(this.readSeq, last.seq);
       if (c.commitBeforeApply && last.seq > this.aheadSeq) await this.commitAhead(last.seq);

@@ -83,3 +83,14 @@ test('worker invariant 7: a worker that failed during an actor restart backoff r
   t.deepEqual(await rig.messages('tally'), []);
   await t.throwsAsync(worker.done(), { message: 'the owner went away' });
 });
+
+test('a worker whose reader is closed under it (its stream deleted) fails instead of spinning', async (t) => {
+  const rig = await Rig.create('reader-gone');
+  const { worker, events } = rig.worker();
+  t.teardown(() => worker.kill());
+  await worker.start();
+  await rig.transport.deleteStream(rig.pipeline.stage('counter').stream);
+  const err = await t.throwsAsync(worker.done());
+  t.like(err, { code: 'TRANSPORT_CLOSED' });
+  t.is(ofType(events, 'failed').length, 1);
+});
