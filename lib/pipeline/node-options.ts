@@ -1,8 +1,18 @@
 /**
- * The time bounds of `startNode` (`duplicateWindowMs`, `maxRecoveryMs`), resolved and validated
- * once: a bad value is a `ConfigError` naming the field, never a silently disabled check.
+ * The options of `startNode`, compiled once: every default applied, every bound validated (a bad
+ * value is a `ConfigError` naming the field, never a silently disabled check), the embedded
+ * backends created when none are given.
  */
+import { InMemoryCheckpointStore } from '../checkpoint/in-memory-checkpoint-store.js';
+import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import { SystemClock, type Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { withBackoffDefaults } from '../supervision/backoff.js';
+import type { BackoffOptions } from '../supervision/types.js';
+import { InMemoryTransport } from '../transport/in-memory-transport.js';
+import type { Transport } from '../transport/transport.js';
+import type { Pipeline } from './define-pipeline.js';
 
 /** `duplicateWindowMs` and `maxRecoveryMs` with defaults applied. */
 export interface NodeTiming {
@@ -26,5 +36,58 @@ export function resolveNodeTiming(options: { duplicateWindowMs?: number | undefi
   return {
     duplicateWindowMs: finiteMs('duplicateWindowMs', options.duplicateWindowMs, 120_000, 'positive'),
     maxRecoveryMs: finiteMs('maxRecoveryMs', options.maxRecoveryMs, 60_000, 'non-negative'),
+  };
+}
+
+/** What `compileNodeOptions` reads (a subset of `NodeOptions`). */
+export interface NodeOptionsInput {
+  pipeline: Pipeline;
+  transport?: Transport | undefined;
+  checkpointStore?: CheckpointStore | undefined;
+  clock?: Clock | undefined;
+  logger?: Logger | undefined;
+  duplicateWindowMs?: number | undefined;
+  maxRecoveryMs?: number | undefined;
+  supervision?: { intensity?: number; periodMs?: number; backoff?: BackoffOptions } | undefined;
+}
+
+/** The node's options, compiled. */
+export interface CompiledNodeOptions extends NodeTiming {
+  clock: Clock;
+  transport: Transport;
+  checkpointStore: CheckpointStore;
+  /** The node created the backend and closes it on stop. */
+  ownsTransport: boolean;
+  ownsCheckpointStore: boolean;
+  logger: Logger;
+  /** Of every supervisor of the node's tree. */
+  supervision: { intensity: number; periodMs: number; backoff: BackoffOptions };
+}
+
+/**
+ * @example
+ * const o = compileNodeOptions({ pipeline });
+ * o.supervision.intensity; // 10
+ */
+export function compileNodeOptions(options: NodeOptionsInput): CompiledNodeOptions {
+  const { pipeline } = options;
+  if (pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
+  const clock = options.clock ?? new SystemClock();
+  const sup = options.supervision ?? {};
+  const intensity = sup.intensity ?? 10;
+  if (!Number.isSafeInteger(intensity) || intensity < 0) throw new ConfigError('supervision.intensity', `must be an integer >= 0, got ${String(intensity)}`);
+  return {
+    ...resolveNodeTiming(options),
+    clock,
+    transport: options.transport ?? new InMemoryTransport({ clock }),
+    checkpointStore: options.checkpointStore ?? new InMemoryCheckpointStore({ clock }),
+    ownsTransport: !options.transport,
+    ownsCheckpointStore: !options.checkpointStore,
+    logger: (options.logger ?? createLogger()).child({ pipeline: pipeline.name }),
+    supervision: {
+      intensity,
+      periodMs: finiteMs('supervision.periodMs', sup.periodMs, 60_000, 'positive'),
+      backoff: withBackoffDefaults(sup.backoff, { minBackoffMs: 10, maxBackoffMs: 5_000 }),
+    },
   };
 }

@@ -22,20 +22,17 @@
 import type { PartitionWorker, PartitionWorkerOptions, WorkerStats } from '../worker/worker.js';
 import type { WorkerEvent } from '../worker/events.js';
 import type { CallLookup } from '../actor/calls.js';
-import { InMemoryCheckpointStore } from '../checkpoint/in-memory-checkpoint-store.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
-import { SystemClock, sleep, type Clock } from '../core/clock.js';
+import { sleep, type Clock } from '../core/clock.js';
 import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
-import { createLogger, type Logger } from '../core/logger.js';
+import type { Logger } from '../core/logger.js';
 import { actorGroup, type PartitionDown } from './actor-group.js';
-import { withBackoffDefaults } from '../supervision/backoff.js';
 import { createSupervisor } from '../supervision/supervisor.js';
 import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../supervision/types.js';
-import { InMemoryTransport } from '../transport/in-memory-transport.js';
 import type { PubAck, Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
-import { resolveNodeTiming } from './node-options.js';
+import { compileNodeOptions } from './node-options.js';
 import { createProducer, type IngestInput } from './producer.js';
 import { readKeyStateFrom, type KeyState } from './read-state.js';
 
@@ -195,13 +192,9 @@ interface Slot {
  * await node.stop();
  */
 export async function startNode(options: NodeOptions): Promise<WardenNode> {
+  const o = compileNodeOptions(options);
   const { pipeline } = options;
-  if (pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
-  const clock = options.clock ?? new SystemClock();
-  const transport = options.transport ?? new InMemoryTransport({ clock });
-  const store = options.checkpointStore ?? new InMemoryCheckpointStore({ clock });
-  const logger = (options.logger ?? createLogger()).child({ pipeline: pipeline.name });
-  const { duplicateWindowMs, maxRecoveryMs } = resolveNodeTiming(options);
+  const { clock, transport, checkpointStore: store, logger, duplicateWindowMs, maxRecoveryMs } = o;
   checkDuplicateWindow(pipeline, duplicateWindowMs, maxRecoveryMs);
   const producer = createProducer({ pipeline, transport, clock });
   const listeners = new Set<(e: NodeEvent) => void>();
@@ -228,15 +221,14 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0, startedAtMs: clock.now(), down: undefined });
     }
   }
-  const sup = options.supervision ?? {};
-  const backoff = withBackoffDefaults(sup.backoff, { minBackoffMs: 10, maxBackoffMs: 5_000 });
+  const { intensity, periodMs, backoff } = o.supervision;
   let fatal: Error | undefined;
   let stopped = false;
   const supervisor = createSupervisor({
     id: pipeline.name,
     strategy: 'one-for-one',
-    intensity: sup.intensity ?? 10,
-    periodMs: sup.periodMs ?? 60_000,
+    intensity,
+    periodMs,
     backoff,
     clock,
     logger,
@@ -252,8 +244,8 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       supervisor: {
         strategy: 'one-for-one' as const,
         backoff,
-        intensity: sup.intensity ?? 10,
-        periodMs: sup.periodMs ?? 60_000,
+        intensity,
+        periodMs,
         children: Array.from({ length: stage.partitions }, (_, partition) =>
           actorGroup({
             pipeline, stage, partition, transport, checkpointStore: store, onEvent: emit,
@@ -349,8 +341,8 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     async stop() {
       stopped = true;
       await supervisor.stop();
-      if (!options.transport) await transport.close();
-      if (!options.checkpointStore) await store.close();
+      if (o.ownsTransport) await transport.close();
+      if (o.ownsCheckpointStore) await store.close();
     },
     done: () => done,
   };
