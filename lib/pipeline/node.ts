@@ -130,6 +130,28 @@ function checkDuplicateWindow(pipeline: Pipeline, duplicateWindowMs: number, max
   }
 }
 
+/**
+ * Creates (or updates) a stream of `pipeline`, refusing one that exists with other subjects: it
+ * belongs to another pipeline whose name and stage names join to the same stream name (pipeline
+ * `a` with stage `b-c`, pipeline `a-b` with stage `c`), and updating it would take that pipeline's
+ * stream over.
+ */
+async function ensureOwnStream(transport: Transport, pipeline: Pipeline, stream: { name: string; subjects: string[] }, duplicateWindowMs: number): Promise<void> {
+  const existing = await transport.streamInfo(stream.name).catch((err: unknown) => {
+    if (err instanceof WardenError && err.code === 'STREAM_NOT_FOUND') return undefined;
+    throw err;
+  });
+  if (existing && existing.subjects.join(' ') !== stream.subjects.join(' ')) {
+    throw new ConfigError(
+      'pipeline.name',
+      `${JSON.stringify(pipeline.name)}: stream ${stream.name} exists with subjects ${existing.subjects.join(', ')}, not ${stream.subjects.join(', ')}: ` +
+        'it belongs to another pipeline whose name and stage names join to the same stream name. Rename a pipeline or a stage',
+      { details: { stream: stream.name, subjects: existing.subjects } },
+    );
+  }
+  await transport.ensureStream({ ...stream, duplicateWindowMs });
+}
+
 /** A running pipeline. */
 export interface WardenNode {
   readonly pipeline: Pipeline;
@@ -210,10 +232,11 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     }
   };
 
-  for (const stage of pipeline.stages) {
-    await transport.ensureStream({ name: stage.stream, subjects: [`${pipeline.name}.${stage.name}.*`], duplicateWindowMs });
-  }
-  await transport.ensureStream({ name: pipeline.deadLetterStream, subjects: [`${pipeline.name}.dlq.>`], duplicateWindowMs });
+  const streams = [
+    ...pipeline.stages.map((stage) => ({ name: stage.stream, subjects: [`${pipeline.name}.${stage.name}.*`] })),
+    { name: pipeline.deadLetterStream, subjects: [`${pipeline.name}.dlq.>`] },
+  ];
+  for (const stream of streams) await ensureOwnStream(transport, pipeline, stream, duplicateWindowMs);
 
   const slots = new Map<string, Slot>();
   for (const stage of pipeline.stages) {

@@ -124,7 +124,7 @@ export class MemoryStream<C = unknown> {
     this.expire();
     const first = this.msgs[this.head];
     return {
-      name: this.name, firstSeq: first ? first.seq : this.lastSeq + 1, lastSeq: this.lastSeq,
+      name: this.name, subjects: [...this.config.subjects], firstSeq: first ? first.seq : this.lastSeq + 1, lastSeq: this.lastSeq,
       messages: this.msgs.length - this.head, bytes: this.bytes,
     };
   }

@@ -65,6 +65,8 @@ export interface PubAck {
 /** State of a stream. */
 export interface StreamInfo {
   name: string;
+  /** The subjects the stream captures, as configured. */
+  subjects: string[];
   /** Sequence of the oldest message still stored (lastSeq + 1 when empty). */
   firstSeq: number;
   /** Sequence of the newest message ever stored (0 if none). */

@@ -243,6 +243,7 @@ export function transportContract(label: string, make: TransportFactory): void {
     t.like(await transport.ensureStream({ name, subjects: [`en${id}.a.*`] }), { name, lastSeq: 1, messages: 1 });
     t.is(code(await t.throwsAsync(transport.publish(`en${id}.b.x`, enc('2')))), 'NO_STREAM_FOR_SUBJECT');
     t.like(await transport.ensureStream({ name, subjects: [`en${id}.a.*`, `en${id}.b.>`] }), { name, lastSeq: 1, messages: 1 });
+    t.deepEqual((await transport.streamInfo(name)).subjects, [`en${id}.a.*`, `en${id}.b.>`], 'streamInfo names the subjects');
     t.is((await transport.publish(`en${id}.b.x`, enc('2'))).seq, 2);
     const clash = await t.throwsAsync(stream('other', { subjects: [`en${id}.b.y`] }));
     t.is(code(clash), 'CONFIG');

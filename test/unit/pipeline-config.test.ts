@@ -3,6 +3,9 @@ import test from 'ava';
 import { ConfigError, InMemoryTransport, WardenError, defineActor, definePipeline, silentLogger, startNode } from '../../lib/index.js';
 import { counter, counterMachine } from '../helpers/counter.js';
 
+/** The counter operator under another name. */
+const renamed = (_base: typeof counter, name: string) => defineActor({ name, machine: counterMachine });
+
 test('a stage named dlq is refused at definePipeline: it would share the dead-letter stream and its subjects', (t) => {
   const dlq = defineActor({ name: 'dlq', machine: counterMachine });
   const err = t.throws(() => definePipeline({ name: 'shop', stages: [{ actor: counter, to: 'dlq' }, { actor: dlq }] }), { instanceOf: ConfigError });
@@ -43,4 +46,13 @@ test('startNode refuses a duplicateWindowMs or maxRecoveryMs that is not a finit
   }
   const node = await startNode({ pipeline, logger: silentLogger, duplicateWindowMs: 1, maxRecoveryMs: 0 }); // at-least-once needs no window
   await node.stop();
+});
+
+test('a pipeline whose stream name another pipeline already uses (a + b-c vs a-b + c) is refused at start, and the other keeps its stream', async (t) => {
+  const transport = new InMemoryTransport();
+  const first = await startNode({ pipeline: definePipeline({ name: 'a', stages: [{ actor: renamed(counter, 'b-c') }] }), transport, logger: silentLogger });
+  t.teardown(() => first.stop());
+  const err = await t.throwsAsync(startNode({ pipeline: definePipeline({ name: 'a-b', stages: [{ actor: renamed(counter, 'c') }] }), transport, logger: silentLogger }), { instanceOf: ConfigError });
+  t.regex(err.message, /stream a-b-c exists with subjects a\.b-c\.\*, not a-b\.c\.\*: it belongs to another pipeline/);
+  t.deepEqual((await transport.streamInfo('a-b-c')).subjects, ['a.b-c.*']);
 });

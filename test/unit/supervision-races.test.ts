@@ -5,11 +5,12 @@
  * backoff or writes a checkpoint; stop() while a restart is pending or starting; starts that fail
  * or keep failing; and the restart backoff a node is given.
  *
- * What holds throughout (node invariants 1-3, actor-group invariant 1, supervisor invariants 5-8,
- * child invariants 3-4): at most one live worker per partition, each restart a new fencing epoch;
- * a kill is seen by the supervisor at once and restarted after its backoff; stop() restarts
- * nothing and ends every worker gracefully; escalation climbs the tree to onFatal; and nothing
- * (no timer, no retried publish, no late worker) outlives a stop or a failed start.
+ * What holds throughout (worker invariant 7, node invariants 1-2, actor-group invariant 1,
+ * supervisor invariants 5-8, child invariants 3-4): at most one live worker per partition, each
+ * restart a new fencing epoch; a kill is seen by the supervisor at once and restarted after its
+ * backoff; stop() restarts nothing and ends every worker gracefully; escalation climbs the tree
+ * to onFatal; and nothing (no timer, no retried publish, no late worker) outlives a stop or a
+ * failed start.
  *
  * Everything runs on a `SimulatedClock` shared by the node, its transport and its store.
  */
@@ -68,7 +69,7 @@ const slowActorBackoff = { minBackoffMs: 5_000, maxBackoffMs: 5_000, randomFacto
  * still claiming the partition (its restart after a first kill). That incarnation ends, the next
  * one restores from the last checkpoint, and the next stage receives the output of every input.
  */
-test('node invariant 1: node.kill() that reaches a partition worker while it starts is honoured, and no output is lost', async (t) => {
+test('worker invariant 7, in a node: node.kill() that reaches a partition worker while it starts is honoured, and no output is lost', async (t) => {
   const clock = new SimulatedClock(0);
   const store = new GateStore(new InMemoryCheckpointStore({ clock }));
   const pipeline = counterToTally('node-kill-in-start');
@@ -113,7 +114,7 @@ test("worker invariant 7: kill() during an actor's restart backoff ends the work
  * left behind would keep a real process alive after node.stop(), and on a simulated clock would
  * fire into a stopped node.
  */
-test("supervisor invariant 8: node.stop() after a kill during an actor's restart backoff leaves no timer on the clock", async (t) => {
+test("child invariant 4: node.stop() after a kill during an actor's restart backoff leaves no timer on the clock", async (t) => {
   const { clock, events, node } = await nodeRig(t, counterToTally('stop-after-kill-in-backoff', { supervision: slowActorBackoff }));
   crashOn.add(702);
   await add(node, 'a', 702);
@@ -280,11 +281,11 @@ test('supervisor invariants 5 and 6: an actor group whose worker start keeps fai
 
 /*
  * The same in a node: the stage supervisor gives up on the partition and escalates; the root's
- * restart of the stage fails to start, so the root gives up too and calls onFatal (supervisor
- * invariant 5). A process waiting on the node learns it: whenCaughtUp() rejects with STOPPED, and
- * the tree is 'failed' (node invariant 3).
+ * restart of the stage fails to start, so the root gives up too and calls onFatal: escalation
+ * climbs the tree. A process waiting on the node learns it: whenCaughtUp() rejects with STOPPED,
+ * and the tree is 'failed'.
  */
-test('node invariant 3: a partition that can never start again escalates partition -> stage -> root -> onFatal; whenCaughtUp rejects STOPPED; no timer is left', async (t) => {
+test('supervisor invariant 5: a partition that can never start again escalates partition -> stage -> root -> onFatal; whenCaughtUp rejects STOPPED; no timer is left', async (t) => {
   const clock = new SimulatedClock(0);
   const store = new GateStore(new InMemoryCheckpointStore({ clock }));
   const fatal: Error[] = [];

@@ -119,7 +119,7 @@ test('worker invariant 12: a call invoked by the initial state is run by the wor
  * issues the call again (call-runner invariant 4). Had the claim rewritten the meta without the
  * list, the actor would wait in `paying` until an unrelated input for its key happened to load it.
  */
-test('worker invariant 5: a claim keeps the pending calls of the checkpoint; a successor of a worker that died before its first cut issues the call again', async (t) => {
+test('worker invariant 5, call-runner invariant 4: a claim keeps the pending calls of the checkpoint; a successor of a worker that died before its first cut issues the call again', async (t) => {
   const charge = new ManualCall();
   const rig = await Rig.create('claim-calls', { actor: payer(charge), checkpoint: rareCuts });
   const first = rig.worker();

@@ -65,7 +65,7 @@ export function toJsConfig(config: StreamConfig, d: ResolvedOptions['defaults'])
 export function toInfo(si: JsStreamInfo): StreamInfo {
   const s = si.state;
   return {
-    name: si.config.name, firstSeq: s.messages === 0 ? s.last_seq + 1 : s.first_seq, lastSeq: s.last_seq, messages: s.messages, bytes: s.bytes,
+    name: si.config.name, subjects: [...(si.config.subjects ?? [])], firstSeq: s.messages === 0 ? s.last_seq + 1 : s.first_seq, lastSeq: s.last_seq, messages: s.messages, bytes: s.bytes,
     consumers: s.consumer_count,
   };
 }
