@@ -302,3 +302,26 @@ export class ChildTable {
     if (i >= 0) this.records.splice(i, 1);
   }
 }
+
+/** The `tree()` node of a supervisor and its children. */
+export function supervisorNode(o: {
+  id: string;
+  path: string;
+  state: string;
+  startedAt: number;
+  now: number;
+  records: readonly ChildRecord[];
+  opts: { strategy: string; intensity: number; periodMs: number };
+  restartsInPeriod: number;
+}): TreeNode {
+  return {
+    id: o.id,
+    path: o.path,
+    kind: 'supervisor',
+    status: o.state === 'running' || o.state === 'failed' ? o.state : 'stopped',
+    restarts: 0,
+    uptimeMs: o.state === 'running' ? Math.max(0, o.now - o.startedAt) : 0,
+    children: o.records.map((rec) => childNode(rec, o.now)),
+    info: { strategy: o.opts.strategy, intensity: o.opts.intensity, periodMs: o.opts.periodMs, restartsInPeriod: o.restartsInPeriod },
+  };
+}

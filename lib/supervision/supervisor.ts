@@ -41,12 +41,13 @@
  *     child up at each call; a nested supervisor is reached through the handle of its incarnation.
  */
 import { describeError, errorChain, WardenError } from '../core/errors.js';
-import { childInfo, childNode, ChildTable, countChildren, newChildRecord, shutdownIncarnation, startIncarnation, type ChildExit, type ChildRecord, type Incarnation, type RestartPlan } from './child.js';
+import { childInfo, supervisorNode, ChildTable, countChildren, newChildRecord, shutdownIncarnation, startIncarnation, type ChildExit, type ChildRecord, type Incarnation, type RestartPlan } from './child.js';
 import { childRef, type RefHost } from './child-ref.js';
 import { adminError, childError, existsError, notRunningError, startCutShortError } from './errors.js';
 import { resolveChildSpec, resolveSupervisorOptions, type ResolvedChildSpec, type ResolvedSupervisorOptions } from './options.js';
 import { RestartIntensity } from './restart-intensity.js';
 import { restartGroup, RestartPlans } from './restart-plan.js';
+import { Listeners } from './listeners.js';
 import { SerialQueue } from './serial-queue.js';
 import type { ActorGroupChildSpec, ChildContext, ChildCounts, ChildHandle, ChildInfo, ChildRef, ChildSpec, SupervisionEvent, Supervisor, SupervisorChildSpec, SupervisorOptions, SupervisorRef, TreeNode, WorkerChildSpec, WorkerRef } from './types.js';
 
@@ -81,7 +82,7 @@ class SupervisorCore implements Supervisor, RefHost {
   private readonly children: ChildTable;
   /** The nested supervisor behind each handle `startFnOf` made (one per incarnation). */
   private readonly nested = new WeakMap<ChildHandle, SupervisorCore>();
-  private readonly listeners = new Set<(event: SupervisionEvent) => void>();
+  private readonly listeners: Listeners<SupervisionEvent>;
   private readonly window: RestartIntensity;
   private readonly plans: RestartPlans;
   /** Children whose start is in flight (`stop()` aborts them). */
@@ -100,6 +101,7 @@ class SupervisorCore implements Supervisor, RefHost {
     this.children = new ChildTable(opts.children, placement.path);
     this.window = new RestartIntensity(opts.intensity, opts.periodMs);
     this.plans = new RestartPlans(opts.clock);
+    this.listeners = new Listeners(opts.logger, placement.path);
     this.done = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
@@ -360,24 +362,11 @@ class SupervisorCore implements Supervisor, RefHost {
 
   tree(): TreeNode {
     const now = this.opts.clock.now();
-    const status = this.state === 'running' || this.state === 'failed' ? this.state : 'stopped';
-    return {
-      id: this.id,
-      path: this.path,
-      kind: 'supervisor',
-      status,
-      restarts: 0,
-      uptimeMs: this.state === 'running' ? Math.max(0, now - this.startedAt) : 0,
-      children: this.children.all.map((rec) => childNode(rec, now)),
-      info: { strategy: this.opts.strategy, intensity: this.opts.intensity, periodMs: this.opts.periodMs, restartsInPeriod: this.window.count(now) },
-    };
+    return supervisorNode({ id: this.id, path: this.path, state: this.state, startedAt: this.startedAt, now, records: this.children.all, opts: this.opts, restartsInPeriod: this.window.count(now) });
   }
 
   on(listener: (event: SupervisionEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
+    return this.listeners.add(listener);
   }
 
   child(id: string): ChildRef {
@@ -407,13 +396,7 @@ class SupervisorCore implements Supervisor, RefHost {
   }
 
   private emit(event: SupervisionEvent): void {
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.opts.logger.warn({ path: this.path, event: event.type, err: describeError(err) }, 'supervision listener threw');
-      }
-    }
+    this.listeners.emit(event);
     this.placement.parentEmit?.(event);
   }
 

@@ -21,18 +21,8 @@
  *     closed; publishes in flight get up to `publishTimeoutMs` to be acknowledged, the rest fail
  *     with `TRANSPORT_CLOSED`; then the connection is drained.
  */
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import {
-  AckPolicy,
-  DeliverPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  jetstreamManager,
-  type ConsumerConfig,
-  type ConsumerInfo,
-  type JetStreamClient,
-  type JetStreamManager,
-} from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { ConfigError, WardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type {
@@ -49,6 +39,7 @@ import type {
 } from '../../transport/transport.js';
 import { redactUrl, toWardenError, type NatsErrorContext, type Redactor } from './errors.js';
 import { DurableBook, JetStreamConsumer, type ConsumerHost } from './jetstream-consumer.js';
+import { ensureDurable } from './durables.js';
 import { JetStreamReader, type ReaderHost } from './jetstream-reader.js';
 import * as messages from './messages.js';
 import { checkFilter, storedMessage } from './messages.js';
@@ -269,47 +260,7 @@ export class JetStreamTransport implements Transport {
     const maxDeliver = options.maxDeliver ?? -1;
     const filter = normalFilter(options.filterSubject);
     const ctx = this.ctx('consumer', { stream, consumer: options.name });
-    let info: ConsumerInfo | undefined;
-    try {
-      info = await this.jsm.consumers.info(stream, options.name);
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw toWardenError(err, ctx);
-    }
-    try {
-      if (!info) {
-        const cfg: Partial<ConsumerConfig> = {
-          durable_name: options.name,
-          ack_policy: AckPolicy.Explicit,
-          ack_wait: nanos(ackWaitMs),
-          max_deliver: maxDeliver,
-          max_ack_pending: -1,
-          deliver_policy: DeliverPolicy.All,
-        };
-        if (options.startSeq !== undefined && options.startSeq > 1) {
-          cfg.deliver_policy = DeliverPolicy.StartSequence;
-          cfg.opt_start_seq = options.startSeq;
-        }
-        if (filter !== undefined) cfg.filter_subject = filter;
-        await this.jsm.consumers.add(stream, cfg);
-      } else {
-        if (typeof info.config.deliver_subject === 'string') {
-          throw new ConfigError('consumer.name', `"${options.name}" is a push consumer of stream "${stream}"`);
-        }
-        const update: Partial<ConsumerConfig> = {};
-        if (info.config.ack_wait !== nanos(ackWaitMs)) update.ack_wait = nanos(ackWaitMs);
-        if ((info.config.max_deliver ?? -1) !== maxDeliver) update.max_deliver = maxDeliver;
-        if (normalFilter(info.config.filter_subject) !== filter) {
-          if (!atLeast(this.serverVersion, [2, 10, 0])) {
-            throw new ConfigError('consumer.filterSubject', `of durable "${options.name}" cannot change on NATS server ${this.serverVersion.join('.')} ` +
-              `(was "${info.config.filter_subject ?? '>'}", asked "${filter ?? '>'}")`);
-          }
-          update.filter_subject = filter ?? '';
-        }
-        if (Object.keys(update).length > 0) await this.jsm.consumers.update(stream, options.name, update);
-      }
-    } catch (err) {
-      throw toWardenError(err, ctx);
-    }
+    await ensureDurable(this.jsm, stream, options, { ackWaitMs, maxDeliver, filter, serverVersion: this.serverVersion }, ctx);
     const key = `${stream}\u0000${options.name}`;
     let book = this.books.get(key);
     if (book) {
