@@ -1,10 +1,16 @@
 /**
  * The demo's backends: the embedded default (in-memory log and store), or real servers named
  * on the command line (`--nats <url>`, `--redis <url>`, each optional).
+ *
+ * The adapters are imported only when asked for: their client packages (`@nats-io/*`,
+ * `ioredis`) are optional peer dependencies of warden, so an embedded run works without them,
+ * and a run that needs a missing one fails with a `ConfigError` that says what to install.
  */
-import type { CheckpointStore, Transport } from '../../lib/index.js';
-import { JetStreamTransport, redactUrl } from '../../lib/adapters/nats/index.js';
-import { RedisCheckpointStore } from '../../lib/adapters/redis/index.js';
+import { ConfigError, redactUrl, type CheckpointStore, type Transport } from '../../lib/index.js';
+
+/** The client packages of each adapter, as a user installs them. */
+export const NATS_PACKAGES = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv'] as const;
+export const REDIS_PACKAGES = ['ioredis'] as const;
 
 /** Open backends and a line that says what they are (credentials redacted). */
 export interface Backends {
@@ -14,9 +20,19 @@ export interface Backends {
   close(): Promise<void>;
 }
 
+/**
+ * Connects to what `options` names; a server that does not answer fails the call at once
+ * (no waiting for it to come up), and whatever was opened is closed again.
+ */
 export async function openBackends(options: { nats?: string | undefined; redis?: string | undefined }): Promise<Backends> {
-  const transport = options.nats ? await JetStreamTransport.connect({ servers: options.nats }) : undefined;
-  const checkpointStore = options.redis ? await RedisCheckpointStore.connect({ url: options.redis }) : undefined;
+  const transport = options.nats ? await connectNats(options.nats) : undefined;
+  let checkpointStore: CheckpointStore | undefined;
+  try {
+    checkpointStore = options.redis ? await connectRedis(options.redis) : undefined;
+  } catch (err) {
+    await transport?.close();
+    throw err;
+  }
   const label = [
     transport ? `NATS JetStream at ${redactUrl(options.nats!)}` : 'in-memory log',
     checkpointStore ? `Redis at ${redactUrl(options.redis!)}` : 'in-memory checkpoints',
@@ -30,4 +46,32 @@ export async function openBackends(options: { nats?: string | undefined; redis?:
       await checkpointStore?.close();
     },
   };
+}
+
+async function connectNats(url: string): Promise<Transport> {
+  const { JetStreamTransport } = await importAdapter(() => import('../../lib/adapters/nats/index.js'), '--nats', NATS_PACKAGES);
+  return JetStreamTransport.connect({ servers: url, waitOnFirstConnect: false });
+}
+
+async function connectRedis(url: string): Promise<CheckpointStore> {
+  const { RedisCheckpointStore } = await importAdapter(() => import('../../lib/adapters/redis/index.js'), '--redis', REDIS_PACKAGES);
+  return RedisCheckpointStore.connect({ url });
+}
+
+/** Imports an adapter; if one of its client packages is not installed, says which to install. */
+export async function importAdapter<T>(load: () => Promise<T>, field: string, packages: readonly string[]): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    const missing = packages.filter((name) => isMissingPackage(err, name));
+    if (missing.length === 0) throw err;
+    const what = packages.length > 1 ? 'optional peer dependencies of warden, not installed with it' : 'an optional peer dependency of warden, not installed with it';
+    throw new ConfigError(field, `needs ${packages.join(', ')} (${what}); ${missing.join(', ')} is missing. Install: npm install ${packages.join(' ')}`, { cause: err });
+  }
+}
+
+/** Node reports a package it cannot find as ERR_MODULE_NOT_FOUND, "Cannot find package '<name>' imported from ...". */
+function isMissingPackage(err: unknown, name: string): boolean {
+  if (!(err instanceof Error) || (err as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') return false;
+  return err.message.includes(`'${name}'`) || err.message.includes(`/node_modules/${name}/`);
 }
