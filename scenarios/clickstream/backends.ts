@@ -59,7 +59,7 @@ async function connectRedis(url: string): Promise<CheckpointStore> {
 }
 
 /** Imports an adapter; if one of its client packages is not installed, says which to install. */
-export async function importAdapter<T>(load: () => Promise<T>, field: string, packages: readonly string[]): Promise<T> {
+async function importAdapter<T>(load: () => Promise<T>, field: string, packages: readonly string[]): Promise<T> {
   try {
     return await load();
   } catch (err) {
