@@ -26,7 +26,7 @@ export const accounts = defineActor({
   machine,
   version: 1,
   input: (key) => ({ account: key }),
-  events: { deposit: (p) => (typeof p.amount === 'number' ? true : 'amount must be a number') },
+  events: { deposit: (p) => (typeof p['amount'] === 'number' ? true : 'amount must be a number') },
 });
 
 // Wire it into a pipeline and run it embedded (in-memory log and checkpoints, no servers).

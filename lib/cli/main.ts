@@ -1,28 +1,42 @@
+#!/usr/bin/env node
 /**
- * The `warden` command. For now: `warden demo` (the clickstream scenario on the embedded
- * runtime) and `warden version`; the operations commands come with the cluster.
+ * The `warden` command. Each command lives in `./commands/<name>.ts` and exports a function
+ * that registers it on the program; `commands` below lists them, in the order `warden --help`
+ * shows them. Add a command by adding its file and one entry here.
+ *
+ * Exit codes: 0 on success; 1 when a command fails (one line on stderr, no stack trace) or the
+ * command line is wrong (commander's message, then the usage of the command).
  */
-import { readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { describeError } from '../core/errors.js';
+import { registerDemo } from './commands/demo.js';
+import { register as registerInspect } from './commands/inspect.js';
+import { register as registerTeardown } from './commands/teardown.js';
+import { registerVersion } from './commands/version.js';
+import { packageVersion } from './package-info.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string };
+const commands: ReadonlyArray<(program: Command) => void> = [
+  registerDemo,
+  registerInspect,
+  registerTeardown,
+  registerVersion,
+];
 
-const program = new Command('warden').description('fault-tolerant pipelines of supervised xstate actors').version(pkg.version);
+const program = new Command('warden')
+  .description('fault-tolerant real-time pipelines of supervised xstate actors')
+  .version(packageVersion(), '-V, --version', 'print the version')
+  .exitOverride()
+  .showHelpAfterError();
+for (const register of commands) register(program);
 
-program
-  .command('demo')
-  .description('run the clickstream pipeline with chaos on the embedded runtime')
-  .option('--events <n>', 'clicks to send', '5000')
-  .option('--json', 'end with one JSON line of figures')
-  .action((opts: { events: string; json?: boolean }) => {
-    const args = ['--import', 'tsx', `${root}scenarios/clickstream/main.ts`, '--events', opts.events, ...(opts.json ? ['--json'] : [])];
-    const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
-    process.exitCode = r.status ?? 1;
-  });
-
-program.command('version').description('print the version').action(() => console.log(pkg.version));
-
-await program.parseAsync();
+program.parseAsync(process.argv).then(
+  () => undefined,
+  (err: unknown) => {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode; // commander has printed the message (and the usage)
+    } else {
+      console.error(`warden: ${describeError(err)}`);
+      process.exitCode = 1;
+    }
+  },
+);

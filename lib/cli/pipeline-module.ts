@@ -11,8 +11,7 @@ import { redactUrl } from '../core/redact.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { Pipeline } from '../pipeline/define-pipeline.js';
 import type { Transport } from '../transport/transport.js';
-import { JetStreamTransport } from '../adapters/nats/jetstream-transport.js';
-import { RedisCheckpointStore } from '../adapters/redis/redis-checkpoint-store.js';
+import { connectNats, connectRedis } from './backends.js';
 
 /** Where a command writes (the process's stdout and stderr; tests capture them). */
 export interface CliIo {
@@ -86,10 +85,10 @@ export async function connectBackends(options: BackendOptions): Promise<Backends
   const nats = options.nats ?? process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222';
   const redis = options.redis ?? process.env.WARDEN_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const logger = createLogger({ name: 'warden-cli' });
-  const transport = await JetStreamTransport.connect({ servers: nats.split(','), waitOnFirstConnect: false, name: 'warden-cli', logger });
-  let checkpointStore: RedisCheckpointStore;
+  const transport = await connectNats(nats, { logger, name: 'warden-cli' });
+  let checkpointStore: CheckpointStore;
   try {
-    checkpointStore = await RedisCheckpointStore.connect({ url: redis, logger, ...(options.redisPrefix ? { keyPrefix: options.redisPrefix } : {}) });
+    checkpointStore = await connectRedis(redis, { logger, ...(options.redisPrefix ? { keyPrefix: options.redisPrefix } : {}) });
   } catch (err) {
     await transport.close();
     throw err;

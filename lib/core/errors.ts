@@ -27,6 +27,7 @@ export type WardenErrorCode =
   | 'CALL_FAILED'
   | 'BREAKER_OPEN'
   | 'FALLBACK_FAILED'
+  | 'LEASE_LOST'
   | 'CHILD_NOT_FOUND'
   | 'CHILD_EXISTS'
   | 'CHILD_RUNNING'

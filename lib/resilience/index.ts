@@ -5,7 +5,7 @@
 export { defineCall } from './guarded-call.js';
 export { getCall, listCalls } from './registry.js';
 export { retryAfterFrom, retryAfterOf, type RetryAfterSource, type HeadersLike } from './retry-after.js';
-export { registerCallMetrics, type CallMetricsOptions } from './prometheus.js';
+export { registerCallMetrics, type CallMetricsOptions, type MetricsRegistry } from './prometheus.js';
 export { resolveCallOptions, DEFAULT_RETRY, DEFAULT_BREAKER, DEFAULT_TIMEOUT_MS, type ResolvedCallOptions, type ResolvedRetry, type ResolvedBreaker } from './options.js';
 export { LATENCY_BUCKETS_MS } from './types.js';
 export type {

@@ -8,11 +8,31 @@
  * `fallbacks_total`, `alerts_total`, `consecutive_failures`, `breaker_state{state}` (1 for the
  * current state, 0 for the others), `breaker_transitions_total{to}`, and the histogram
  * `duration_seconds` (the latency histogram's buckets, in seconds).
+ *
+ * prom-client is an optional peer dependency: it is loaded on the first call, from where warden
+ * is installed, so the metrics are built by the same prom-client as the application's registry
+ * (two copies would keep two default registries), and an application without metrics never
+ * loads it. The public types name only `MetricsRegistry`, so warden's declarations do not
+ * need prom-client's.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClientModule from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ConfigError } from '../core/errors.js';
 import { listCalls } from './registry.js';
 import type { BreakerState, CallMetrics, GuardedCall } from './types.js';
+
+type PromClient = typeof PromClientModule;
+
+/**
+ * What `registerCallMetrics` uses of a registry: a prom-client 15 `Registry` (the default
+ * `register` or one of your own) has all of it.
+ */
+export interface MetricsRegistry {
+  getSingleMetric(name: string): unknown;
+  registerMetric(metric: never): void;
+  removeSingleMetric(name: string): void;
+}
 
 /** Options of `registerCallMetrics`. */
 export interface CallMetricsOptions {
@@ -42,9 +62,11 @@ const STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
  * registerCallMetrics(registry);
  * http.createServer(async (_req, res) => res.end(await registry.metrics())).listen(9464);
  */
-export function registerCallMetrics(registry: Registry, calls?: Iterable<GuardedCall> | (() => Iterable<GuardedCall>), options: CallMetricsOptions = {}): () => void {
+export function registerCallMetrics(metricsRegistry: MetricsRegistry, calls?: Iterable<GuardedCall> | (() => Iterable<GuardedCall>), options: CallMetricsOptions = {}): () => void {
   const prefix = options.prefix ?? 'warden_call_';
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw new ConfigError('prefix', `must be a Prometheus metric name prefix (got ${JSON.stringify(prefix)})`);
+  const { Counter, Gauge, DurationHistogram } = promClient();
+  const registry = metricsRegistry as unknown as Registry;
   const list = typeof calls === 'function' ? calls : calls === undefined ? listCalls : () => calls;
   const source: Source = () => {
     const seen = new Set<string>();
@@ -119,43 +141,61 @@ export function registerCallMetrics(registry: Registry, calls?: Iterable<Guarded
   };
 }
 
+let loaded: { Counter: PromClient['Counter']; Gauge: PromClient['Gauge']; DurationHistogram: ReturnType<typeof defineDurationHistogram> } | undefined;
+
+/** prom-client, loaded once, on first use; a `ConfigError` that says what to install if it is missing. */
+function promClient(): NonNullable<typeof loaded> {
+  if (loaded) return loaded;
+  let prom: PromClient;
+  try {
+    prom = createRequire(import.meta.url)('prom-client') as PromClient;
+  } catch (err) {
+    throw new ConfigError('registerCallMetrics', 'needs prom-client, which is not installed next to warden: npm install prom-client', { cause: err });
+  }
+  loaded = { Counter: prom.Counter, Gauge: prom.Gauge, DurationHistogram: defineDurationHistogram(prom.Histogram) };
+  return loaded;
+}
+
 /**
  * A histogram whose buckets are read from the calls' snapshots. prom-client has no setter for
  * bucket counts, so it renders its own values: prom-client 15's registry asks a metric for
  * `getForPromString()` when it has one (text format), else `get()` (JSON); both are served.
+ * Defined on first use, as a subclass of the loaded prom-client's `Histogram`.
  */
-class DurationHistogram extends Histogram<'call' | 'le'> {
-  constructor(
-    private readonly metricName: string,
-    private readonly helpText: string,
-    private readonly source: Source,
-  ) {
-    super({ name: metricName, help: helpText, labelNames: ['call'], buckets: [1] });
-  }
-
-  override get(): ReturnType<Histogram<'call' | 'le'>['get']> {
-    return Promise.resolve(this.values());
-  }
-
-  getForPromString(): ReturnType<Histogram<'call' | 'le'>['get']> {
-    return Promise.resolve(this.values());
-  }
-
-  private values(): HistogramValues {
-    const name = this.metricName;
-    const values: HistogramValues['values'] = [];
-    for (const m of this.source()) {
-      const { bucketsMs, counts, sum, count } = m.latencyMs;
-      let cumulative = 0;
-      bucketsMs.forEach((ms, i) => {
-        cumulative += counts[i] ?? 0;
-        values.push({ metricName: `${name}_bucket`, labels: { call: m.call, le: ms / 1000 }, value: cumulative });
-      });
-      values.push({ metricName: `${name}_bucket`, labels: { call: m.call, le: '+Inf' }, value: count });
-      values.push({ metricName: `${name}_sum`, labels: { call: m.call }, value: sum / 1000 });
-      values.push({ metricName: `${name}_count`, labels: { call: m.call }, value: count });
+function defineDurationHistogram(Base: PromClient['Histogram']) {
+  return class DurationHistogram extends Base<'call' | 'le'> {
+    constructor(
+      private readonly metricName: string,
+      private readonly helpText: string,
+      private readonly source: Source,
+    ) {
+      super({ name: metricName, help: helpText, labelNames: ['call'], buckets: [1] });
     }
-    // `type` is a string at run time ('histogram'); the typings declare an enum prom-client does not export.
-    return { name, help: this.helpText, type: 'histogram' as unknown as HistogramValues['type'], aggregator: 'sum', collect: () => undefined, values };
-  }
+
+    override get(): ReturnType<Histogram<'call' | 'le'>['get']> {
+      return Promise.resolve(this.values());
+    }
+
+    getForPromString(): ReturnType<Histogram<'call' | 'le'>['get']> {
+      return Promise.resolve(this.values());
+    }
+
+    private values(): HistogramValues {
+      const name = this.metricName;
+      const values: HistogramValues['values'] = [];
+      for (const m of this.source()) {
+        const { bucketsMs, counts, sum, count } = m.latencyMs;
+        let cumulative = 0;
+        bucketsMs.forEach((ms, i) => {
+          cumulative += counts[i] ?? 0;
+          values.push({ metricName: `${name}_bucket`, labels: { call: m.call, le: ms / 1000 }, value: cumulative });
+        });
+        values.push({ metricName: `${name}_bucket`, labels: { call: m.call, le: '+Inf' }, value: count });
+        values.push({ metricName: `${name}_sum`, labels: { call: m.call }, value: sum / 1000 });
+        values.push({ metricName: `${name}_count`, labels: { call: m.call }, value: count });
+      }
+      // `type` is a string at run time ('histogram'); the typings declare an enum prom-client does not export.
+      return { name, help: this.helpText, type: 'histogram' as unknown as HistogramValues['type'], aggregator: 'sum', collect: () => undefined, values };
+    }
+  };
 }

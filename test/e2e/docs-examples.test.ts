@@ -19,6 +19,7 @@ const RUN_HERE: Record<string, RegExp> = {
 /** Examples run by another test (a long-running service). */
 const RUN_ELSEWHERE: Record<string, string> = {
   'http-service.ts': 'test/e2e/http-service.test.ts',
+  'real-servers.ts': 'test/integration/example-real-servers.test.ts',
 };
 
 test('every docs/examples file is run by a test', (t) => {

@@ -3,7 +3,7 @@
  * on the embedded default runs the same on NATS and Redis, kills and actor crash included.
  */
 import test from 'ava';
-import { openBackends } from '../../scenarios/clickstream/backends.js';
+import { openBackends } from '../../lib/cli/backends.js';
 import { runClickstream } from '../../scenarios/clickstream/run.js';
 
 test.serial('clickstream with two operator kills and an actor crash on JetStream + Redis loses and duplicates nothing', async (t) => {

@@ -14,7 +14,7 @@
 import test, { type ExecutionContext } from 'ava';
 import type { CheckpointStore, DeadLetter, Guarantee, Transport } from '../../lib/index.js';
 import type { Failpoint } from '../../lib/worker/worker.js';
-import { openBackends } from '../../scenarios/clickstream/backends.js';
+import { openBackends } from '../../lib/cli/backends.js';
 import { prng } from '../../scenarios/clickstream/generate.js';
 import { clickstreamPipeline } from '../../scenarios/clickstream/pipeline.js';
 import { runClickstream, type ClickstreamOptions, type FailpointArming } from '../../scenarios/clickstream/run.js';

@@ -35,14 +35,14 @@ function code(err: unknown): string | undefined {
 test('sequences start at 1, increase by one across subjects, and messages are stored as published', async (t) => {
   const { transport, clock } = setup();
   const created = await transport.ensureStream({ name: 'orders', subjects: ['orders.>'] });
-  t.deepEqual(created, { name: 'orders', firstSeq: 1, lastSeq: 0, messages: 0, bytes: 0, consumers: 0 });
+  t.deepEqual(created, { name: 'orders', subjects: ['orders.>'], firstSeq: 1, lastSeq: 0, messages: 0, bytes: 0, consumers: 0 });
   const buffer = Buffer.from('first');
   t.deepEqual(await transport.publish('orders.eu', buffer, { msgId: 'm1', headers: { h: 'v' } }), { stream: 'orders', seq: 1, duplicate: false });
   buffer.write('XXXXX'); // the caller reuses its buffer: the stored copy must not change
   clock.advance(5);
   t.is((await transport.publish('orders.us', enc('second'))).seq, 2);
   t.is((await transport.publish('orders.eu', enc('third'))).seq, 3);
-  t.deepEqual(await transport.streamInfo('orders'), { name: 'orders', firstSeq: 1, lastSeq: 3, messages: 3, bytes: 16, consumers: 0 });
+  t.deepEqual(await transport.streamInfo('orders'), { name: 'orders', subjects: ['orders.>'], firstSeq: 1, lastSeq: 3, messages: 3, bytes: 16, consumers: 0 });
   const first = await transport.getMessage('orders', 1);
   t.like(first, { stream: 'orders', subject: 'orders.eu', seq: 1, headers: { h: 'v' }, timestampMs: 1_000, msgId: 'm1' });
   t.is(dec(first?.data ?? new Uint8Array()), 'first');
@@ -67,7 +67,7 @@ test('a msgId is deduplicated inside the window (not extended by duplicates) and
   t.deepEqual(await transport.publish('s.a', enc('one later'), { msgId: 'x' }), { stream: 'S', seq: 3, duplicate: false });
   t.deepEqual(await transport.publish('s.a', enc('dup'), { msgId: 'x' }), { stream: 'S', seq: 3, duplicate: true });
   t.is(dec((await transport.getMessage('S', 3))?.data ?? new Uint8Array()), 'one later');
-  t.deepEqual(await transport.streamInfo('S'), { name: 'S', firstSeq: 1, lastSeq: 3, messages: 3, bytes: 17, consumers: 0 });
+  t.deepEqual(await transport.streamInfo('S'), { name: 'S', subjects: ['s.*'], firstSeq: 1, lastSeq: 3, messages: 3, bytes: 17, consumers: 0 });
 });
 
 test('a reader yields matching messages from its start sequence, in order, in batches (* and > filters)', async (t) => {
@@ -143,14 +143,14 @@ test('messages removed by maxMsgs are skipped by readers and their sequences are
   for (let i = 1; i <= 2; i++) await transport.publish('s', enc(`m${i}`));
   t.deepEqual(seqs(await reader.next(1, 0)), [1]);
   for (let i = 3; i <= 6; i++) await transport.publish('s', enc(`m${i}`));
-  t.deepEqual(await transport.streamInfo('S'), { name: 'S', firstSeq: 4, lastSeq: 6, messages: 3, bytes: 6, consumers: 1 });
+  t.deepEqual(await transport.streamInfo('S'), { name: 'S', subjects: ['s'], firstSeq: 4, lastSeq: 6, messages: 3, bytes: 6, consumers: 1 });
   t.deepEqual(bodies(await reader.next(10, 0)), ['m4', 'm5', 'm6']); // 2 and 3 were removed before being read
   t.is(await transport.getMessage('S', 3), undefined);
   t.is((await transport.publish('s', enc('m7'))).seq, 7);
   t.deepEqual(seqs(await transport.openReader('S', { startSeq: 1 }).next(10, 0)), [5, 6, 7]);
   // Lowering the limit trims at once.
   await transport.ensureStream({ name: 'S', subjects: ['s'], maxMsgs: 1 });
-  t.deepEqual(await transport.streamInfo('S'), { name: 'S', firstSeq: 7, lastSeq: 7, messages: 1, bytes: 2, consumers: 2 });
+  t.deepEqual(await transport.streamInfo('S'), { name: 'S', subjects: ['s'], firstSeq: 7, lastSeq: 7, messages: 1, bytes: 2, consumers: 2 });
 });
 
 test('messages older than maxAgeMs are removed lazily and skipped; sequences continue', async (t) => {
@@ -162,12 +162,12 @@ test('messages older than maxAgeMs are removed lazily and skipped; sequences con
   clock.advance(600); // a1 is exactly maxAge old: kept
   t.is((await transport.streamInfo('S')).messages, 2);
   clock.advance(1); // a1 is older than maxAge
-  t.deepEqual(await transport.streamInfo('S'), { name: 'S', firstSeq: 2, lastSeq: 2, messages: 1, bytes: 2, consumers: 0 });
+  t.deepEqual(await transport.streamInfo('S'), { name: 'S', subjects: ['s.*'], firstSeq: 2, lastSeq: 2, messages: 1, bytes: 2, consumers: 0 });
   t.is(await transport.lastSeqOf('S', 's.a'), 0);
   t.is(await transport.getMessage('S', 1), undefined);
   t.deepEqual(bodies(await transport.openReader('S').next(10, 0)), ['b2']);
   clock.advance(400); // b2 expires too
-  t.deepEqual(await transport.streamInfo('S'), { name: 'S', firstSeq: 3, lastSeq: 2, messages: 0, bytes: 0, consumers: 1 }, 'the reader above is still open');
+  t.deepEqual(await transport.streamInfo('S'), { name: 'S', subjects: ['s.*'], firstSeq: 3, lastSeq: 2, messages: 0, bytes: 0, consumers: 1 }, 'the reader above is still open');
   t.is((await transport.publish('s.a', enc('a3'))).seq, 3);
 });
 
@@ -175,7 +175,7 @@ test('a long stream stays consistent when its storage is compacted', async (t) =
   const { transport } = setup();
   await transport.ensureStream({ name: 'big', subjects: ['big.*'], maxMsgs: 1_500 });
   for (let i = 1; i <= 5_000; i++) await transport.publish(i % 2 === 0 ? 'big.even' : 'big.odd', enc(String(i)));
-  t.deepEqual(await transport.streamInfo('big'), { name: 'big', firstSeq: 3_501, lastSeq: 5_000, messages: 1_500, bytes: 6_000, consumers: 0 });
+  t.deepEqual(await transport.streamInfo('big'), { name: 'big', subjects: ['big.*'], firstSeq: 3_501, lastSeq: 5_000, messages: 1_500, bytes: 6_000, consumers: 0 });
   t.is(await transport.getMessage('big', 3_500), undefined);
   t.is(dec((await transport.getMessage('big', 4_321))?.data ?? new Uint8Array()), '4321');
   const even = transport.openReader('big', { filterSubject: 'big.even', startSeq: 3_000 });
@@ -195,7 +195,7 @@ test('NO_STREAM_FOR_SUBJECT and MESSAGE_TOO_LARGE store nothing and consume no s
   t.regex(none?.message ?? '', /other\.x/);
   const large = await t.throwsAsync(transport.publish('s.x', enc('12345'), { msgId: 'big' }));
   t.is(code(large), 'MESSAGE_TOO_LARGE');
-  t.deepEqual(await transport.streamInfo('S'), { name: 'S', firstSeq: 1, lastSeq: 0, messages: 0, bytes: 0, consumers: 0 });
+  t.deepEqual(await transport.streamInfo('S'), { name: 'S', subjects: ['s.>'], firstSeq: 1, lastSeq: 0, messages: 0, bytes: 0, consumers: 0 });
   t.deepEqual(await transport.publish('s.x', enc('1234'), { msgId: 'big' }), { stream: 'S', seq: 1, duplicate: false });
   const wildcard = await t.throwsAsync(transport.publish('s.*', enc('x')));
   t.is(code(wildcard), 'CONFIG');
@@ -207,7 +207,7 @@ test('stream config: idempotent ensure, update, invalid names and subjects, over
   await transport.ensureStream({ name: 'orders', subjects: ['orders.*', 'refunds.>'] });
   await transport.publish('orders.eu', enc('o'));
   t.deepEqual(await transport.ensureStream({ name: 'orders', subjects: ['orders.*', 'refunds.>'] }),
-    { name: 'orders', firstSeq: 1, lastSeq: 1, messages: 1, bytes: 1, consumers: 0 });
+    { name: 'orders', subjects: ['orders.*', 'refunds.>'], firstSeq: 1, lastSeq: 1, messages: 1, bytes: 1, consumers: 0 });
   const overlap = async (subjects: string[], clash: string): Promise<void> => {
     const err = await t.throwsAsync(transport.ensureStream({ name: 'other', subjects }));
     t.is(code(err), 'CONFIG');

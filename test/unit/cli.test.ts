@@ -1,0 +1,77 @@
+/**
+ * The `warden` command from the sources (what `npm run demo` runs): help for the program and
+ * every command, errors with a usage line and a non-zero exit code instead of a stack trace, the
+ * version from package.json, and the demo in process. test/package checks the same bin from the
+ * packed tarball.
+ */
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function warden(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const STACK_FRAME = /^\s+at .+:\d+:\d+\)?$/m;
+
+test('warden --help lists every command with a line each, and every command answers --help', async (t) => {
+  const help = await warden('--help');
+  t.is(help.code, 0);
+  t.regex(help.stdout, /^Usage: warden /m);
+  // commander's own `help [command]` aside, every command has its line.
+  const commands = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z][\w-]*)(?: \[options\])? +\S/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+  t.deepEqual(commands, ['demo', 'inspect', 'teardown', 'version']);
+  const each = await Promise.all(commands.map((c) => warden(c, '--help')));
+  for (const [i, r] of each.entries()) {
+    t.is(r.code, 0, commands[i]);
+    t.regex(r.stdout, new RegExp(`^Usage: warden ${commands[i]}`, 'm'));
+  }
+  t.regex(each[commands.indexOf('demo')]!.stdout, /--events <n>[\s\S]*--json[\s\S]*--nats <url>[\s\S]*--redis <url>/);
+});
+
+test('a bad argument or an unknown command prints the error and a usage line, exits 1, and shows no stack trace', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['demo', '--events', 'lots'], /option '--events <n>' argument 'lots' is invalid\. It must be an integer >= 100\./],
+    [['demo', '--events', '99'], /It must be an integer >= 100/],
+    [['demo', '--bogus'], /unknown option '--bogus'/],
+    [['demo', '--nats'], /option '--nats <url>' argument missing/],
+    [['no-such-command'], /unknown command 'no-such-command'/],
+  ];
+  const runs = await Promise.all(cases.map(([args]) => warden(...args)));
+  for (const [i, r] of runs.entries()) {
+    const [args, message] = cases[i]!;
+    t.is(r.code, 1, args.join(' '));
+    t.regex(r.stderr, message);
+    t.regex(r.stderr, /^Usage: warden/m);
+    t.notRegex(r.stdout + r.stderr, STACK_FRAME);
+  }
+});
+
+test('warden version and --version print the version in package.json', async (t) => {
+  const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+  const [a, b] = await Promise.all([warden('version'), warden('--version')]);
+  t.is(a.stdout.trim(), version);
+  t.is(b.stdout.trim(), version);
+});
+
+test('warden demo runs the clickstream scenario in process and ends with a JSON line: nothing lost or duplicated', async (t) => {
+  const r = await warden('demo', '--events', '200', '--json');
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^warden demo: clickstream parse -> sessions -> pages, 200 clicks, on in-memory log, in-memory checkpoints$/m);
+  const json = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+  t.like(json, { sent: 200, applied: 200, lost: 0, duplicated: 0, outOfOrder: 0 });
+});
