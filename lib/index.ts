@@ -45,15 +45,20 @@ export {
   type Guarantee,
   type ActorSupervisionOptions,
 } from './pipeline/define-pipeline.js';
-export {
-  startNode,
-  type NodeOptions,
-  type NodeSupervisionOptions,
-  type WardenNode,
-  type NodeEvent,
-  type PartitionDownEvent,
-  type PartitionStatus,
-} from './pipeline/node.js';
+export type {
+  NodeOptions,
+  NodeSupervisionOptions,
+  WardenNode,
+  NodeEvent,
+  PartitionDownEvent,
+  PartitionStatus,
+} from './pipeline/node-types.js';
+export type { PartitionOwnership, PartitionControl, PartitionOwner, OwnershipEvent } from './pipeline/ownership.js';
+
+// Clusters.
+export { startNode, type ClusterOptions, type ClusterNodeOptions } from './cluster/node.js';
+export { InMemoryLeaseStore, type InMemoryLeaseStoreOptions } from './cluster/in-memory-leases.js';
+export type { LeaseStore, Lease, LeaseEntry, LeaseChange } from './cluster/leases.js';
 export { actorGroup, type ActorGroupOptions, type PartitionDown } from './pipeline/actor-group.js';
 export { createProducer, type Producer, type ProducerOptions, type IngestInput } from './pipeline/producer.js';
 export { readKeyState, type KeyState, type ReadKeyStateOptions } from './pipeline/read-state.js';

@@ -54,8 +54,10 @@ export interface ActorGroupOptions {
   onDown?: (down: PartitionDown) => void;
   /** Finds guarded calls by name for `fromCall('name')`. @default the process-wide registry */
   calls?: CallLookup;
-  /** Further options of each worker (failpoints, batch and outbox sizes). */
-  workerOptions?: Pick<PartitionWorkerOptions, 'failpoint' | 'batchSize' | 'maxOutboxSize' | 'random' | 'deadLetterBodyBytes'>;
+  /** The epoch of each new incarnation (a cluster renews the partition's lease for it). @default the store's next epoch */
+  epoch?: () => Promise<number>;
+  /** Further options of each worker (failpoints, batch and outbox sizes, the lease check). */
+  workerOptions?: Pick<PartitionWorkerOptions, 'failpoint' | 'batchSize' | 'maxOutboxSize' | 'random' | 'deadLetterBodyBytes' | 'leaseValid'>;
 }
 
 /** Invariant 2: the failures a restart cannot cure. */
@@ -80,7 +82,16 @@ export function actorGroup(options: ActorGroupOptions): ActorGroupChildSpec {
     restart: options.restart ?? 'transient',
     shutdown: options.shutdown ?? 10_000,
     async start(ctx): Promise<ChildHandle> {
+      let epoch: number | undefined;
+      try {
+        epoch = options.epoch ? await options.epoch() : undefined;
+      } catch (err) {
+        if (!keepsPartitionDown(err)) throw err;
+        down(err);
+        return { stop: () => Promise.resolve(), done: Promise.resolve() }; // not ours any more: ends normally, not restarted
+      }
       const worker = new PartitionWorker({
+        ...(epoch === undefined ? {} : { epoch }),
         stage,
         routing: pipeline.routing(stage.name),
         partition,

@@ -1,114 +1,34 @@
 /**
- * `startNode`: runs a pipeline in this process under a supervision tree:
- *
- *   node (one-for-one)
- *   └─ <stage> (one-for-one), one per stage
- *      └─ partition-<n> (actor group): the partition's worker and its keyed actors
+ * `startNode`: runs a pipeline in this process under a supervision tree (partitions.ts), alone or,
+ * with an ownership, as one node of a cluster.
  *
  * A partition worker that fails with a retryable error (an escalation of its actors' restarts,
  * a store outage) or is killed is restarted by its stage supervisor with backoff, from its last
  * checkpoint. One that fails with a non-retryable error (fenced by a newer owner, a truncated
- * log) stays down (actor-group invariant 2). Restarts beyond a supervisor's intensity escalate up
- * the tree; a root that gives up calls `onFatal` and `done()` rejects.
+ * log, a lost lease) stays down (actor-group invariant 2). Restarts beyond a supervisor's
+ * intensity escalate up the tree; a root that gives up calls `onFatal` and `done()` rejects.
  *
  * Invariants:
- *  1. Every partition of every stage has at most one live worker; a restarted worker takes a
- *     new epoch, fencing its predecessor.
- *  2. `stop()` ends every worker gracefully (final checkpoint), stages in reverse order, and
+ *  1. Every partition of every stage has at most one live worker in the node; a restarted worker
+ *     takes a new epoch, fencing its predecessor.
+ *  2. `stop()` hands the node's partitions over (a cluster: graceful stop, then the leases are
+ *     released), ends every worker gracefully (final checkpoint), stages in reverse order, and
  *     restarts nothing after.
  *  3. `done()` resolves when the node was stopped and rejects when its tree gave up: a process
  *     that awaits it never lives on with a dead pipeline.
  */
-import type { PartitionWorker, PartitionWorkerOptions, WorkerStats } from '../worker/worker.js';
-import type { WorkerEvent } from '../worker/events.js';
-import type { CallLookup } from '../actor/calls.js';
-import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
-import { sleep, type Clock } from '../core/clock.js';
+import { sleep } from '../core/clock.js';
 import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
-import type { Logger } from '../core/logger.js';
-import { actorGroup, type PartitionDown } from './actor-group.js';
-import { createSupervisor } from '../supervision/supervisor.js';
-import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../supervision/types.js';
-import type { PubAck, Transport } from '../transport/transport.js';
+import type { Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
 import { compileNodeOptions } from './node-options.js';
-import { createProducer, type IngestInput } from './producer.js';
-import { readKeyStateFrom, type KeyState } from './read-state.js';
+import type { NodeEvent, NodeOptions, WardenNode } from './node-types.js';
+import { NodePartitions } from './partitions.js';
+import { createProducer } from './producer.js';
+import { readKeyStateFrom } from './read-state.js';
 
-/** Events a node reports: its workers' events and its supervision tree's. */
-export type NodeEvent = WorkerEvent | SupervisionEvent | PartitionDownEvent;
-
-/** Supervision of a node's tree. */
-export interface NodeSupervisionOptions {
-  /** Restarts of a stage's partition workers allowed within `periodMs` before the stage gives up. @default 10 */
-  intensity?: number;
-  /** @default 60_000 */
-  periodMs?: number;
-  /** Backoff between restarts of a partition worker. @default { minBackoffMs: 10, maxBackoffMs: 5_000 } */
-  backoff?: BackoffOptions;
-}
-
-/** Options of `startNode`. */
-export interface NodeOptions {
-  pipeline: Pipeline;
-  /** The log. @default new InMemoryTransport() (embedded) */
-  transport?: Transport;
-  /** Checkpoint storage. @default new InMemoryCheckpointStore() (embedded) */
-  checkpointStore?: CheckpointStore;
-  /** @default new SystemClock() */
-  clock?: Clock;
-  /** @default createLogger() */
-  logger?: Logger;
-  /**
-   * Duplicate window of the streams the node creates. For exactly-once it must cover the
-   * worst-case replay: a stage's `checkpoint.intervalMs` + `checkpoint.timeoutMs` +
-   * `maxRecoveryMs`; a shorter window is refused at start. A finite number > 0. @default 120_000
-   */
-  duplicateWindowMs?: number;
-  /**
-   * Longest time a partition may take to be restored after a crash (restart backoff, claim,
-   * restore), which the duplicate window must cover. A finite number >= 0. @default 60_000
-   */
-  maxRecoveryMs?: number;
-  /** Chaos testing: called at each worker failpoint; `node.kill(stage, partition)` from it crashes the worker there. */
-  failpoint?: PartitionWorkerOptions['failpoint'];
-  supervision?: NodeSupervisionOptions;
-  /**
-   * The tree gave up (restart intensity exceeded up to the root); `done()` rejects with the same
-   * error. @default logs the error
-   */
-  onFatal?: (error: Error) => void;
-  /** Finds guarded calls by name for `fromCall('name')`. @default the process-wide registry of `defineCall` */
-  calls?: CallLookup;
-  /** Source of backoff jitter. @default Math.random */
-  random?: () => number;
-  onEvent?: (event: NodeEvent) => void;
-}
-
-export type { IngestInput } from './producer.js';
-
-/** One partition's status. */
-export interface PartitionStatus extends WorkerStats {
-  stage: string;
-  partition: number;
-  running: boolean;
-  /** Set when the partition stays down after a non-retryable failure (fenced, truncated log): why. */
-  down?: PartitionDown;
-  restarts: number;
-  /** Inputs in the log not yet applied. */
-  lag: number;
-  /** Time since the last successful checkpoint of this incarnation (since its start before the first). */
-  checkpointAgeMs: number;
-}
-
-/** Events of the node itself. */
-export type PartitionDownEvent = { type: 'partition-down'; stage: string; partition: number } & PartitionDown;
-
-const NO_STATS: WorkerStats = {
-  appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
-  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, held: 0, actors: 0, passivated: 0, timers: 0, timersFired: 0, callsPending: 0, callsIssued: 0, epoch: 0,
-};
+export type { NodeEvent, NodeOptions, NodeSupervisionOptions, PartitionDownEvent, PartitionStatus, WardenNode, IngestInput } from './node-types.js';
 
 /**
  * Exactly-once outputs are published at once and a replay re-sends them: the next stream's
@@ -152,57 +72,6 @@ async function ensureOwnStream(transport: Transport, pipeline: Pipeline, stream:
   await transport.ensureStream({ ...stream, duplicateWindowMs });
 }
 
-/** A running pipeline. */
-export interface WardenNode {
-  readonly pipeline: Pipeline;
-  readonly transport: Transport;
-  readonly checkpointStore: CheckpointStore;
-  /**
-   * Publishes an input to the first stage (or to `stage`): `createProducer(...).send`, with the
-   * same checks and IDs. A bad input or stage is a rejected promise (`ValidationError` /
-   * `ConfigError` naming the field), never a synchronous throw.
-   */
-  ingest(input: IngestInput, stage?: string): Promise<PubAck>;
-  /** Chaos: kills the workers of `stage` (one partition, or all) abruptly, as a crash would. */
-  kill(stage: string, partition?: number): void;
-  status(): Promise<PartitionStatus[]>;
-  /**
-   * Resolves when every partition has applied all of its log and published all its outputs (held
-   * ones included). Rejects with `STOPPED` when the node stopped or gave up, or a partition is down.
-   */
-  whenCaughtUp(options?: { timeoutMs?: number; pollMs?: number }): Promise<void>;
-  /**
-   * Live state of an actor this node holds in memory; undefined for a key it does not hold (never
-   * loaded, passivated, or on a node restarted since). `readState` reads any key.
-   */
-  inspect(stage: string, key: string): { value: unknown; context: unknown; status: string } | undefined;
-  /**
-   * The state of a key: the live actor if this node holds it in memory, else its checkpoint entry
-   * plus a replay of its inputs from the log since (`readKeyState`); undefined for a key with no
-   * state. Says which (`source`) and the stream sequence it is current to (`seq`). Writes,
-   * publishes and calls nothing.
-   */
-  readState(stage: string, key: string): Promise<KeyState | undefined>;
-  /** Adds a listener; returns its remover. */
-  on(listener: (event: NodeEvent) => void): () => void;
-  /** A snapshot of the supervision tree: stages, partitions (position, actors), restarted actors. */
-  tree(): TreeNode;
-  /** The node's root supervisor (dynamic children may be added to it). */
-  readonly supervisor: Supervisor;
-  stop(): Promise<void>;
-  /** Invariant 3: resolves after `stop()`, rejects with the error when the tree gave up. */
-  done(): Promise<void>;
-}
-
-interface Slot {
-  stage: string;
-  partition: number;
-  worker: PartitionWorker | undefined;
-  incarnations: number;
-  startedAtMs: number;
-  down: PartitionDown | undefined;
-}
-
 /**
  * Starts a pipeline on this process, on the embedded in-memory transport and checkpoint
  * store unless others are given.
@@ -215,7 +84,7 @@ interface Slot {
  */
 export async function startNode(options: NodeOptions): Promise<WardenNode> {
   const o = compileNodeOptions(options);
-  const { pipeline } = options;
+  const { pipeline, ownership } = options;
   const { clock, transport, checkpointStore: store, logger, duplicateWindowMs, maxRecoveryMs } = o;
   checkDuplicateWindow(pipeline, duplicateWindowMs, maxRecoveryMs);
   const producer = createProducer({ pipeline, transport, clock });
@@ -238,59 +107,17 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   ];
   for (const stream of streams) await ensureOwnStream(transport, pipeline, stream, duplicateWindowMs);
 
-  const slots = new Map<string, Slot>();
-  for (const stage of pipeline.stages) {
-    for (let partition = 0; partition < stage.partitions; partition++) {
-      slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0, startedAtMs: clock.now(), down: undefined });
-    }
-  }
-  const { intensity, periodMs, backoff } = o.supervision;
   let fatal: Error | undefined;
   let stopped = false;
-  const supervisor = createSupervisor({
-    id: pipeline.name,
-    strategy: 'one-for-one',
-    intensity,
-    periodMs,
-    backoff,
-    clock,
-    logger,
-    ...(options.random ? { random: options.random } : {}),
+  const parts = new NodePartitions({
+    pipeline, options, compiled: o, transport, store, clock, logger, emit,
     onFatal: (err) => {
       fatal = err;
       if (options.onFatal) options.onFatal(err);
       else logger.error({ err }, 'pipeline supervision gave up');
     },
-    children: pipeline.stages.map((stage) => ({
-      kind: 'supervisor' as const,
-      id: stage.name,
-      supervisor: {
-        strategy: 'one-for-one' as const,
-        backoff,
-        intensity,
-        periodMs,
-        children: Array.from({ length: stage.partitions }, (_, partition) =>
-          actorGroup({
-            pipeline, stage, partition, transport, checkpointStore: store, onEvent: emit,
-            ...(options.calls ? { calls: options.calls } : {}),
-            workerOptions: { ...(options.failpoint ? { failpoint: options.failpoint } : {}), ...(options.random ? { random: options.random } : {}) },
-            onWorker: (worker) => {
-              const slot = slots.get(`${stage.name}/${partition}`)!;
-              slot.worker = worker;
-              slot.incarnations++;
-              slot.startedAtMs = clock.now();
-              slot.down = undefined;
-            },
-            onDown: (down) => {
-              slots.get(`${stage.name}/${partition}`)!.down = down;
-              logger.error({ stage: stage.name, partition, code: down.code, err: down.error }, 'partition stays down');
-              emit({ type: 'partition-down', stage: stage.name, partition, ...down });
-            },
-          }),
-        ),
-      },
-    })),
   });
+  const { supervisor } = parts;
   supervisor.on(emit);
   await supervisor.start();
   const done = supervisor.done.then(
@@ -300,6 +127,14 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     },
   );
   done.catch(() => undefined); // reported through onFatal and done()
+  if (ownership) {
+    try {
+      await ownership.start({ gain: (stage, p) => parts.gain(stage, p), lose: (stage, p) => parts.lose(stage, p), report: emit });
+    } catch (err) {
+      await supervisor.stop();
+      throw err;
+    }
+  }
 
   const node: WardenNode = {
     pipeline,
@@ -309,30 +144,10 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     ingest: (input, stageName) => producer.send(input, stageName),
     kill(stageName, partition) {
       pipeline.stage(stageName); // throws for an unknown stage
-      for (const slot of slots.values()) {
-        if (slot.stage !== stageName || (partition !== undefined && slot.partition !== partition)) continue;
-        slot.worker?.kill(); // its supervisor sees an abnormal exit and restarts it
-      }
+      parts.kill(stageName, partition);
     },
     async status() {
-      return Promise.all(
-        [...slots.values()].map(async (slot): Promise<PartitionStatus> => {
-          const stage = pipeline.stage(slot.stage);
-          const stats = slot.worker?.stats();
-          const last = await transport.lastSeqOf(stage.stream, stage.subjectOf(slot.partition));
-          const base: WorkerStats = stats ?? NO_STATS;
-          return {
-            ...base,
-            stage: slot.stage,
-            partition: slot.partition,
-            running: slot.worker?.running ?? false,
-            ...(slot.down ? { down: slot.down } : {}),
-            restarts: Math.max(0, slot.incarnations - 1),
-            lag: stats ? Math.max(0, last - stats.appliedSeq) : last,
-            checkpointAgeMs: clock.now() - (base.lastCheckpointAtMs || slot.startedAtMs),
-          };
-        }),
-      );
+      return parts.status(ownership ? await ownership.owners() : undefined);
     },
     async whenCaughtUp({ timeoutMs = 30_000, pollMs = 5 } = {}) {
       const deadline = clock.now() + timeoutMs;
@@ -340,7 +155,8 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       while (quiet < 2) {
         if (fatal) throw new WardenError('STOPPED', `pipeline ${pipeline.name} has stopped: ${fatal.message}`, { cause: fatal });
         if (stopped) throw new WardenError('STOPPED', `pipeline ${pipeline.name} was stopped`);
-        const all = await node.status();
+        // In a cluster, the partitions this node runs; alone, all of them.
+        const all = (await node.status()).filter((p) => !ownership || parts.runs(p.stage, p.partition));
         const down = all.find((p) => p.down);
         if (down?.down) throw new WardenError('STOPPED', `partition ${down.stage}/${down.partition} of pipeline ${pipeline.name} is down: ${down.down.error}`, { details: { stage: down.stage, partition: down.partition, code: down.down.code } });
         quiet = all.every((p) => p.running && p.lag === 0 && p.outbox === 0 && p.held === 0) ? quiet + 1 : 0;
@@ -352,10 +168,10 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     },
     inspect(stageName, key) {
       const stage = pipeline.stage(stageName);
-      return slots.get(`${stage.name}/${partitionOf(key, stage.partitions)}`)?.worker?.inspect(key);
+      return parts.worker(stage.name, partitionOf(key, stage.partitions))?.inspect(key);
     },
     readState: (stageName, key) =>
-      readKeyStateFrom({ pipeline, transport, checkpointStore: store, stage: stageName, key, clock }, (stage, partition) => slots.get(`${stage}/${partition}`)?.worker),
+      readKeyStateFrom({ pipeline, transport, checkpointStore: store, stage: stageName, key, clock }, (stage, partition) => parts.worker(stage, partition)),
     on(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -363,6 +179,7 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     tree: () => supervisor.tree(),
     async stop() {
       stopped = true;
+      await ownership?.stop();
       await supervisor.stop();
       if (o.ownsTransport) await transport.close();
       if (o.ownsCheckpointStore) await store.close();

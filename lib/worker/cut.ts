@@ -63,6 +63,7 @@ export interface CutSource {
   readonly dead: boolean;
   failpoint(point: Failpoint, seq: number): void;
   killedError(): WardenError;
+  leaseLost(): WardenError;
   fail(err: unknown): void;
 }
 
@@ -84,6 +85,11 @@ export function collectCut(w: CutSource): PendingCut {
       }
       w.failpoint('before-checkpoint-write', seq);
       if (w.dead) throw w.killedError();
+      if (c.leaseValid && !c.leaseValid()) {
+        const lost = w.leaseLost();
+        w.fail(lost); // worker invariant 17
+        throw lost;
+      }
       return c.store.write({
         scope: w.scope,
         seq,

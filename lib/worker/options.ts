@@ -36,6 +36,12 @@ export interface PartitionWorkerOptions {
   logger: Logger;
   /** Fencing epoch to claim; it must be newer than any claimed before. @default the store's next epoch */
   epoch?: number;
+  /**
+   * May the worker still write (publish, checkpoint)? Checked before every write; once it says no
+   * the worker fails with `LEASE_LOST` and writes nothing more (a node paused past its lease).
+   * @default always
+   */
+  leaseValid?: () => boolean;
   /** Messages read per batch. @default 256 */
   batchSize?: number;
   /** Outputs awaiting acknowledgement before the worker waits. @default 4096 */
@@ -61,6 +67,7 @@ export interface WorkerConfig {
   clock: Clock;
   logger: Logger;
   epoch: number | undefined;
+  leaseValid: (() => boolean) | undefined;
   batchSize: number;
   maxOutboxSize: number;
   deadLetterBodyBytes: number;
@@ -110,6 +117,7 @@ export function compileWorkerOptions(o: PartitionWorkerOptions): WorkerConfig {
     clock: o.clock,
     logger: o.logger,
     epoch: o.epoch,
+    leaseValid: o.leaseValid,
     batchSize: positiveInt('batchSize', o.batchSize ?? 256),
     maxOutboxSize: positiveInt('maxOutboxSize', o.maxOutboxSize ?? 4096),
     deadLetterBodyBytes: positiveInt('deadLetterBodyBytes', o.deadLetterBodyBytes ?? 65_536),

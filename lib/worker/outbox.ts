@@ -16,6 +16,8 @@
  *  6. A publish the log refuses for good (a non-retryable error: too large, an invalid ID, no
  *     stream for the subject) is never retried: the entry leaves the outbox and `onRefused` is
  *     told, once, so the owner turns it into a dead letter or a failure with the reason.
+ *  7. Nothing is sent while `gate()` says no (the owner's lease ran out): the entry stays pending
+ *     and `onGateClosed` is told, so the owner stops.
  */
 import type { Backoff } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -35,6 +37,9 @@ export interface OutboxOptions {
   random?: () => number;
   /** Invariant 6: a publish refused for good. */
   onRefused?: (entry: OutboxEntry, error: WardenError) => void;
+  /** Invariant 7: may the owner write now? @default always */
+  gate?: () => boolean;
+  onGateClosed?: () => void;
 }
 
 /** A refusal no retry can change (invariant 6). */
@@ -101,6 +106,10 @@ export class Outbox {
 
   private send(slot: { entry: OutboxEntry; n: number; dedupe: boolean }, attempt: number): void {
     const { entry } = slot;
+    if (this.o.gate && !this.o.gate()) {
+      this.o.onGateClosed?.(); // invariant 7
+      return;
+    }
     this.o.transport.publish(entry.subject, enc.encode(entry.body), slot.dedupe ? { msgId: entry.msgId } : {}).then(
       () => {
         if (this.pending.get(entry.msgId) !== slot) return;

@@ -40,6 +40,8 @@
  *     never meets that input again, so every escalation moves the partition forward.
  * 16. `stop()` while the worker is starting waits for the start and then stops it: a stopped
  *     worker never runs afterwards.
+ * 17. With `leaseValid`, no write leaves the worker once it says no (a node paused past its lease
+ *     resumes): no publish, no checkpoint; the worker fails with `LEASE_LOST`.
  */
 import type { ActorHost, LogPoint } from '../actor/actor-host.js';
 import type { CallResult } from '../actor/calls.js';
@@ -103,7 +105,8 @@ export class PartitionWorker implements ActorsOwner {
   constructor(options: PartitionWorkerOptions) {
     const c = (this.c = compileWorkerOptions(options));
     this.scope = c.stage.scopeOf(c.partition);
-    this.outbox = new Outbox({ transport: c.transport, clock: c.clock, logger: c.logger, maxSize: c.maxOutboxSize, retry: c.publishRetry, random: c.random, onRefused: (e, err) => this.dead || this.fail(this.records.refused(e, err)) });
+    this.outbox = new Outbox({ transport: c.transport, clock: c.clock, logger: c.logger, maxSize: c.maxOutboxSize, retry: c.publishRetry, random: c.random, onRefused: (e, err) => this.dead || this.fail(this.records.refused(e, err)),
+      ...(c.leaseValid ? { gate: c.leaseValid, onGateClosed: () => this.fail(this.leaseLost()) } : {}) });
     this.records = new LogRecords(c, this.outbox, this);
     this.wheel = new TimerWheel(c.clock, (key, id) => this.records.timerFiring(key, id));
     this.calls = new CallRunner(c.stage.name, (key, result) => this.records.callResult(key, result));
@@ -146,6 +149,11 @@ export class PartitionWorker implements ActorsOwner {
 
   failpoint(point: Failpoint, seq: number): void {
     this.c.failpoint?.(point, { stage: this.c.stage.name, partition: this.c.partition, seq });
+  }
+
+  /** Invariant 17: the lease ran out; nothing more is written. */
+  leaseLost(): WardenError {
+    return new WardenError('LEASE_LOST', `partition worker ${this.c.where} (epoch ${this.epoch}) no longer holds its lease: it writes nothing more`, { nonRetryable: true, details: { epoch: this.epoch } });
   }
 
   killedError(): WardenError {

@@ -21,4 +21,5 @@ export {
   type JetStreamStreamDefaults,
   type PublishRetryOptions,
 } from './jetstream-transport.js';
+export { KvLeaseStore, type KvLeaseStoreOptions, type KvLeaseStoreConnectOptions } from './kv-leases.js';
 export { KvBreakerStateStore, breakerKey, DEFAULT_BREAKER_BUCKET, type KvBreakerStateStoreOptions, type KvBreakerStateConnectOptions } from './kv-breaker-state.js';

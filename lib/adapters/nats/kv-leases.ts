@@ -1,0 +1,261 @@
+/**
+ * `KvLeaseStore`: the production `LeaseStore` (`lib/cluster/leases.ts`) on a NATS JetStream KV
+ * bucket. It keeps the port's invariants (the contract suite runs against it and the in-memory
+ * twin) as follows:
+ *
+ *  1. One bucket per cluster (default `warden-leases`), history 1, max age = the lease TTL, so a
+ *     key nobody renews is removed by the server (NATS 2.9 has no per-key TTL; the bucket's is
+ *     the lease's). An existing bucket with another TTL is refused (`CONFIG`): every node must
+ *     count on the same lifetime.
+ *  2. `acquire` is KV `create` (a put expecting no live value), `renew` a put expecting the lease's
+ *     last revision, `release` and `revoke` deletes expecting it: JetStream's compare-and-set on the
+ *     subject's last sequence decides every race, on the replicated stream.
+ *  3. A revision is the bucket stream's sequence, so it only grows: the revision of the create is
+ *     the owner's epoch. The value keeps `{ owner, epoch }` (a create writes epoch 0: its own revision).
+ *  4. `validUntil` is the owner's clock at the start of the write plus the TTL less the safety margin.
+ *  5. A watcher is restarted with backoff after an error or a reconnect; an expiry by max age is
+ *     never told (NATS removes the message silently), so owners also poll.
+ *  6. Every failure is a `WardenError`; no credential appears in one.
+ */
+import { connect, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
+import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { Kvm, KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
+import { exponentialBackoff } from '../../core/backoff.js';
+import { SystemClock, sleep, type Clock } from '../../core/clock.js';
+import { ConfigError, WardenError } from '../../core/errors.js';
+import { createLogger, type Logger } from '../../core/logger.js';
+import { parseLeaseValue, type Lease, type LeaseChange, type LeaseEntry, type LeaseStore } from '../../cluster/leases.js';
+import { Redactor, redactUrl, toWardenError, type NatsErrorContext } from './errors.js';
+
+/** Options of `KvLeaseStore`. */
+export interface KvLeaseStoreOptions {
+  /** Lifetime of a lease after its last write; the bucket's max age. @default 5_000 */
+  ttlMs?: number;
+  /** Part of the TTL an owner does not count on. @default 20 % of ttlMs */
+  safetyMarginMs?: number;
+  /** KV bucket. @default 'warden-leases' */
+  bucket?: string;
+  /** Replicas of the bucket's stream when it is created (3 in production). @default 1 */
+  replicas?: number;
+  /** @default new SystemClock() */
+  clock?: Clock;
+  /** @default createLogger() */
+  logger?: Logger;
+}
+
+/** Options of `KvLeaseStore.connect`. */
+export interface KvLeaseStoreConnectOptions extends KvLeaseStoreOptions {
+  /** @default process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222' */
+  servers?: string | string[];
+  /** NATS connection name. @default 'warden-leases' */
+  name?: string;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function isWrongLast(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
+
+/** The lease-key filter of a prefix (a prefix ends with `.`, or is empty for every key). */
+function filterOf(prefix: string): string {
+  return prefix === '' ? '>' : `${prefix}>`;
+}
+
+/**
+ * @example
+ * const leases = await KvLeaseStore.connect({ servers: 'nats://127.0.0.1:4222', bucket: 'shop-leases', ttlMs: 5_000, replicas: 3 });
+ */
+export class KvLeaseStore implements LeaseStore {
+  readonly ttlMs: number;
+  private readonly marginMs: number;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly redactor: Redactor;
+  private readonly stops = new Set<() => void>();
+  private closed = false;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly bucket: string,
+    private readonly nc: NatsConnection | undefined,
+    o: Required<Pick<KvLeaseStoreOptions, 'ttlMs'>> & KvLeaseStoreOptions,
+    redactor: Redactor,
+  ) {
+    this.ttlMs = o.ttlMs;
+    this.marginMs = o.safetyMarginMs ?? o.ttlMs * 0.2;
+    this.clock = o.clock ?? new SystemClock();
+    this.logger = (o.logger ?? createLogger()).child({ component: 'kv-leases', bucket });
+    this.redactor = redactor;
+  }
+
+  /** Connects, and opens (or creates) the bucket; the connection is closed with the store. */
+  static async connect(options: KvLeaseStoreConnectOptions = {}): Promise<KvLeaseStore> {
+    const servers = options.servers ?? process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222';
+    const list = Array.isArray(servers) ? servers : servers.split(',');
+    const redactor = new Redactor(list);
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: list, name: options.name ?? 'warden-leases', waitOnFirstConnect: false, maxReconnectAttempts: -1 });
+    } catch (err) {
+      throw toWardenError(err, { op: `leases.connect to ${list.map(redactUrl).join(',')}`, redactor });
+    }
+    try {
+      return await KvLeaseStore.open(nc, options, redactor, true);
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** On a connection the caller owns (it stays open after `close()`). */
+  static fromConnection(nc: NatsConnection, options: KvLeaseStoreOptions = {}): Promise<KvLeaseStore> {
+    return KvLeaseStore.open(nc, options, new Redactor([]), false);
+  }
+
+  private static async open(nc: NatsConnection, options: KvLeaseStoreOptions, redactor: Redactor, owned: boolean): Promise<KvLeaseStore> {
+    const ttlMs = options.ttlMs ?? 5_000;
+    if (!Number.isFinite(ttlMs) || ttlMs < 100) throw new ConfigError('ttlMs', `must be a finite number >= 100, got ${String(options.ttlMs)}`);
+    const margin = options.safetyMarginMs ?? ttlMs * 0.2;
+    if (!(margin >= 0 && margin < ttlMs)) throw new ConfigError('safetyMarginMs', `must be >= 0 and < ttlMs (${ttlMs}), got ${String(options.safetyMarginMs)}`);
+    const bucket = options.bucket ?? 'warden-leases';
+    const ctx: NatsErrorContext = { op: 'leases.openBucket', stream: `KV_${bucket}`, redactor };
+    let kv: KV;
+    let ttl: number;
+    try {
+      kv = await new Kvm(jetstream(nc)).create(bucket, { history: 1, ttl: ttlMs, replicas: options.replicas ?? 1 });
+      ttl = (await kv.status()).ttl;
+    } catch (err) {
+      throw toWardenError(err, ctx);
+    }
+    if (ttl !== ttlMs) {
+      throw new ConfigError('ttlMs', `${ttlMs} ms differs from the max age ${ttl} ms of the existing lease bucket ${bucket}: every node must count on one lease lifetime (delete the bucket to change it)`, {
+        details: { bucket, ttlMs, bucketTtlMs: ttl },
+      });
+    }
+    return new KvLeaseStore(kv, bucket, owned ? nc : undefined, { ...options, ttlMs }, redactor);
+  }
+
+  async acquire(key: string, owner: string): Promise<Lease | undefined> {
+    const started = this.clock.now();
+    let revision: number;
+    try {
+      revision = await this.kv.create(key, enc.encode(JSON.stringify({ owner, epoch: 0 })));
+    } catch (err) {
+      if (isWrongLast(err)) return undefined;
+      throw toWardenError(err, this.ctx('leases.acquire', key));
+    }
+    return { key, owner, epoch: revision, revision, validUntil: started + this.ttlMs - this.marginMs };
+  }
+
+  async renew(lease: Lease): Promise<Lease> {
+    const started = this.clock.now();
+    let revision: number;
+    try {
+      revision = await this.kv.update(lease.key, enc.encode(JSON.stringify({ owner: lease.owner, epoch: lease.epoch })), lease.revision);
+    } catch (err) {
+      if (!isWrongLast(err)) throw toWardenError(err, this.ctx('leases.renew', lease.key));
+      const now = await this.get(lease.key).catch(() => undefined);
+      const why = now ? `${now.owner} holds it now (epoch ${now.epoch})` : 'it expired';
+      throw new WardenError('LEASE_LOST', `lease ${lease.key} of ${lease.owner} (epoch ${lease.epoch}) is lost: ${why}`, {
+        nonRetryable: true,
+        details: { key: lease.key, owner: lease.owner, epoch: lease.epoch, holder: now?.owner, holderEpoch: now?.epoch },
+      });
+    }
+    return { ...lease, revision, validUntil: started + this.ttlMs - this.marginMs };
+  }
+
+  async release(lease: Lease): Promise<void> {
+    try {
+      await this.kv.delete(lease.key, { previousSeq: lease.revision });
+    } catch (err) {
+      if (!isWrongLast(err)) throw toWardenError(err, this.ctx('leases.release', lease.key));
+    }
+  }
+
+  async revoke(key: string, owner?: string): Promise<boolean> {
+    const entry = await this.get(key);
+    if (!entry || (owner !== undefined && entry.owner !== owner)) return false;
+    try {
+      await this.kv.delete(key, { previousSeq: entry.revision });
+      return true;
+    } catch (err) {
+      if (isWrongLast(err)) return false;
+      throw toWardenError(err, this.ctx('leases.revoke', key));
+    }
+  }
+
+  async get(key: string): Promise<LeaseEntry | undefined> {
+    let e;
+    try {
+      e = await this.kv.get(key);
+    } catch (err) {
+      throw toWardenError(err, this.ctx('leases.get', key));
+    }
+    if (!e || e.operation !== 'PUT') return undefined;
+    const v = parseLeaseValue(dec.decode(e.value));
+    return v ? { key, owner: v.owner, epoch: v.epoch || e.revision, revision: e.revision } : undefined;
+  }
+
+  async list(prefix: string): Promise<LeaseEntry[]> {
+    const keys: string[] = [];
+    try {
+      for await (const k of await this.kv.keys(filterOf(prefix))) keys.push(k);
+    } catch (err) {
+      throw toWardenError(err, this.ctx('leases.list', prefix));
+    }
+    const out: LeaseEntry[] = [];
+    for (const key of keys.sort()) {
+      const e = await this.get(key);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
+  watch(prefix: string, onChange: (change: LeaseChange) => void): () => void {
+    if (this.closed) throw new WardenError('STOPPED', 'lease store is closed', { nonRetryable: true });
+    let stopped = false;
+    let iter: QueuedIterator<KvWatchEntry> | undefined;
+    const wake = new AbortController();
+    const retry = exponentialBackoff({ minMs: 100, maxMs: 5_000 });
+    const run = async (): Promise<void> => {
+      for (let failures = 0; !stopped; ) {
+        try {
+          iter = await this.kv.watch({ key: filterOf(prefix), include: KvWatchInclude.UpdatesOnly });
+          failures = 0;
+          for await (const e of iter) {
+            if (stopped) break;
+            const v = e.operation === 'PUT' ? parseLeaseValue(dec.decode(e.value)) : undefined;
+            onChange({ key: e.key, entry: v ? { key: e.key, owner: v.owner, epoch: v.epoch || e.revision, revision: e.revision } : undefined });
+          }
+        } catch (err) {
+          if (stopped) return;
+          this.logger.warn({ prefix, err: toWardenError(err, this.ctx('leases.watch', prefix)) }, 'lease watcher failed; restarting it');
+        }
+        if (stopped) return;
+        await sleep(this.clock, retry.delay(failures++), wake.signal).catch(() => undefined);
+      }
+    };
+    void run();
+    const stop = (): void => {
+      stopped = true;
+      wake.abort();
+      iter?.stop();
+      this.stops.delete(stop);
+    };
+    this.stops.add(stop);
+    return stop;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const stop of [...this.stops]) stop();
+    await this.nc?.close().catch(() => undefined);
+  }
+
+  private ctx(op: string, key: string): NatsErrorContext {
+    return { op, stream: `KV_${this.bucket}`, subject: `$KV.${this.bucket}.${key}`, redactor: this.redactor };
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The partitions of one node: their supervision tree, their current workers, their status.
+ *
+ *   node (one-for-one)
+ *   └─ <stage> (one-for-one), one per stage
+ *      └─ partition-<n> (actor group): the partition's worker and its keyed actors
+ *
+ * Alone, a node runs every partition from the start. With an ownership (a cluster), the stage
+ * supervisors start empty and a partition's actor group is added when the node gains it and
+ * removed when it loses it.
+ *
+ * Invariants:
+ *  1. At most one actor group per partition in the tree; `gain` of a partition the node runs, or
+ *     `lose` of one it does not, changes nothing.
+ *  2. Under an ownership, every incarnation of a partition's worker takes its epoch from it and
+ *     checks it before every write (`valid`); a worker that outlived its lease writes nothing.
+ */
+import type { WorkerStats, PartitionWorker } from '../worker/worker.js';
+import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import { createSupervisor } from '../supervision/supervisor.js';
+import type { Supervisor } from '../supervision/types.js';
+import type { Transport } from '../transport/transport.js';
+import { actorGroup, type PartitionDown } from './actor-group.js';
+import type { Pipeline } from './define-pipeline.js';
+import type { CompiledNodeOptions } from './node-options.js';
+import type { NodeEvent, NodeOptions, PartitionStatus } from './node-types.js';
+import type { PartitionOwner } from './ownership.js';
+
+interface Slot {
+  stage: string;
+  partition: number;
+  worker: PartitionWorker | undefined;
+  incarnations: number;
+  startedAtMs: number;
+  down: PartitionDown | undefined;
+  /** In the tree now (always, without an ownership). */
+  held: boolean;
+}
+
+const NO_STATS: WorkerStats = {
+  appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
+  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, held: 0, actors: 0, passivated: 0, timers: 0, timersFired: 0, callsPending: 0, callsIssued: 0, epoch: 0,
+};
+
+/** What the partitions need of their node. */
+export interface PartitionsContext {
+  pipeline: Pipeline;
+  options: NodeOptions;
+  compiled: CompiledNodeOptions;
+  transport: Transport;
+  store: CheckpointStore;
+  clock: Clock;
+  logger: Logger;
+  emit: (e: NodeEvent) => void;
+  onFatal: (err: Error) => void;
+}
+
+export class NodePartitions {
+  readonly supervisor: Supervisor;
+  private readonly slots = new Map<string, Slot>();
+
+  constructor(private readonly x: PartitionsContext) {
+    const { pipeline, compiled, clock, logger } = x;
+    const dynamic = x.options.ownership !== undefined;
+    for (const stage of pipeline.stages) {
+      for (let partition = 0; partition < stage.partitions; partition++) {
+        this.slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0, startedAtMs: clock.now(), down: undefined, held: !dynamic });
+      }
+    }
+    const { intensity, periodMs, backoff } = compiled.supervision;
+    this.supervisor = createSupervisor({
+      id: pipeline.name,
+      strategy: 'one-for-one',
+      intensity,
+      periodMs,
+      backoff,
+      clock,
+      logger,
+      ...(x.options.random ? { random: x.options.random } : {}),
+      onFatal: (err) => x.onFatal(err),
+      children: pipeline.stages.map((stage) => ({
+        kind: 'supervisor' as const,
+        id: stage.name,
+        supervisor: {
+          strategy: 'one-for-one' as const,
+          backoff,
+          intensity,
+          periodMs,
+          children: dynamic ? [] : Array.from({ length: stage.partitions }, (_, partition) => this.groupOf(stage.name, partition)),
+        },
+      })),
+    });
+  }
+
+  /** The actor group of a partition (invariant 2 under an ownership). */
+  private groupOf(stageName: string, partition: number): ReturnType<typeof actorGroup> {
+    const { pipeline, options, clock, logger, emit } = this.x;
+    const stage = pipeline.stage(stageName);
+    const ownership = options.ownership;
+    const slot = this.slots.get(`${stageName}/${partition}`)!;
+    return actorGroup({
+      pipeline, stage, partition, transport: this.x.transport, checkpointStore: this.x.store, onEvent: emit,
+      ...(options.calls ? { calls: options.calls } : {}),
+      ...(ownership ? { epoch: () => ownership.epochFor(stageName, partition) } : {}),
+      workerOptions: {
+        ...(options.failpoint ? { failpoint: options.failpoint } : {}),
+        ...(options.random ? { random: options.random } : {}),
+        ...(ownership ? { leaseValid: () => ownership.valid(stageName, partition) } : {}),
+      },
+      onWorker: (worker) => {
+        slot.worker = worker;
+        slot.incarnations++;
+        slot.startedAtMs = clock.now();
+        slot.down = undefined;
+      },
+      onDown: (down) => {
+        slot.down = down;
+        logger.error({ stage: stageName, partition, code: down.code, err: down.error }, 'partition stays down');
+        emit({ type: 'partition-down', stage: stageName, partition, ...down });
+      },
+    });
+  }
+
+  /** Invariant 1: the node starts running a partition it gained. */
+  async gain(stageName: string, partition: number): Promise<void> {
+    const slot = this.slots.get(`${stageName}/${partition}`);
+    if (!slot || slot.held) return;
+    slot.held = true;
+    slot.down = undefined;
+    await this.supervisor.supervisorOf(stageName).startChild(this.groupOf(stageName, partition));
+  }
+
+  /** Invariant 1: the node stops running a partition (graceful stop, then the child is removed). */
+  async lose(stageName: string, partition: number): Promise<void> {
+    const slot = this.slots.get(`${stageName}/${partition}`);
+    if (!slot?.held) return;
+    slot.held = false;
+    const stageSup = this.supervisor.supervisorOf(stageName);
+    await stageSup.terminateChild(`partition-${partition}`).catch(() => undefined);
+    await stageSup.deleteChild(`partition-${partition}`).catch(() => undefined);
+    slot.worker = undefined;
+    slot.down = undefined;
+  }
+
+  /** Chaos: kills the workers of `stage` (one partition, or all) this node runs. */
+  kill(stageName: string, partition?: number): void {
+    for (const slot of this.slots.values()) {
+      if (slot.stage !== stageName || (partition !== undefined && slot.partition !== partition)) continue;
+      slot.worker?.kill(); // its supervisor sees an abnormal exit and restarts it
+    }
+  }
+
+  /** The worker of a partition this node runs now. */
+  worker(stageName: string, partition: number): PartitionWorker | undefined {
+    const slot = this.slots.get(`${stageName}/${partition}`);
+    return slot?.held ? slot.worker : undefined;
+  }
+
+  /** Every partition's status; `owners` (a cluster's) fills `owner`, and partitions run elsewhere are marked so. */
+  async status(owners: PartitionOwner[] | undefined): Promise<PartitionStatus[]> {
+    const { pipeline, transport, clock } = this.x;
+    const ownerOf = new Map((owners ?? []).map((o) => [`${o.stage}/${o.partition}`, o]));
+    return Promise.all(
+      [...this.slots.values()].map(async (slot): Promise<PartitionStatus> => {
+        const stage = pipeline.stage(slot.stage);
+        const stats = slot.held ? slot.worker?.stats() : undefined;
+        const last = await transport.lastSeqOf(stage.stream, stage.subjectOf(slot.partition));
+        const base: WorkerStats = stats ?? NO_STATS;
+        const owner = ownerOf.get(`${slot.stage}/${slot.partition}`);
+        return {
+          ...base,
+          stage: slot.stage,
+          partition: slot.partition,
+          running: (slot.held && slot.worker?.running) ?? false,
+          ...(owner ? { owner: { node: owner.node, epoch: owner.epoch } } : {}),
+          ...(slot.down ? { down: slot.down } : {}),
+          restarts: Math.max(0, slot.incarnations - 1),
+          lag: stats ? Math.max(0, last - stats.appliedSeq) : last,
+          checkpointAgeMs: clock.now() - (base.lastCheckpointAtMs || slot.startedAtMs),
+        };
+      }),
+    );
+  }
+
+  /** Does this node run the partition now? */
+  runs(stageName: string, partition: number): boolean {
+    return this.slots.get(`${stageName}/${partition}`)?.held ?? false;
+  }
+}
