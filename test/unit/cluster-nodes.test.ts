@@ -76,8 +76,8 @@ test('a node that stops hands its partitions to the others at once; nothing is l
 test('coordinator invariant 1, worker invariant 17: a node whose lease store is cut stops writing; the others take over after the TTL and apply everything once', async (t) => {
   const { start, leases } = setup('cl-cut');
   const original = leases.renew.bind(leases);
-  let cutNode: string | undefined;
-  leases.renew = (lease) => (lease.owner === cutNode ? Promise.reject(new Error('link down')) : original(lease));
+  const cut: { node?: string } = {};
+  leases.renew = (lease) => (lease.owner === cut.node ? Promise.reject(new Error('link down')) : original(lease));
   const eventsA: NodeEvent[] = [];
   const a = await start('a', eventsA);
   const b = await start('b');
@@ -85,7 +85,7 @@ test('coordinator invariant 1, worker invariant 17: a node whose lease store is 
   await sleep(300);
   for (let i = 0; i < 30; i++) await b.ingest({ key: `k${i % 6}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` });
   await Promise.all([a.whenCaughtUp({ timeoutMs: 5_000 }), b.whenCaughtUp({ timeoutMs: 5_000 })]);
-  cutNode = 'a'; // a can no longer renew: its leases run out
+  cut.node = 'a'; // a can no longer renew: its leases run out
   await sleep(1_500);
   for (let i = 30; i < 60; i++) await b.ingest({ key: `k${i % 6}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` });
   await b.whenCaughtUp({ timeoutMs: 10_000 });
