@@ -7,6 +7,7 @@
  * and a run that needs a missing one fails with a `ConfigError` that says what to install.
  */
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import type { LeaseStore } from '../cluster/leases.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { redactUrl } from '../core/redact.js';
@@ -56,6 +57,12 @@ export async function openBackends(options: { nats?: string | undefined; redis?:
 export async function connectNats(url: string, o: { logger?: Logger; name?: string } = {}): Promise<Transport> {
   const { JetStreamTransport } = await importAdapter(() => import('../adapters/nats/index.js'), '--nats', NATS_PACKAGES);
   return JetStreamTransport.connect({ servers: url.split(','), waitOnFirstConnect: false, ...(o.logger ? { logger: o.logger } : {}), ...(o.name ? { name: o.name } : {}) });
+}
+
+/** Opens the cluster's lease bucket on NATS KV (created if missing), failing fast. */
+export async function connectLeases(url: string | undefined, o: { bucket: string; ttlMs: number; replicas: number; logger?: Logger }): Promise<LeaseStore> {
+  const { KvLeaseStore } = await importAdapter(() => import('../adapters/nats/index.js'), '--nats', NATS_PACKAGES);
+  return KvLeaseStore.connect({ servers: url ?? process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222', bucket: o.bucket, ttlMs: o.ttlMs, replicas: o.replicas, ...(o.logger ? { logger: o.logger } : {}) });
 }
 
 /** Connects to Redis, failing fast. */

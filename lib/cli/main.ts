@@ -13,12 +13,14 @@ import { registerDemo } from './commands/demo.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerTeardown } from './commands/teardown.js';
 import { registerVersion } from './commands/version.js';
+import { register as registerWorker } from './commands/worker.js';
 import { packageVersion } from './package-info.js';
 
 const commands: ReadonlyArray<(program: Command) => void> = [
   registerDemo,
   registerInspect,
   registerTeardown,
+  registerWorker,
   registerVersion,
 ];
 

@@ -164,8 +164,15 @@ export class Coordinator {
 
   /** Gives `id` up: its worker stops (`how`), then its lease is released (invariant 3). */
   private async giveUp(id: string, p: PlacedPartition): Promise<void> {
-    await this.o.onLose(p, 'handoff').catch((err: unknown) => this.o.logger.warn({ partition: id, err: describeError(err) }, 'stopping a partition failed'));
     const held = this.owned.get(id);
+    if (held && this.o.clock.now() >= held.lease.validUntil) {
+      // Ran out while the node was paused: nothing to hand over, the worker may not write.
+      this.owned.delete(id);
+      this.emit({ type: 'lease-lost', partition: id, error: `lease of ${id} ran out (valid until ${held.lease.validUntil})` });
+      await this.o.onLose(p, 'lost').catch(() => undefined);
+      return;
+    }
+    await this.o.onLose(p, 'handoff').catch((err: unknown) => this.o.logger.warn({ partition: id, err: describeError(err) }, 'stopping a partition failed'));
     this.owned.delete(id);
     if (held) await this.onLease(id, () => this.o.leases.release(held.lease)).catch(() => undefined);
     this.emit({ type: 'lease-released', partition: id });

@@ -105,7 +105,7 @@ export class LogRecords {
       if (to === undefined) continue;
       const { type, ...payload } = ev;
       const id = outputMessageId(stage.name, env.key, env.seq!, n);
-      const body = envelopeBody({ id, key: to.key, type, payload, headers: { 'warden-source': `${this.c.where}@${env.seq!}` }, ts: env.ts });
+      const body = envelopeBody({ id, key: to.key, type, payload, headers: { 'warden-source': `${this.c.where}@${env.seq!}`, 'warden-epoch': String(this.owner.epoch) }, ts: env.ts });
       entries.push({ subject: to.subject, msgId: id, body });
     }
     return entries;

@@ -18,7 +18,7 @@
  *  6. Every failure is a `WardenError`; no credential appears in one.
  */
 import { connect, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
-import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
 import { exponentialBackoff } from '../../core/backoff.js';
 import { SystemClock, sleep, type Clock } from '../../core/clock.js';
@@ -78,6 +78,7 @@ export class KvLeaseStore implements LeaseStore {
 
   private constructor(
     private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
     private readonly bucket: string,
     private readonly nc: NatsConnection | undefined,
     o: Required<Pick<KvLeaseStoreOptions, 'ttlMs'>> & KvLeaseStoreOptions,
@@ -134,7 +135,7 @@ export class KvLeaseStore implements LeaseStore {
         details: { bucket, ttlMs, bucketTtlMs: ttl },
       });
     }
-    return new KvLeaseStore(kv, bucket, owned ? nc : undefined, { ...options, ttlMs }, redactor);
+    return new KvLeaseStore(kv, await jetstreamManager(nc), bucket, owned ? nc : undefined, { ...options, ttlMs }, redactor);
   }
 
   async acquire(key: string, owner: string): Promise<Lease | undefined> {
@@ -199,14 +200,18 @@ export class KvLeaseStore implements LeaseStore {
   }
 
   async list(prefix: string): Promise<LeaseEntry[]> {
-    const keys: string[] = [];
+    // One stream-info request names the subjects with a live message (no iterator that a bucket
+    // written every few hundred ms keeps open).
+    const subjectPrefix = `$KV.${this.bucket}.`;
+    let keys: string[];
     try {
-      for await (const k of await this.kv.keys(filterOf(prefix))) keys.push(k);
+      const info = await this.jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${subjectPrefix}${filterOf(prefix)}` });
+      keys = Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(subjectPrefix.length));
     } catch (err) {
       throw toWardenError(err, this.ctx('leases.list', prefix));
     }
     const out: LeaseEntry[] = [];
-    for (const key of keys.sort()) {
+    for (const key of [...new Set(keys)].sort()) { // keys() may name a key twice while it is being written
       const e = await this.get(key);
       if (e) out.push(e);
     }
