@@ -42,12 +42,12 @@ test.serial('a node paused past its lease (SIGSTOP) is taken over; resumed (SIGC
     perSec: 150,
     during: async (i) => {
       if (i === 200) {
-        n1!.signal('SIGSTOP');
+        n1.signal('SIGSTOP');
         takenOver = rig.waitOwned(['n2']);
       }
       if (i === 650) {
         await takenOver;
-        n1!.signal('SIGCONT'); // the zombie wakes up with inputs in hand and old leases
+        n1.signal('SIGCONT'); // the zombie wakes up with inputs in hand and old leases
       }
     },
   });
@@ -58,9 +58,9 @@ test.serial('a node paused past its lease (SIGSTOP) is taken over; resumed (SIGC
   const { stale, epochsBySource } = await rig.staleOutputs();
   t.is(stale, 0, 'no output of a fenced epoch was stored after a newer one');
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const lost = n1!.lines.filter((l) => l.event === 'lease-lost').map((l) => l.partition);
+  const lost = n1.lines.filter((l) => l.event === 'lease-lost').map((l) => l.partition);
   t.deepEqual([...new Set(lost)].sort(), n1Had.map((p) => `${rig.name}.${p}`).sort(), 'the zombie noticed every lease it lost and stopped those partitions');
-  t.false(n1!.lines.some((l) => l.event === 'lease-released' && n1Had.includes(String(l.partition).slice(rig.name.length + 1))), 'none was "handed over": there was nothing left to hand');
+  t.false(n1.lines.some((l) => l.event === 'lease-released' && n1Had.includes(String(l.partition).slice(rig.name.length + 1))), 'none was "handed over": there was nothing left to hand');
   await rig.waitOwned(['n1', 'n2']); // back as a member, it takes a share again, from the latest checkpoints
   t.log(`taken over ${Math.round(takeoverMs)} ms after SIGSTOP (lease TTL ${rig.ttlMs} ms); epochs per source: ${JSON.stringify([...epochsBySource])}`);
 });

@@ -121,11 +121,10 @@ export class ClusterRig {
   /** Waits until every key's count and the sink hold exactly `count` inputs; returns what they hold. */
   async waitApplied(count: number, keys = 12, timeoutMs = 60_000): Promise<{ counts: number[]; sinkOutputs: number }> {
     const t0 = performance.now();
-    let last = { counts: [] as number[], sinkOutputs: 0 };
     for (;;) {
       const counts = await Promise.all(Array.from({ length: keys }, async (_, k) => ((await this.read('counter', `k${k}`))?.count ?? 0)));
       const sink = (await this.read('tally', 'all'))?.got ?? [];
-      last = { counts, sinkOutputs: sink.length };
+      const last = { counts, sinkOutputs: sink.length };
       const expected = Array.from({ length: keys }, (_, k) => Math.floor(count / keys) + (k < count % keys ? 1 : 0));
       if (JSON.stringify(counts) === JSON.stringify(expected) && sink.length >= count) return last;
       if (performance.now() - t0 > timeoutMs) return last;
