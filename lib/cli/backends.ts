@@ -60,9 +60,9 @@ export async function connectNats(url: string, o: { logger?: Logger; name?: stri
 }
 
 /** Opens the cluster's lease bucket on NATS KV (created if missing), failing fast. */
-export async function connectLeases(url: string | undefined, o: { bucket: string; ttlMs: number; replicas: number; logger?: Logger }): Promise<LeaseStore> {
+export async function connectLeases(url: string | undefined, o: { bucket: string; ttlMs?: number; replicas: number; logger?: Logger }): Promise<LeaseStore> {
   const { KvLeaseStore } = await importAdapter(() => import('../adapters/nats/index.js'), '--nats', NATS_PACKAGES);
-  return KvLeaseStore.connect({ servers: url ?? process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222', bucket: o.bucket, ttlMs: o.ttlMs, replicas: o.replicas, ...(o.logger ? { logger: o.logger } : {}) });
+  return KvLeaseStore.connect({ servers: url ?? process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222', bucket: o.bucket, replicas: o.replicas, ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }), ...(o.logger ? { logger: o.logger } : {}) });
 }
 
 /** Connects to Redis, failing fast. */

@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { describeError } from '../core/errors.js';
 import { registerDemo } from './commands/demo.js';
 import { register as registerInspect } from './commands/inspect.js';
+import { register as registerStatus } from './commands/status.js';
 import { register as registerTeardown } from './commands/teardown.js';
 import { registerVersion } from './commands/version.js';
 import { register as registerWorker } from './commands/worker.js';
@@ -19,6 +20,7 @@ import { packageVersion } from './package-info.js';
 const commands: ReadonlyArray<(program: Command) => void> = [
   registerDemo,
   registerInspect,
+  registerStatus,
   registerTeardown,
   registerWorker,
   registerVersion,

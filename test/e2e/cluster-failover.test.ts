@@ -5,7 +5,17 @@
  * sink received each output once (the stream's dedupe drops what a replay re-sends).
  */
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { ClusterRig } from '../helpers/cluster-procs.js';
+
+/** `warden status` of the rig's pipeline, as JSON. */
+function status(rig: ClusterRig, ...extra: string[]): { members: string[]; partitions: Array<{ stage: string; partition: number; owner?: string; epoch: number; lag: number }> } & { text?: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', 'status', 'test/fixtures/cluster-pipeline.ts', ...extra], {
+    env: { ...process.env, WARDEN_TEST_PIPELINE: rig.name, WARDEN_LOG_LEVEL: 'silent' }, encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`warden status exited ${String(r.status)}: ${r.stderr}`);
+  return extra.includes('--json') ? JSON.parse(r.stdout) as ReturnType<typeof status> : { members: [], partitions: [], text: r.stdout };
+}
 
 const expectedCounts = (count: number, keys = 12): number[] => Array.from({ length: keys }, (_, k) => Math.floor(count / keys) + (k < count % keys ? 1 : 0));
 
@@ -29,6 +39,15 @@ test.serial('three nodes under load; one is SIGKILLed: every partition is owned 
   t.is(r.sinkOutputs, 600, 'every output reached the sink once');
   t.log(`every partition of the killed node owned again ${Math.round(ownedAgainMs)} ms after the SIGKILL (lease TTL ${rig.ttlMs} ms)`);
   t.true(ownedAgainMs < rig.ttlMs + 10_000);
+  // warden status shows it: the live nodes, every partition owned by one of them.
+  const s = status(rig, '--json');
+  t.deepEqual(s.members, ['n1', 'n3']);
+  t.is(s.partitions.length, 7);
+  t.true(s.partitions.every((p) => p.owner === 'n1' || p.owner === 'n3'), JSON.stringify(s.partitions));
+  const table = status(rig).text!;
+  t.regex(table, /2 nodes: n1, n3/);
+  t.regex(table, /^stage\s+partition\s+owner\s+epoch\s+last seq\s+checkpoint\s+lag\s+checkpoint age$/m);
+  t.is(table.trim().split('\n').length, 9, 'a header line, a column line and a line per partition');
 });
 
 test.serial('a node paused past its lease (SIGSTOP) is taken over; resumed (SIGCONT), it gets no write accepted and stops its partitions', async (t) => {

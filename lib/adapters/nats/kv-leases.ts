@@ -29,7 +29,11 @@ import { Redactor, redactUrl, toWardenError, type NatsErrorContext } from './err
 
 /** Options of `KvLeaseStore`. */
 export interface KvLeaseStoreOptions {
-  /** Lifetime of a lease after its last write; the bucket's max age. @default 5_000 */
+  /**
+   * Lifetime of a lease after its last write; the bucket's max age. A bucket that exists with
+   * another TTL is refused. Left out, an existing bucket's TTL is used (readers such as
+   * `warden status`), and a new bucket gets 5 000 ms. @default the bucket's, else 5_000
+   */
   ttlMs?: number;
   /** Part of the TTL an owner does not count on. @default 20 % of ttlMs */
   safetyMarginMs?: number;
@@ -116,10 +120,9 @@ export class KvLeaseStore implements LeaseStore {
   }
 
   private static async open(nc: NatsConnection, options: KvLeaseStoreOptions, redactor: Redactor, owned: boolean): Promise<KvLeaseStore> {
-    const ttlMs = options.ttlMs ?? 5_000;
+    const asked = options.ttlMs;
+    const ttlMs = asked ?? 5_000;
     if (!Number.isFinite(ttlMs) || ttlMs < 100) throw new ConfigError('ttlMs', `must be a finite number >= 100, got ${String(options.ttlMs)}`);
-    const margin = options.safetyMarginMs ?? ttlMs * 0.2;
-    if (!(margin >= 0 && margin < ttlMs)) throw new ConfigError('safetyMarginMs', `must be >= 0 and < ttlMs (${ttlMs}), got ${String(options.safetyMarginMs)}`);
     const bucket = options.bucket ?? 'warden-leases';
     const ctx: NatsErrorContext = { op: 'leases.openBucket', stream: `KV_${bucket}`, redactor };
     let kv: KV;
@@ -130,12 +133,14 @@ export class KvLeaseStore implements LeaseStore {
     } catch (err) {
       throw toWardenError(err, ctx);
     }
-    if (ttl !== ttlMs) {
+    if (asked !== undefined && ttl !== asked) {
       throw new ConfigError('ttlMs', `${ttlMs} ms differs from the max age ${ttl} ms of the existing lease bucket ${bucket}: every node must count on one lease lifetime (delete the bucket to change it)`, {
         details: { bucket, ttlMs, bucketTtlMs: ttl },
       });
     }
-    return new KvLeaseStore(kv, await jetstreamManager(nc), bucket, owned ? nc : undefined, { ...options, ttlMs }, redactor);
+    const margin = options.safetyMarginMs ?? ttl * 0.2;
+    if (!(margin >= 0 && margin < ttl)) throw new ConfigError('safetyMarginMs', `must be >= 0 and < ttlMs (${ttl}), got ${String(options.safetyMarginMs)}`);
+    return new KvLeaseStore(kv, await jetstreamManager(nc), bucket, owned ? nc : undefined, { ...options, ttlMs: ttl }, redactor);
   }
 
   async acquire(key: string, owner: string): Promise<Lease | undefined> {
