@@ -8,14 +8,15 @@
  * Invariants:
  *  1. Only loopback addresses; the port is free when chosen and the same across restarts.
  *  2. `start`/`restart` resolve only when the server answers (NATS: JetStream ready; Redis: PONG).
- *  3. Every spawned process is killed when the test process exits, even on a crash.
+ *  3. Every spawned process is killed when the test process exits, even on a crash (`processes.ts`).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { connect as tcpConnect, createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { binary, exited, freePort, isAlive, probe, spawnOwned, waitUntil } from './processes.js';
+
+export { freePort, freePorts } from './processes.js';
 
 /** A server process this test owns. */
 export interface ServerHandle {
@@ -35,69 +36,6 @@ export interface ServerHandle {
   restart(): Promise<void>;
   /** Kills the server and deletes its data directory. */
   destroy(): Promise<void>;
-}
-
-const owned = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const p of owned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); // invariant 3
-  });
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const addr = srv.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-function binary(name: string): string {
-  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin']) if (existsSync(join(dir, name))) return join(dir, name);
-  const which = spawnSync('which', [name], { encoding: 'utf8' });
-  if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
-  throw new Error(`${name} is not installed; run: apt-get install -y ${name === 'nats-server' ? 'nats-server' : 'redis-server'}`);
-}
-
-/** Sends `payload` and resolves with the first bytes answered, or rejects after `timeoutMs`. */
-function probe(port: number, payload: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = tcpConnect({ host: '127.0.0.1', port });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('probe timed out'));
-    }, timeoutMs);
-    sock.once('connect', () => {
-      if (payload) sock.write(payload);
-    });
-    sock.once('data', (d) => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(d.toString());
-    });
-    sock.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
-
-async function waitUntil(what: string, ready: () => Promise<boolean>, proc: ChildProcess, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${what} exited during start (code ${proc.exitCode ?? proc.signalCode})`);
-    if (await ready().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} was not ready within ${timeoutMs} ms`);
 }
 
 async function natsReady(port: number): Promise<boolean> {
@@ -130,9 +68,6 @@ interface Launch {
 
 function makeHandle(l: Launch): ServerHandle & { start(): Promise<void> } {
   let proc: ChildProcess | undefined;
-  const exited = async (): Promise<void> => {
-    if (proc && proc.exitCode === null && proc.signalCode === null) await once(proc, 'exit');
-  };
   const handle = {
     kind: l.kind,
     url: `${l.kind}://127.0.0.1:${l.port}`,
@@ -142,26 +77,21 @@ function makeHandle(l: Launch): ServerHandle & { start(): Promise<void> } {
       return proc?.pid ?? 0;
     },
     get running() {
-      return proc !== undefined && proc.exitCode === null && proc.signalCode === null;
+      return isAlive(proc);
     },
     async start() {
-      installExitHook();
-      const log = openSync(join(l.dataDir, `${l.kind}.log`), 'a');
-      proc = spawn(l.bin, l.args, { stdio: ['ignore', log, log], detached: false });
-      owned.add(proc);
-      const p = proc;
-      p.once('exit', () => owned.delete(p));
-      await waitUntil(`${l.kind}-server on ${l.port}`, () => l.ready(l.port), p);
+      proc = spawnOwned(l.bin, l.args, join(l.dataDir, `${l.kind}.log`)); // invariant 3
+      await waitUntil(`${l.kind}-server on ${l.port}`, () => l.ready(l.port), proc);
     },
     async stop() {
-      if (!handle.running) return;
-      proc!.kill('SIGTERM');
-      await exited();
+      if (!isAlive(proc)) return;
+      proc.kill('SIGTERM');
+      await exited(proc);
     },
     async kill() {
-      if (!handle.running) return;
-      proc!.kill('SIGKILL');
-      await exited();
+      if (!isAlive(proc)) return;
+      proc.kill('SIGKILL');
+      await exited(proc);
     },
     async restart() {
       await handle.kill();
