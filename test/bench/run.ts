@@ -6,13 +6,14 @@
 import { parseArgs } from 'node:util';
 import { checkpoint } from './suites/checkpoint.js';
 import { embedded } from './suites/embedded.js';
+import { failover } from './suites/failover.js';
 import { guarantees } from './suites/guarantees.js';
 import { guards } from './suites/guards.js';
 import { restart } from './suites/restart.js';
 import { transport } from './suites/transport.js';
 import type { Suite } from './suite.js';
 
-const suites: Record<string, Suite> = { embedded, restart, checkpoint, transport, guarantees, guards };
+const suites: Record<string, Suite> = { embedded, restart, checkpoint, transport, guarantees, guards, failover };
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
 const name = positionals[0];
