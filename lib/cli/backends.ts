@@ -54,9 +54,12 @@ export async function openBackends(options: { nats?: string | undefined; redis?:
 }
 
 /** Connects to NATS JetStream (comma-separated URLs), failing fast. */
-export async function connectNats(url: string, o: { logger?: Logger; name?: string } = {}): Promise<Transport> {
+export async function connectNats(url: string, o: { logger?: Logger; name?: string; replicas?: number } = {}): Promise<Transport> {
   const { JetStreamTransport } = await importAdapter(() => import('../adapters/nats/index.js'), '--nats', NATS_PACKAGES);
-  return JetStreamTransport.connect({ servers: url.split(','), waitOnFirstConnect: false, ...(o.logger ? { logger: o.logger } : {}), ...(o.name ? { name: o.name } : {}) });
+  return JetStreamTransport.connect({
+    servers: url.split(','), waitOnFirstConnect: false, ...(o.logger ? { logger: o.logger } : {}), ...(o.name ? { name: o.name } : {}),
+    ...(o.replicas ? { streamDefaults: { replicas: o.replicas } } : {}),
+  });
 }
 
 /** Opens the cluster's lease bucket on NATS KV (created if missing), failing fast. */

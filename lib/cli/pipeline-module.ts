@@ -57,6 +57,8 @@ export interface BackendOptions {
   nats?: string;
   redis?: string;
   redisPrefix?: string;
+  /** Replicas of the streams a node creates (3 on a NATS cluster). @default 1 */
+  replicas?: number;
 }
 
 /** Adds `--nats URL`, `--redis URL` and `--redis-prefix P` to `command`. @example withBackendOptions(program.command('inspect')) */
@@ -85,7 +87,7 @@ export async function connectBackends(options: BackendOptions): Promise<Backends
   const nats = options.nats ?? process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222';
   const redis = options.redis ?? process.env.WARDEN_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const logger = createLogger({ name: 'warden-cli' });
-  const transport = await connectNats(nats, { logger, name: 'warden-cli' });
+  const transport = await connectNats(nats, { logger, name: 'warden-cli', ...(options.replicas ? { replicas: options.replicas } : {}) });
   let checkpointStore: CheckpointStore;
   try {
     checkpointStore = await connectRedis(redis, { logger, ...(options.redisPrefix ? { keyPrefix: options.redisPrefix } : {}) });

@@ -7,7 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
-import type { ExecutionContext } from 'ava';
+/** Where the rig registers its cleanup (an ava test context, or a benchmark's own list). */
+export interface Teardowns {
+  teardown(fn: () => Promise<void>): void;
+}
 import { JetStreamTransport } from '../../lib/adapters/nats/index.js';
 import { RedisCheckpointStore } from '../../lib/adapters/redis/index.js';
 import { KvLeaseStore } from '../../lib/adapters/nats/kv-leases.js';
@@ -41,22 +44,26 @@ export class ClusterRig {
 
   private constructor(readonly ttlMs: number, readonly nats: string, readonly redis: string) {}
 
-  static async create(t: ExecutionContext, o: { ttlMs?: number; nats?: string; redis?: string } = {}): Promise<ClusterRig> {
+  static async create(t: Teardowns, o: { ttlMs?: number; nats?: string; redis?: string; replicas?: number } = {}): Promise<ClusterRig> {
     const rig = new ClusterRig(o.ttlMs ?? 1_500, o.nats ?? NATS, o.redis ?? REDIS);
     process.env.WARDEN_TEST_PIPELINE = rig.name;
     rig.pipeline = (await import(`../fixtures/cluster-pipeline.js?${rig.name}`) as { pipeline: Pipeline }).pipeline;
-    rig.transport = await JetStreamTransport.connect({ servers: rig.nats, logger: silentLogger });
+    rig.transport = await JetStreamTransport.connect({ servers: rig.nats.split(','), logger: silentLogger, ...(o.replicas ? { streamDefaults: { replicas: o.replicas } } : {}) });
     rig.store = await RedisCheckpointStore.connect({ url: rig.redis, logger: silentLogger });
-    rig.leases = await KvLeaseStore.connect({ servers: rig.nats, bucket: `${rig.name}-leases`, ttlMs: rig.ttlMs, logger: silentLogger });
+    rig.leases = await KvLeaseStore.connect({ servers: rig.nats, bucket: `${rig.name}-leases`, ttlMs: rig.ttlMs, logger: silentLogger, ...(o.replicas ? { replicas: o.replicas } : {}) });
     rig.producer = createProducer({ pipeline: rig.pipeline, transport: rig.transport });
     t.teardown(() => rig.close());
     return rig;
   }
 
-  /** Starts a node process; resolves once it printed its ready line. */
+  /**
+   * Starts a node process (`--nodes N` in `extra`: a parent of N children); resolves once it
+   * printed its ready line (a parent: once every child did).
+   */
   async start(id: string, extra: string[] = []): Promise<NodeProc> {
     const args = ['--import', 'tsx', 'lib/cli/main.ts', 'worker', 'test/fixtures/cluster-pipeline.ts', '--node-id', id, '--lease-ttl', String(this.ttlMs),
       '--nats', this.nats, '--redis', this.redis, '--events', ...extra];
+    const children = extra.includes('--nodes') ? Number(extra[extra.indexOf('--nodes') + 1]) : 0;
     const child: ChildProcess = spawn(process.execPath, args, { env: { ...process.env, WARDEN_TEST_PIPELINE: this.name, WARDEN_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: WorkerLine[] = [];
     let stderr = '';
@@ -71,7 +78,7 @@ export class ClusterRig {
           return;
         }
         lines.push(parsed);
-        if (parsed.ready === true) resolve();
+        if (children === 0 ? parsed.ready === true : lines.filter((l) => l.ready === true).length >= children) resolve();
       });
       void exited.then(({ code, signal }) => reject(new Error(`worker ${id} exited (${code ?? signal}) before it was ready: ${stderr}`)));
     });
@@ -111,10 +118,26 @@ export class ClusterRig {
     const t0 = performance.now();
     for (let i = o.from ?? 0; i < (o.from ?? 0) + count; i++) {
       await o.during?.(i);
-      await this.producer.send({ key: `k${i % keys}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` });
+      await this.send({ key: `k${i % keys}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` });
       const due = t0 + (i - (o.from ?? 0) + 1) * gap;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  /**
+   * Sends one input; a retryable refusal (a NATS cluster electing a stream leader answers "no
+   * responders" for a while) is retried with the same message ID, as a producer should.
+   */
+  async send(input: Parameters<Producer['send']>[0]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.producer.send(input);
+        return;
+      } catch (err) {
+        if ((err as { nonRetryable?: boolean }).nonRetryable || attempt >= 100) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
   }
 
@@ -122,8 +145,17 @@ export class ClusterRig {
   async waitApplied(count: number, keys = 12, timeoutMs = 60_000): Promise<{ counts: number[]; sinkOutputs: number }> {
     const t0 = performance.now();
     for (;;) {
-      const counts = await Promise.all(Array.from({ length: keys }, async (_, k) => ((await this.read('counter', `k${k}`))?.count ?? 0)));
-      const sink = (await this.read('tally', 'all'))?.got ?? [];
+      let counts: number[];
+      let sink: Array<[number, number]>;
+      try {
+        counts = await Promise.all(Array.from({ length: keys }, async (_, k) => ((await this.read('counter', `k${k}`))?.count ?? 0)));
+        sink = (await this.read('tally', 'all'))?.got ?? [];
+      } catch (err) {
+        // The servers may be electing a leader or reconnecting: read again.
+        if (performance.now() - t0 > timeoutMs) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
       const last = { counts, sinkOutputs: sink.length };
       const expected = Array.from({ length: keys }, (_, k) => Math.floor(count / keys) + (k < count % keys ? 1 : 0));
       if (JSON.stringify(counts) === JSON.stringify(expected) && sink.length >= count) return last;

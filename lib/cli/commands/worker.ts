@@ -180,7 +180,7 @@ export function register(program: Command, io: CliIo = processIo): void {
     .option('--cluster <name>', "cluster name, the prefix of its leases (default: the pipeline's name)")
     .option('--node-id <id>', 'this node id, unique among live nodes (default: <host>-<pid>-<random>)')
     .option('--lease-ttl <ms>', 'lease lifetime: how long a dead node holds its partitions when no parent sees it die', positive('--lease-ttl', 100), 5_000)
-    .option('--replicas <n>', 'replicas of the lease bucket when it is created (3 on a NATS cluster)', positive('--replicas', 1), 1)
+    .option('--replicas <n>', 'replicas of the streams and the lease bucket when they are created (3 on a NATS cluster)', positive('--replicas', 1), 1)
     .option('--nodes <n>', 'start n node processes under this one, replace them when they exit, and revoke their leases at once', positive('--nodes', 1))
     .option('--events', 'print ownership events (leases acquired, released, lost; members; partitions down) as JSON lines')
     .action(async (module: string, opts: Omit<WorkerArgs, 'module'>) => {
