@@ -58,6 +58,7 @@ export type { PartitionOwnership, PartitionControl, PartitionOwner, OwnershipEve
 // Clusters.
 export { startNode, type ClusterOptions, type ClusterNodeOptions } from './cluster/node.js';
 export { InMemoryLeaseStore, type InMemoryLeaseStoreOptions } from './cluster/in-memory-leases.js';
+export { clusterStatus, type ClusterStatus, type ClusterPartitionStatus } from './cluster/status.js';
 export type { LeaseStore, Lease, LeaseEntry, LeaseChange } from './cluster/leases.js';
 export { actorGroup, type ActorGroupOptions, type PartitionDown } from './pipeline/actor-group.js';
 export { createProducer, type Producer, type ProducerOptions, type IngestInput } from './pipeline/producer.js';
