@@ -22,7 +22,7 @@ const expectedCounts = (count: number, keys = 12): number[] => Array.from({ leng
 test.serial('three nodes under load; one is SIGKILLed: every partition is owned again and nothing is lost or applied twice', async (t) => {
   const rig = await ClusterRig.create(t, { ttlMs: 1_500 });
   const nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => rig.start(id)));
-  await rig.waitOwned(['n1', 'n2', 'n3']);
+  await rig.waitBalanced(['n1', 'n2', 'n3']);
   let ownedAgain: Promise<number> | undefined;
   await rig.load(600, {
     perSec: 150,
@@ -53,7 +53,7 @@ test.serial('three nodes under load; one is SIGKILLed: every partition is owned 
 test.serial('a node paused past its lease (SIGSTOP) is taken over; resumed (SIGCONT), it gets no write accepted and stops its partitions', async (t) => {
   const rig = await ClusterRig.create(t, { ttlMs: 1_500 });
   const [n1] = await Promise.all([rig.start('n1'), rig.start('n2')]);
-  await rig.waitOwned(['n1', 'n2']);
+  await rig.waitBalanced(['n1', 'n2']);
   const n1Had = [...(await rig.owners())].filter(([, o]) => o.owner === 'n1').map(([p]) => p);
   t.true(n1Had.length > 0, 'n1 owns some partitions');
   let takenOver: Promise<number> | undefined;
@@ -101,7 +101,7 @@ test.serial('two nodes started at the same moment never run one partition at onc
 test.serial('a rolling restart of every node under load loses and duplicates nothing', async (t) => {
   const rig = await ClusterRig.create(t, { ttlMs: 1_500 });
   const live = new Map((await Promise.all(['a1', 'b1', 'c1'].map((id) => rig.start(id)))).map((p) => [p.id, p]));
-  await rig.waitOwned([...live.keys()]);
+  await rig.waitBalanced([...live.keys()]);
   const generations = [['a1', 'a2'], ['b1', 'b2'], ['c1', 'c2']] as const;
   let step = 0;
   await rig.load(900, {

@@ -15,7 +15,7 @@ test.serial('one server of a 3-server NATS cluster killed and restarted under lo
   t.teardown(() => nats.destroy());
   const rig = await ClusterRig.create(t, { ttlMs: 3_000, nats: nats.urls.join(','), replicas: 3 });
   await Promise.all(['n1', 'n2', 'n3'].map((id) => rig.start(id, ['--replicas', '3'])));
-  await rig.waitOwned(['n1', 'n2', 'n3'], 60_000);
+  await rig.waitBalanced(['n1', 'n2', 'n3'], 1_000, 90_000);
   const victim = nats.servers[1]!;
   await rig.load(600, {
     perSec: 100,

@@ -16,7 +16,7 @@ test.serial('a node that loses NATS but not Redis stops writing once its leases 
   const rig = await ClusterRig.create(t, { ttlMs: 2_000 });
   const cut = await rig.start('cut', ['--nats', proxy.url('nats')]);
   await rig.start('ok');
-  await rig.waitOwned(['cut', 'ok']);
+  await rig.waitBalanced(['cut', 'ok']);
   const hadCut = [...(await rig.owners())].filter(([, o]) => o.owner === 'cut').length;
   t.true(hadCut > 0);
   let takenOver: Promise<number> | undefined;
@@ -49,7 +49,7 @@ test.serial('a node that loses Redis but not NATS keeps its partitions and goes 
   const rig = await ClusterRig.create(t, { ttlMs: 2_000 });
   const cut = await rig.start('cut', ['--redis', proxy.url('redis')]);
   await rig.start('ok');
-  await rig.waitOwned(['cut', 'ok']);
+  await rig.waitBalanced(['cut', 'ok']);
   const ownersBefore = await rig.owners();
   await rig.load(700, {
     perSec: 120,

@@ -119,6 +119,27 @@ export class ClusterRig {
     }
   }
 
+  /**
+   * Waits until the nodes in `live` own every partition, each owns some, and the assignment has not
+   * changed for `stableMs` (joins hand partitions over one by one). Resolves with the ms it took.
+   */
+  async waitBalanced(live: string[], stableMs = 1_000, timeoutMs = 60_000): Promise<number> {
+    const t0 = performance.now();
+    let last = '';
+    let since = t0;
+    for (;;) {
+      const owners = await this.owners();
+      const now = JSON.stringify([...owners].map(([p, o]) => [p, o.owner]).sort());
+      const holders = new Set([...owners.values()].map((o) => o.owner));
+      const ok = owners.size === this.partitionCount && [...holders].every((h) => live.includes(h)) && live.every((n) => holders.has(n));
+      if (!ok || now !== last) since = performance.now();
+      else if (performance.now() - since >= stableMs) return performance.now() - t0;
+      last = now;
+      if (performance.now() - t0 > timeoutMs) throw new Error(`not balanced over ${live.join(',')} after ${timeoutMs} ms: ${now}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** Sends `count` adds over `keys` keys at about `perSec`, calling `during(i)` before each. */
   async load(count: number, o: { keys?: number; perSec?: number; from?: number; during?: (i: number) => Promise<void> | void } = {}): Promise<void> {
     const keys = o.keys ?? 12;
