@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the servers the integration tests use are up on loopback:
-#   nats-server with JetStream on 127.0.0.1:4222, redis-server on 127.0.0.1:6379.
+#   nats-server with JetStream on 127.0.0.1:4222, redis-server on 127.0.0.1:6379;
+# and that /usr/bin/chromium, the browser the report tests drive, is installed.
 # Usage: scripts/services.sh ensure | status
 # If one is missing it is installed (apt-get, when running as root) and started with its data
 # under .warden/services/. It never stops or restarts servers it did not start.
@@ -37,6 +38,21 @@ install_pkgs() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# The browser the report tests drive (test/e2e/chaos-report.test.ts): Debian's chromium, never a
+# download. Missing and not root: say how to install it and go on; that test then fails saying so.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "services: /usr/bin/chromium not installed (the report tests need it). Run as root: apt-get update && apt-get install -y chromium" >&2
+    return 0
+  fi
+  echo "services: installing chromium" >&2
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }; then
+    echo "services: apt-get install chromium failed; the report tests will fail until /usr/bin/chromium exists" >&2
+  fi
+}
+
 nats_bin() { command -v nats-server 2>/dev/null || echo /usr/sbin/nats-server; }
 
 jetstream_ok() { # the server on NATS_PORT answers with JetStream enabled?
@@ -50,6 +66,7 @@ jetstream_ok() { # the server on NATS_PORT answers with JetStream enabled?
 
 ensure() {
   install_pkgs
+  ensure_chromium
   mkdir -p "$DATA"
   if listening 127.0.0.1 "$NATS_PORT"; then
     if ! jetstream_ok; then
