@@ -30,6 +30,13 @@ export function isAlive(proc: ChildProcess | undefined): proc is ChildProcess {
   return proc !== undefined && proc.exitCode === null && proc.signalCode === null;
 }
 
+/** Has `proc` (spawned elsewhere) killed when this process exits (invariant 1). */
+export function track(proc: ChildProcess): void {
+  installExitHook();
+  owned.add(proc);
+  proc.once('exit', () => owned.delete(proc));
+}
+
 /**
  * Spawns `bin args` with stdout and stderr appended to `logPath`; the process is killed when the
  * test process exits (invariant 1).

@@ -227,7 +227,7 @@ ul.examples { margin: 0; padding-left: 16px; font: 12px/1.4 ui-monospace, "DejaV
 
 function headerHtml(r: ChaosReport): string {
   const verdict = r.passed ? 'PASSED' : 'FAILED';
-  const meta: [string, string][] = [['seed', String(r.seed)], ['nodes', count(r.nodes)], ['started', startTime(r.startedAt)], ['duration', formatMs(r.durationMs)], ['sampled every', formatMs(r.sampleMs)]];
+  const meta: [string, string][] = [['seed', String(r.seed)], ['nodes', count(r.nodes)], ['started', startTime(r.startedAt)], ['duration', formatMs(r.durationMs)], ['sampled every', formatMs(r.sampleMs)], ['late after', formatMs(r.lateAfterMs)]];
   const figure = (key: string, label: string, value: string, tone = ''): string =>
     `<div class="figure ${tone}${value.length > 9 ? ' long' : ''}" data-figure="${key}"><span class="value">${esc(value)}</span><span class="label">${esc(label)}</span></div>`;
   const bad = (n: number): string => (n === 0 ? 'good' : 'bad');

@@ -9,6 +9,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../core/errors.js';
+import { register as registerChaos } from './commands/chaos.js';
 import { registerDemo } from './commands/demo.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerStatus } from './commands/status.js';
@@ -19,6 +20,7 @@ import { packageVersion } from './package-info.js';
 
 const commands: ReadonlyArray<(program: Command) => void> = [
   registerDemo,
+  registerChaos,
   registerInspect,
   registerStatus,
   registerTeardown,

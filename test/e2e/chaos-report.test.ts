@@ -55,6 +55,7 @@ function realisticReport(): ChaosReport {
     duplicated: 0,
     outOfOrder: 3,
     staleWritesAccepted: 0,
+    lateAfterMs: 1_000,
     recoveryMsMax: 6_500,
     recoveryMsP99: 6_500,
     passed: false,
