@@ -6,7 +6,7 @@
  * import { defineScenario } from 'warden/chaos';
  * export default defineScenario({ name: 'kill-one', faults: ({ durationMs }) => [{ atMs: durationMs / 2, fault: { kind: 'kill-node', node: 0 } }] });
  */
-export { defineScenario, rngOf, scheduleOf, usesApi, type Scenario, type ScenarioOptions, type ScenarioPipeline, type Fault, type ScheduledFault, type Rng } from './scenario.js';
+export { defineScenario, rngOf, scheduleOf, type Scenario, type ScenarioOptions, type ScenarioPipeline, type Fault, type ScheduledFault, type Rng } from './scenario.js';
 export { runScenario, type RunOptions, type ChaosProgress } from './runner.js';
 export { writeReport, renderHtml, summaryTable } from './report.js';
 export type { ChaosReport, FaultRecord, InvariantResult, TimelineSample } from './report-types.js';

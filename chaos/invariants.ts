@@ -95,26 +95,29 @@ export interface InputTiming {
 /**
  * The recovery of each fault, from when each input was sent and delivered. An input is late when
  * it took longer than `lateAfterMs` (or never arrived); from `lateAfterMs` after it was sent until
- * it arrived, the pipeline is behind. A fault recovered when the last stretch of "behind" that
- * touches it (from its start to `lateAfterMs` after it was lifted) ends: every input it delayed has
- * arrived. A fault that delayed nothing recovered after 0 ms; one whose stretch never ends did not
- * recover. Times are relative to `t0` (the start of the workload).
+ * it arrived, the pipeline is behind. A stretch of "behind" belongs to a fault when its first late
+ * input was sent between `lateAfterMs` before the fault and `graceMs` after the fault was lifted
+ * (a killed node's partitions stay without an owner until its leases expire), or when it still
+ * runs when the fault starts. A fault recovered when the last stretch that belongs to it ends:
+ * every input it delayed has arrived. A fault that delayed nothing recovered after 0 ms; one whose
+ * stretch never ends did not recover. Times are relative to `t0` (the start of the workload).
  */
-export function recoveries(faults: readonly Omit<FaultRecord, 'recoveryMs'>[], inputs: readonly InputTiming[], lateAfterMs: number, t0: number): FaultRecord[] {
-  const spans = inputs
-    .filter((i) => i.deliveredAt === undefined || i.deliveredAt - i.sentAt > lateAfterMs)
-    .map((i) => ({ from: i.sentAt - t0 + lateAfterMs, to: i.deliveredAt === undefined ? Number.POSITIVE_INFINITY : i.deliveredAt - t0 }))
-    .sort((a, b) => a.from - b.from);
-  const behind: Array<{ from: number; to: number }> = [];
-  for (const s of spans) {
-    const last = behind.at(-1);
-    if (last && s.from <= last.to) last.to = Math.max(last.to, s.to);
-    else behind.push({ ...s });
+export function recoveries(faults: readonly Omit<FaultRecord, 'recoveryMs'>[], inputs: readonly InputTiming[], o: { lateAfterMs: number; graceMs: number; t0: number }): FaultRecord[] {
+  const late = inputs
+    .filter((i) => i.deliveredAt === undefined || i.deliveredAt - i.sentAt > o.lateAfterMs)
+    .map((i) => ({ sent: i.sentAt - o.t0, to: i.deliveredAt === undefined ? Number.POSITIVE_INFINITY : i.deliveredAt - o.t0 }))
+    .sort((a, b) => a.sent - b.sent);
+  // Stretches: late inputs whose overdue spans [sent + lateAfterMs, to] overlap, merged.
+  const stretches: Array<{ firstSent: number; from: number; to: number }> = [];
+  for (const i of late) {
+    const last = stretches.at(-1);
+    if (last && i.sent + o.lateAfterMs <= last.to) last.to = Math.max(last.to, i.to);
+    else stretches.push({ firstSent: i.sent, from: i.sent + o.lateAfterMs, to: i.to });
   }
   return faults.map((f) => {
-    const touching = behind.filter((b) => b.from <= f.endMs + lateAfterMs && b.to >= f.atMs);
-    if (touching.length === 0) return { ...f, recoveryMs: 0 };
-    const end = Math.max(...touching.map((b) => b.to));
+    const mine = stretches.filter((b) => b.to >= f.atMs && (b.from <= f.atMs || (b.firstSent >= f.atMs - o.lateAfterMs && b.firstSent <= f.endMs + o.graceMs)));
+    if (mine.length === 0) return { ...f, recoveryMs: 0 };
+    const end = Math.max(...mine.map((b) => b.to));
     return { ...f, recoveryMs: Number.isFinite(end) ? Math.max(0, Math.round(end - f.atMs)) : undefined };
   });
 }

@@ -51,9 +51,12 @@ export interface RunOptions {
   sampleMs?: number;
   onProgress?: (p: ChaosProgress) => void;
   log?: (line: string) => void;
-  /** The `warden` CLI entry and its Node flags, to start node processes. @default this process's */
+  /** The `warden` CLI the node processes run. @default the CLI of this copy of warden */
   cliMain?: string;
+  /** Node flags of the node processes (a TypeScript loader, for a pipeline module in TypeScript). @default this process's */
   execArgv?: readonly string[];
+  /** Where a pipeline module's relative path is resolved (`warden chaos` passes the scenario file's folder). @default the current directory */
+  baseDir?: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -123,7 +126,7 @@ interface Subject {
 
 const payloadSeq = (payload: Record<string, unknown>): number | undefined => (Number.isInteger(payload.seq) ? (payload.seq as number) : undefined);
 
-async function loadSubject(scenario: Scenario, env: Record<string, string>): Promise<Subject> {
+async function loadSubject(scenario: Scenario, env: Record<string, string>, baseDir: string): Promise<Subject> {
   Object.assign(process.env, env);
   if (typeof scenario.pipeline === 'string') {
     const here = fileURLToPath(import.meta.url);
@@ -140,7 +143,7 @@ async function loadSubject(scenario: Scenario, env: Record<string, string>): Pro
     };
   }
   const p = scenario.pipeline;
-  const module = resolvePath(process.cwd(), p.module);
+  const module = p.module.startsWith('file:') ? fileURLToPath(p.module) : resolvePath(baseDir, p.module);
   const mod = (await import(pathToFileURL(module).href)) as Record<string, unknown>;
   let candidate = mod.pipeline ?? mod.default;
   if (typeof candidate === 'function') candidate = await (candidate as () => unknown)();
@@ -150,6 +153,12 @@ async function loadSubject(scenario: Scenario, env: Record<string, string>): Pro
     exactlyOnce: p.exactlyOnce ?? true,
     ordered: p.ordered ?? true,
   };
+}
+
+/** The `warden` CLI beside this module: dist/lib/cli/main.js in the package, lib/cli/main.ts in the repository. */
+function ownCli(): string {
+  const here = fileURLToPath(import.meta.url);
+  return resolvePath(here, `../../lib/cli/main${here.endsWith('.ts') ? '.ts' : '.js'}`);
 }
 
 /** Runs `scenario` once with `seed`; resolves with its report (invariant 3: nothing outlives it). */
@@ -172,11 +181,11 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       WARDEN_CHAOS_VARIANT: typeof scenario.pipeline === 'string' ? scenario.pipeline : 'custom',
       ...(rig.api ? { WARDEN_CHAOS_API_URL: rig.api.url } : {}),
     };
-    const subject = await loadSubject(scenario, env);
+    const subject = await loadSubject(scenario, env, options.baseDir ?? process.cwd());
     transport = await JetStreamTransport.connect({ servers: rig.nats.urls, logger: silentLogger, ...(scenario.natsServers === 3 ? { streamDefaults: { replicas: 3 } } : {}) });
     store = await RedisCheckpointStore.connect({ url: rig.redis.url, logger: silentLogger });
     const launch = {
-      cliMain: options.cliMain ?? process.argv[1]!,
+      cliMain: options.cliMain ?? ownCli(),
       execArgv: options.execArgv ?? process.execArgv,
       module: subject.module,
       env,
@@ -272,7 +281,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     const stale = await staleWrites(transport, subject.pipeline.stages.slice(1).map((s) => s.stream));
     const arrived = await deliveries(transport, arrivalsStream, subject.seqOf);
     const timings: InputTiming[] = [...sentAt].map(([id, at]) => ({ sentAt: at, deliveredAt: arrived.get(id) }));
-    const recovered = recoveries(faultRecords, timings, scenario.lateAfterMs, t0Wall);
+    const recovered = recoveries(faultRecords, timings, { lateAfterMs: scenario.lateAfterMs, graceMs: Math.max(scenario.lateAfterMs, scenario.leaseTtlMs), t0: t0Wall });
     const times = recovered.flatMap((f) => (f.recoveryMs === undefined ? [] : [f.recoveryMs]));
     const api = rig.api ? { effects: rig.api.stats().effects, repeats: rig.api.stats().repeats, orders: sentCount } : undefined;
     const invariants = verdicts({

@@ -9,7 +9,7 @@
  * export default defineScenario({
  *   name: 'kill-one',
  *   nodes: 3,
- *   pipeline: { module: './dist/pipeline.js', observe: { stage: 'ledger', seqs: (ctx) => ctx.seqs } },
+ *   pipeline: { module: './pipeline.js', observe: { stage: 'ledger', seqs: (ctx) => ctx.seqs } },
  *   workload: { ratePerSec: 100, keys: 24 },
  *   faults: ({ durationMs, rng }) => [{ atMs: durationMs / 3, fault: { kind: 'kill-node', node: rng.int(3) } }],
  * });
@@ -73,7 +73,11 @@ export type ScenarioPipeline =
   | 'audit'
   | 'payments'
   | {
-      /** Module exporting the pipeline (named `pipeline`, default, or a function returning one); node processes load it. */
+      /**
+       * Module exporting the pipeline (named `pipeline`, default, or a function returning one);
+       * node processes load it. A relative path is resolved from the scenario file's folder
+       * (`warden chaos`) or `RunOptions.baseDir`; a `file:` URL is taken as it is.
+       */
       module: string;
       /** Where effects are read back: the stage, and the input sequences a key's actor applied, in order, from its context. */
       observe: {

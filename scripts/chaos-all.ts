@@ -21,7 +21,8 @@ for (const scenario of scenarios) {
     const args = ['--import', 'tsx', 'lib/cli/main.ts', 'chaos', scenario, '--seed', String(seed), '--report', dir, ...(values.duration ? ['--duration', values.duration] : [])];
     rmSync(dir, { recursive: true, force: true }); // a run that writes no report must not read the last one's
     console.error(`\n== ${scenario} seed ${seed}`);
-    const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    // A run still going after 8 minutes (the longest takes about 2) is stuck: killed, it counts as failed.
+    const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], timeout: 8 * 60_000, killSignal: 'SIGKILL' });
     let report: Figures;
     try {
       report = JSON.parse(readFileSync(`${dir}/report.json`, 'utf8')) as Figures;

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { runScenario, type ChaosReport } from 'warden/chaos';
 import killWorker from '../../scenarios/chaos/kill-worker.js';
 
-const launch = { cliMain: resolve('lib/cli/main.ts'), execArgv: ['--import', 'tsx'] };
+const launch = { execArgv: ['--import', 'tsx'] };
 
 /** Runs `warden ...args` (without blocking this process: the other test runs a scenario meanwhile). */
 function warden(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {

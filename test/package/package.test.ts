@@ -286,18 +286,52 @@ test('warden demo runs from the package, embedded and on the real servers, and l
   t.regex(servers.stdout, /on NATS JetStream at nats:\/\/127\.0\.0\.1:4222, Redis at redis:\/\/127\.0\.0\.1:6379/);
 });
 
+test('a chaos scenario written for the user\'s own pipeline runs from the package with plain node: a node killed, nothing lost or doubled, the report written', async (t) => {
+  const dir = join(context.full, 'chaos');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'pipeline.mjs'), [
+    "import { assign, setup } from 'xstate';",
+    "import { defineActor, definePipeline } from 'warden';",
+    'const tally = defineActor({',
+    "  name: 'tally',",
+    '  machine: setup({}).createMachine({ context: { seqs: [] }, on: { order: { actions: assign({ seqs: ({ context, event }) => [...context.seqs, event.seq] }) } } }),',
+    '});',
+    "export const pipeline = definePipeline({ name: process.env.WARDEN_CHAOS_PIPELINE, stages: [{ actor: tally, partitions: 4, checkpoint: { everyEvents: 50, intervalMs: 200 } }] });",
+    '',
+  ].join('\n'));
+  writeFileSync(join(dir, 'kill-one.mjs'), [
+    "import { defineScenario } from 'warden/chaos';",
+    'export default defineScenario({',
+    "  name: 'kill-one', nodes: 2, durationMs: 5_000, leaseTtlMs: 1_000, workload: { ratePerSec: 40, keys: 8 },",
+    "  pipeline: { module: './pipeline.mjs', observe: { stage: 'tally', seqs: (context) => context.seqs } },",
+    "  faults: ({ durationMs, rng }) => [{ atMs: durationMs / 2, fault: { kind: 'kill-node', node: rng.int(2) } }],",
+    '});',
+    '',
+  ].join('\n'));
+  const r = await run('npx', ['--no-install', 'warden', 'chaos', 'chaos/kill-one.mjs', '--seed', '3', '--report', 'chaos/out'], context.full);
+  t.is(r.code, 0, `${r.stdout}${r.stderr}`);
+  t.regex(r.stdout, /PASSED\s+kill-one/);
+  const report = JSON.parse(readFileSync(join(dir, 'out', 'report.json'), 'utf8')) as { sent: number; lost: number; duplicated: number; passed: boolean; faults: unknown[] };
+  t.like(report, { lost: 0, duplicated: 0, passed: true });
+  t.true(report.sent > 100);
+  t.is(report.faults.length, 1);
+  t.true(existsSync(join(dir, 'out', 'report.html')));
+  figures.chaosFromPackage = { sent: report.sent, lost: report.lost, duplicated: report.duplicated };
+});
+
 test('embedded-only install: no NATS or Redis client; their entry points and `warden demo --nats/--redis` name what to install', async (t) => {
   for (const p of ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv', 'ioredis', 'prom-client', 'tsx']) {
     t.false(existsSync(join(context.embedded, 'node_modules', p)), `${p} is not installed`);
   }
   const probe = [
-    "for (const e of ['warden/nats', 'warden/redis']) { try { await import(e); console.log(e, 'loaded'); } catch (err) { console.log(e, err.code, err.message.split(' imported from')[0]); } }",
+    "for (const e of ['warden/nats', 'warden/redis', 'warden/chaos']) { try { await import(e); console.log(e, 'loaded'); } catch (err) { console.log(e, err.code, err.message.split(' imported from')[0]); } }",
     "const { registerCallMetrics } = await import('warden');",
     "try { registerCallMetrics({ getSingleMetric() {}, registerMetric() {}, removeSingleMetric() {} }); } catch (err) { console.log('metrics', err.name, err.message); }",
   ].join('\n');
   const r = await ok(process.execPath, ['--input-type=module', '-e', probe], context.embedded);
   t.regex(r.stdout, /^warden\/nats ERR_MODULE_NOT_FOUND Cannot find package '@nats-io\/[\w-]+'$/m);
   t.regex(r.stdout, /^warden\/redis ERR_MODULE_NOT_FOUND Cannot find package 'ioredis'$/m);
+  t.regex(r.stdout, /^warden\/chaos ERR_MODULE_NOT_FOUND Cannot find package '(@nats-io\/[\w-]+|ioredis)'$/m);
   t.regex(r.stdout, /^metrics ConfigError registerCallMetrics needs prom-client.*: npm install prom-client$/m);
   for (const [flag, url, install] of [['--nats', 'nats://127.0.0.1:4222', 'npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv'], ['--redis', 'redis://127.0.0.1:6379', 'npm install ioredis']] as const) {
     const demo = await run('npx', ['--no-install', 'warden', 'demo', flag, url], context.embedded);
@@ -345,6 +379,9 @@ test('every entry point type-checks for a strict consumer with the NATS and Redi
     "import { JetStreamTransport, type JetStreamTransportOptions } from 'warden/nats';",
     "import { RedisCheckpointStore, type RedisCheckpointStoreOptions } from 'warden/redis';",
     "import { SemanticsChecker } from 'warden/testing';",
+    "import { defineScenario, type ChaosReport } from 'warden/chaos';",
+    "export const scenario = defineScenario({ name: 'typed', faults: ({ rng }) => [{ atMs: 1_000, fault: { kind: 'kill-node', node: rng.int(3) } }] });",
+    'export const passed = (r: ChaosReport): boolean => r.passed && r.lost === 0;',
     'export async function wire(options: NodeOptions, nats: JetStreamTransportOptions, redis: RedisCheckpointStoreOptions): Promise<void> {',
     '  registerCallMetrics(new Registry());',
     '  const transport = await JetStreamTransport.connect(nats);',

@@ -118,32 +118,39 @@ function inputs(t0: number, untilMs: number, latency: (at: number) => number | u
 }
 
 test('recovery: a fault that delayed nothing recovered after 0 ms', (t) => {
-  const [r] = recoveries([fault(1_000)], inputs(5_000, 5_000, () => 20), 1_000, 5_000);
+  const [r] = recoveries([fault(1_000)], inputs(5_000, 5_000, () => 20), { lateAfterMs: 1_000, graceMs: 2_000, t0: 5_000 });
   t.is(r!.recoveryMs, 0);
 });
 
 test('recovery: lasts from the fault until the last input it delayed arrived', (t) => {
   // Inputs sent between 2.0 s and 4.0 s wait until 4.5 s (a partition without an owner).
   const timings = inputs(0, 8_000, (at) => (at >= 2_000 && at < 4_000 ? 4_500 - at : 15));
-  const [r] = recoveries([fault(2_000)], timings, 1_000, 0);
+  const [r] = recoveries([fault(2_000)], timings, { lateAfterMs: 1_000, graceMs: 2_000, t0: 0 });
   t.is(r!.recoveryMs, 2_500);
+});
+
+test('recovery: inputs sent just after an instant fault, which it delayed, count toward it', (t) => {
+  // A node killed at 2.0 s (gone 20 ms later); its partitions take inputs sent from 2.05 s only at 4.0 s.
+  const timings = inputs(0, 8_000, (at) => (at >= 2_050 && at < 4_000 ? 4_000 - at : 15));
+  const [r] = recoveries([fault(2_000, 2_020)], timings, { lateAfterMs: 1_000, graceMs: 2_000, t0: 0 });
+  t.is(r!.recoveryMs, 2_000);
 });
 
 test('recovery: an input that never arrived means the fault never recovered', (t) => {
   const timings = inputs(0, 5_000, (at) => (at === 2_850 ? undefined : 15));
-  const [r] = recoveries([fault(2_800, 2_900)], timings, 1_000, 0);
+  const [r] = recoveries([fault(2_800, 2_900)], timings, { lateAfterMs: 1_000, graceMs: 2_000, t0: 0 });
   t.is(r!.recoveryMs, undefined);
 });
 
-test('recovery: delays that start after the fault was lifted and `lateAfterMs` passed belong to no fault', (t) => {
+test('recovery: delays that start more than the grace after the fault was lifted belong to no fault', (t) => {
   const timings = inputs(0, 10_000, (at) => (at >= 6_000 && at < 7_000 ? 3_000 : 15));
-  const [r] = recoveries([fault(1_000, 2_000)], timings, 1_000, 0);
+  const [r] = recoveries([fault(1_000, 2_000)], timings, { lateAfterMs: 1_000, graceMs: 2_000, t0: 0 });
   t.is(r!.recoveryMs, 0);
 });
 
 test('recovery: overlapping faults share the stretch they delayed', (t) => {
   const timings = inputs(0, 10_000, (at) => (at >= 1_000 && at < 5_000 ? 6_000 - at : 15));
-  const rs = recoveries([fault(1_000), fault(2_000, 3_000)], timings, 1_000, 0);
+  const rs = recoveries([fault(1_000), fault(2_000, 3_000)], timings, { lateAfterMs: 1_000, graceMs: 2_000, t0: 0 });
   t.deepEqual(rs.map((f) => f.recoveryMs), [5_000, 4_000]);
 });
 

@@ -13,6 +13,7 @@ const ENTRIES: Record<string, string> = {
   'warden/nats': 'lib/adapters/nats/index.ts',
   'warden/redis': 'lib/adapters/redis/index.ts',
   'warden/testing': 'lib/testing/index.ts',
+  'warden/chaos': 'chaos/index.ts',
 };
 
 const VALUE_KINDS = new Set(['class', 'function', 'const']);

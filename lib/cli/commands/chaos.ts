@@ -4,7 +4,7 @@
  * when an invariant failed. docs/chaos.md describes the scenarios and how to write one.
  */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { describeError } from '../../core/errors.js';
@@ -60,13 +60,15 @@ export async function runChaos(args: ChaosArgs, io: CliIo = processIo): Promise<
   try {
     const { runScenario } = await import('../../../chaos/runner.js');
     const { summaryTable, writeReport } = await import('../../../chaos/report.js');
-    const mod = (await import(pathToFileURL(scenarioModule(args.scenario)).href)) as { default?: unknown; scenario?: unknown };
+    const path = scenarioModule(args.scenario);
+    const mod = (await import(pathToFileURL(path).href)) as { default?: unknown; scenario?: unknown };
     const scenario = (mod.default ?? mod.scenario) as Parameters<typeof runScenario>[0] | undefined;
     if (scenario?.kind !== 'warden.scenario') throw new Error(`${args.scenario} exports no scenario (a default export made by defineScenario)`);
     const tty = process.stderr.isTTY === true;
     let lastLine = 0;
     const report = await runScenario(scenario, {
       seed: args.seed,
+      baseDir: dirname(path),
       ...(args.duration ? { durationMs: args.duration } : {}),
       log: (line) => { if (!args.json) io.err(`${tty ? '\r\x1b[K' : ''}  ${line}\n`); },
       onProgress: (p) => {
@@ -108,6 +110,11 @@ export function register(program: Command, io: CliIo = processIo): void {
     .option('--report <dir>', 'write dir/report.json and dir/report.html')
     .option('--json', 'print the report as one JSON line (without the timeline) instead of the summary')
     .action(async (scenario: string, opts: Omit<ChaosArgs, 'scenario'>) => {
-      process.exitCode = await runChaos({ scenario, ...opts }, io);
+      const code = await runChaos({ scenario, ...opts }, io);
+      process.exitCode = code;
+      // Everything the run opened is closed and its output written (stdout and stderr are
+      // synchronous for files and pipes). Exit now: Node's own teardown of sockets that killed
+      // servers reset has been seen to spin instead of ending the process.
+      if (io === processIo) process.exit(code);
     });
 }
