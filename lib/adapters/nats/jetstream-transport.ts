@@ -25,6 +25,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { ConfigError, WardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { retrySetup } from './setup-retry.js';
 import type {
   Consumer,
   ConsumerOptions,
@@ -181,22 +182,28 @@ export class JetStreamTransport implements Transport {
     return { ...this.collector.stats(), ...this.counters };
   }
 
-  /** Creates the stream, or updates it when it exists with another config. */
+  /**
+   * Creates the stream, or updates it when it exists with another config. While JetStream does not
+   * answer (`TIMEOUT`) it asks again for up to `setupTimeoutMs`.
+   */
   async ensureStream(config: StreamConfig): Promise<StreamInfo> {
     this.assertOpen();
     const cfg = toJsConfig(config, this.o.defaults);
     const ctx = this.ctx('ensureStream', { stream: cfg.name });
-    try {
-      return toInfo(await this.jsm.streams.add(cfg));
-    } catch (err) {
-      const e = toWardenError(err, ctx);
-      if (e.code !== 'STREAM_EXISTS') throw e;
-    }
-    try {
-      return toInfo(await this.jsm.streams.update(cfg.name, cfg));
-    } catch (err) {
-      throw toWardenError(err, ctx);
-    }
+    const once = async (): Promise<StreamInfo> => {
+      try {
+        return toInfo(await this.jsm.streams.add(cfg));
+      } catch (err) {
+        const e = toWardenError(err, ctx);
+        if (e.code !== 'STREAM_EXISTS') throw e;
+      }
+      try {
+        return toInfo(await this.jsm.streams.update(cfg.name, cfg));
+      } catch (err) {
+        throw toWardenError(err, ctx);
+      }
+    };
+    return retrySetup(once, { withinMs: this.o.setupTimeoutMs, clock: this.o.clock, logger: this.logger, what: `ensureStream ${cfg.name}` });
   }
 
   async streamInfo(stream: string): Promise<StreamInfo> {

@@ -26,6 +26,7 @@ import { ConfigError, WardenError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { parseLeaseValue, type Lease, type LeaseChange, type LeaseEntry, type LeaseStore } from '../../cluster/leases.js';
 import { Redactor, redactUrl, toWardenError, type NatsErrorContext } from './errors.js';
+import { retrySetup } from './setup-retry.js';
 
 /** Options of `KvLeaseStore`. */
 export interface KvLeaseStoreOptions {
@@ -41,6 +42,12 @@ export interface KvLeaseStoreOptions {
   bucket?: string;
   /** Replicas of the bucket's stream when it is created (3 in production). @default 1 */
   replicas?: number;
+  /**
+   * How long opening the bucket keeps asking again while JetStream does not answer (a cluster
+   * electing the leader of a new replicated bucket) before it throws `TIMEOUT`; 0 asks once.
+   * @default 30_000
+   */
+  setupTimeoutMs?: number;
   /** @default new SystemClock() */
   clock?: Clock;
   /** @default createLogger() */
@@ -124,15 +131,20 @@ export class KvLeaseStore implements LeaseStore {
     const ttlMs = asked ?? 5_000;
     if (!Number.isFinite(ttlMs) || ttlMs < 100) throw new ConfigError('ttlMs', `must be a finite number >= 100, got ${String(options.ttlMs)}`);
     const bucket = options.bucket ?? 'warden-leases';
+    const setupTimeoutMs = options.setupTimeoutMs ?? 30_000;
+    if (!Number.isFinite(setupTimeoutMs) || setupTimeoutMs < 0) throw new ConfigError('setupTimeoutMs', `must be a finite number >= 0, got ${String(options.setupTimeoutMs)}`);
     const ctx: NatsErrorContext = { op: 'leases.openBucket', stream: `KV_${bucket}`, redactor };
-    let kv: KV;
-    let ttl: number;
-    try {
-      kv = await new Kvm(jetstream(nc)).create(bucket, { history: 1, ttl: ttlMs, replicas: options.replicas ?? 1 });
-      ttl = (await kv.status()).ttl;
-    } catch (err) {
-      throw toWardenError(err, ctx);
-    }
+    const openOnce = async (): Promise<{ kv: KV; ttl: number }> => {
+      try {
+        const kv = await new Kvm(jetstream(nc)).create(bucket, { history: 1, ttl: ttlMs, replicas: options.replicas ?? 1 });
+        return { kv, ttl: (await kv.status()).ttl };
+      } catch (err) {
+        throw toWardenError(err, ctx);
+      }
+    };
+    const { kv, ttl } = await retrySetup(openOnce, {
+      withinMs: setupTimeoutMs, clock: options.clock ?? new SystemClock(), logger: options.logger ?? createLogger(), what: `open lease bucket ${bucket}`,
+    });
     if (asked !== undefined && ttl !== asked) {
       throw new ConfigError('ttlMs', `${ttlMs} ms differs from the max age ${ttl} ms of the existing lease bucket ${bucket}: every node must count on one lease lifetime (delete the bucket to change it)`, {
         details: { bucket, ttlMs, bucketTtlMs: ttl },

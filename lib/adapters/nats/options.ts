@@ -70,6 +70,12 @@ export interface JetStreamTransportOptions {
   publishRetry?: PublishRetryOptions;
   /** Time to wait for a JetStream API answer (stream and consumer management, getMessage...). @default 5_000 */
   apiTimeoutMs?: number;
+  /**
+   * How long `ensureStream` keeps asking again while JetStream does not answer (a cluster electing
+   * the leader of a new replicated stream, a server restarting) before it throws `TIMEOUT`;
+   * 0 asks once. @default 30_000
+   */
+  setupTimeoutMs?: number;
   /** Time to wait for a server's handshake on each connection attempt. @default 10_000 */
   connectTimeoutMs?: number;
   /** Keep trying when the first connection fails (else `connect` rejects at once). @default true */
@@ -118,6 +124,7 @@ export interface ResolvedOptions {
   logger: Logger;
   publishTimeoutMs: number;
   apiTimeoutMs: number;
+  setupTimeoutMs: number;
   readerBatch: number;
   defaults: Required<JetStreamStreamDefaults> & { duplicateWindowGiven: boolean; maxAgeGiven: boolean; maxMsgSizeGiven: boolean };
 }
@@ -188,6 +195,7 @@ export function resolveOptions(options: JetStreamTransportOptions): {
     logger: options.logger ?? silentLogger,
     publishTimeoutMs: positive(options.publishTimeoutMs, 5_000, 'publishTimeoutMs'),
     apiTimeoutMs: positive(options.apiTimeoutMs, 5_000, 'apiTimeoutMs'),
+    setupTimeoutMs: positive(options.setupTimeoutMs, 30_000, 'setupTimeoutMs', true),
     readerBatch: positive(options.readerBatch, 1_024, 'readerBatch'),
     defaults: {
       storage: d.storage ?? 'file',
