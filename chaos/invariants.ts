@@ -139,7 +139,8 @@ export function verdicts(o: {
   faults: readonly FaultRecord[];
   /** When set, a fault that took longer than this to recover fails the invariant. */
   recoveryBoundMs?: number | undefined;
-  api?: { effects: number; repeats: number; orders: number } | undefined;
+  /** The API's own count of applied idempotency keys, and orders recorded as not charged (`failed`, when the pipeline keeps that count). */
+  api?: { effects: number; repeats: number; orders: number; failed?: number } | undefined;
 }): InvariantResult[] {
   const { report: r } = o;
   const out: InvariantResult[] = [
@@ -181,7 +182,7 @@ export function verdicts(o: {
     out.push({
       name: 'no duplicated external effects',
       passed: o.api.effects <= o.api.orders,
-      value: `${o.api.effects} charges applied for ${o.api.orders} orders (${o.api.repeats} retried requests absorbed by idempotency keys)`,
+      value: `${o.api.effects} charges applied for ${o.api.orders} orders (${o.api.repeats} retried requests absorbed by idempotency keys${o.api.failed ? `; ${o.api.failed} orders recorded as not charged: breaker open or out of retries` : ''})`,
     });
   }
   return out;

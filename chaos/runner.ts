@@ -273,9 +273,11 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
 
     // The effects each key applied, read from the observed stage (checkpoint plus log).
     const applied = new Map<string, readonly number[]>();
+    let failedCharges = 0; // payments: orders the ledger recorded as not charged (breaker open, out of retries)
     for (const key of sent.keys()) {
       const state = await readKeyState({ pipeline: subject.pipeline, transport, checkpointStore: store, stage: subject.stage, key });
       applied.set(key, state ? subject.seqs(state.context) : []);
+      failedCharges += state && typeof (state.context as { failed?: unknown }).failed === 'number' ? (state.context as { failed: number }).failed : 0;
     }
     const report = effects(sent, applied, subject.ordered);
     const stale = await staleWrites(transport, subject.pipeline.stages.slice(1).map((s) => s.stream));
@@ -283,7 +285,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     const timings: InputTiming[] = [...sentAt].map(([id, at]) => ({ sentAt: at, deliveredAt: arrived.get(id) }));
     const recovered = recoveries(faultRecords, timings, { lateAfterMs: scenario.lateAfterMs, graceMs: Math.max(scenario.lateAfterMs, scenario.leaseTtlMs), t0: t0Wall });
     const times = recovered.flatMap((f) => (f.recoveryMs === undefined ? [] : [f.recoveryMs]));
-    const api = rig.api ? { effects: rig.api.stats().effects, repeats: rig.api.stats().repeats, orders: sentCount } : undefined;
+    const api = rig.api ? { effects: rig.api.stats().effects, repeats: rig.api.stats().repeats, orders: sentCount, failed: failedCharges } : undefined;
     const invariants = verdicts({
       report, exactlyOnce: subject.exactlyOnce, ordered: subject.ordered, stale,
       liveness: { deliveredAllAfterMs: deliveredAllAt === undefined ? undefined : deliveredAllAt - lastFaultEnd, boundMs: scenario.livenessMs },
