@@ -11,7 +11,9 @@
  *  1. The node runs a partition only while it holds the partition's lease: a worker is started
  *     after the lease is acquired, and stopped (`onLose`) before the lease is released, or at once
  *     when a renewal finds it lost or when the lease's `validUntil` passes without a renewal (a
- *     node paused past its lease stops acting before anything else, see `valid`).
+ *     node paused past its lease stops acting before anything else, see `valid`). A start that
+ *     fails (its stream has no leader yet, after an outage) is tried again by every reconcile
+ *     while the lease is held and renewed: a partition is never held with nothing running.
  *  2. Every incarnation of a partition's worker gets a fresh epoch: the revision of a lease write
  *     made for it (`epochFor` renews first), higher than every revision before it in the bucket,
  *     so it fences every earlier owner and every earlier incarnation.
@@ -19,8 +21,10 @@
  *     gracefully (final checkpoint), then the lease is released, so the new owner restores that
  *     checkpoint. Partitions that stay are untouched.
  *  4. Reconciling runs one at a time (membership changes, lease changes, the periodic poll that
- *     catches expiries no watcher is told of), and never after `stop()`. Renewals do not wait for
- *     it (a slow handoff never lets another lease run out); the writes on one lease are serialized.
+ *     catches expiries no watcher is told of), and never after `stop()`; the partitions one
+ *     reconcile acquires are started together. Renewals do not wait for it, the first reconcile
+ *     included (a slow start or handoff never lets another lease run out); the writes on one
+ *     lease are serialized.
  *  5. `stop()` hands every owned partition over (graceful stop, then release) and leaves the
  *     membership, so the others take over at once instead of after the TTL.
  */
@@ -83,7 +87,8 @@ export class Coordinator {
   private readonly queue = new SerialQueue();
   /** Writes on one partition's lease, one at a time (invariant 4). */
   private readonly leaseOps = new Map<string, Promise<unknown>>();
-  private readonly owned = new Map<string, { p: PlacedPartition; lease: Lease }>();
+  /** Held leases; `started` once `onGain` succeeded (invariant 1). */
+  private readonly owned = new Map<string, { p: PlacedPartition; lease: Lease; started: boolean }>();
   private readonly byId: Map<string, PlacedPartition>;
   private members: string[] = [];
   private membership: Lease | undefined;
@@ -130,9 +135,18 @@ export class Coordinator {
     this.unwatch.push(this.o.leases.watch(this.partsPrefix, (c) => {
       if (c.entry === undefined) this.soon(); // a lease was given up: it may be ours to take
     }));
-    await this.reconcile();
+    // Invariant 4: renewals run from now on, not after the first reconcile, whose starts may be slow.
     this.armRenew();
     this.armPoll();
+    try {
+      await this.reconcile();
+    } catch (err) {
+      this.stopped = true; // a node whose start failed renews and polls nothing
+      this.o.clock.clearTimeout(this.renewTimer);
+      this.o.clock.clearTimeout(this.pollTimer);
+      for (const off of this.unwatch.splice(0)) off();
+      throw err;
+    }
   }
 
   /** Invariant 1: may the node still act on partition `id`? (Checked before every write of its worker.) */
@@ -212,16 +226,36 @@ export class Coordinator {
       for (const [id, { p }] of [...this.owned]) {
         if (wanted.get(id) !== this.o.nodeId && !this.stopped) await this.giveUp(id, p); // invariant 3
       }
-      for (const [id, node] of wanted) {
-        if (node !== this.o.nodeId || this.owned.has(id) || this.stopped) continue;
-        const lease = await this.o.leases.acquire(`${this.partsPrefix}${id}`, this.o.nodeId);
-        if (!lease) continue; // its previous owner still holds it: a later reconcile retries
-        const p = this.byId.get(id)!;
-        this.owned.set(id, { p, lease });
-        this.emit({ type: 'lease-acquired', partition: id, epoch: lease.epoch });
-        await this.o.onGain(p).catch((err: unknown) => this.o.logger.error({ partition: id, err: describeError(err) }, 'starting a partition failed'));
+      // Started together, not one after the other: a slow start (its stream electing a leader)
+      // holds back no other; all are done before this reconcile ends (invariant 4).
+      const starts: Array<Promise<void>> = [];
+      try {
+        for (const [id, node] of wanted) {
+          if (node !== this.o.nodeId || this.stopped) continue;
+          let held = this.owned.get(id);
+          if (!held) {
+            const lease = await this.o.leases.acquire(`${this.partsPrefix}${id}`, this.o.nodeId);
+            if (!lease) continue; // its previous owner still holds it: a later reconcile retries
+            held = { p: this.byId.get(id)!, lease, started: false };
+            this.owned.set(id, held);
+            this.emit({ type: 'lease-acquired', partition: id, epoch: lease.epoch });
+          }
+          if (!held.started) starts.push(this.startPartition(id, held));
+        }
+      } finally {
+        await Promise.all(starts); // startPartition never rejects
       }
     });
+  }
+
+  /** Invariant 1: starts a held partition's worker; a failed start is tried again by the next reconcile. */
+  private async startPartition(id: string, held: { p: PlacedPartition; started: boolean }): Promise<void> {
+    try {
+      await this.o.onGain(held.p);
+      held.started = true;
+    } catch (err) {
+      this.o.logger.error({ partition: id, err: describeError(err) }, 'starting a partition failed; the next reconcile tries again');
+    }
   }
 
   /** Renews the membership and every owned lease; a lost or expired one stops its partition at once (invariant 1). */

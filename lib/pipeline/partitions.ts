@@ -129,7 +129,12 @@ export class NodePartitions {
     if (!slot || slot.held) return;
     slot.held = true;
     slot.down = undefined;
-    await this.supervisor.supervisorOf(stageName).startChild(this.groupOf(stageName, partition));
+    try {
+      await this.supervisor.supervisorOf(stageName).startChild(this.groupOf(stageName, partition));
+    } catch (err) {
+      slot.held = false; // not in the tree: a later gain tries again (invariant 1)
+      throw err;
+    }
   }
 
   /** Invariant 1: the node stops running a partition (graceful stop, then the child is removed). */

@@ -85,7 +85,7 @@ export interface WorkerConfig {
   commitBeforeApply: boolean;
   /** Retries of an at-most-once commit ahead of a batch. */
   commitRetry: Backoff;
-  /** Retries of a publish the log refused for a while. */
+  /** Rounds of retries while the log refuses publishes (outbox invariant 2: one probe per round). */
   publishRetry: Backoff;
 }
 
@@ -131,6 +131,6 @@ export function compileWorkerOptions(o: PartitionWorkerOptions): WorkerConfig {
     settleBeforeCut: stage.guarantee === 'at-least-once' && !persistOutputs,
     commitBeforeApply: stage.guarantee === 'at-most-once',
     commitRetry: exponentialBackoff({ minMs: 10, maxMs: 1000 }),
-    publishRetry: exponentialBackoff({ minMs: 10, maxMs: 5000 }),
+    publishRetry: exponentialBackoff({ minMs: 10, maxMs: 1000 }),
   };
 }

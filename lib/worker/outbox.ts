@@ -5,7 +5,16 @@
  *  1. An entry stays in the outbox from its publish until the log acknowledges it; a checkpoint
  *     copies the entries, so a successor republishes exactly what may not have landed.
  *  2. A failed publish is retried with the same message ID (the log's dedupe drops a copy that
- *     did land), with exponential backoff on the clock, while the owner is live.
+ *     did land) while the owner is live, in publish order: the first failure puts the outbox on
+ *     hold (`state`) and nothing more is sent; after `retry.delay(rounds)` on the clock (one
+ *     timer) the oldest pending entry is sent alone, as a probe (or, still in flight, awaited);
+ *     once the log takes it, every pending entry not in flight is sent again, in publish order,
+ *     and the hold ends; if it fails, the next round waits longer. So a stream without a leader
+ *     (it answers "no responders" at once) costs one publish per round, not one per entry;
+ *     entries land in the order they were published; and they go again at most one backoff
+ *     step after the stream is back. (A publish lost in flight while a later one lands, a
+ *     leader dying between the two, can still land after it: the transport sends it again only
+ *     after its PubAck timeout.)
  *  3. After `close()`, nothing is published or retried and no timer is left.
  *  4. `settled()` resolves once every entry published before the call is acknowledged: an
  *     at-least-once worker writes a checkpoint only after its outputs have landed, so it never
@@ -32,7 +41,7 @@ export interface OutboxOptions {
   clock: Clock;
   logger: Logger;
   maxSize: number;
-  /** Delays between retries of a publish that failed for a while (invariant 2). */
+  /** Delays between rounds of retries while publishes fail (invariant 2). */
   retry: Backoff;
   random?: () => number;
   /** Invariant 6: a publish refused for good. */
@@ -49,16 +58,34 @@ export function isPermanentRefusal(err: unknown): err is WardenError {
 
 const enc = new TextEncoder();
 
+/** One entry in the outbox. */
+interface Slot {
+  entry: OutboxEntry;
+  /** Publish number: publish order. */
+  n: number;
+  dedupe: boolean;
+  /** A publish of it is awaiting the log's answer. */
+  inFlight: boolean;
+}
+
 /**
  * @example
- * const outbox = new Outbox({ transport, clock, logger, maxSize: 4096, retry: exponentialBackoff({ minMs: 10, maxMs: 5000 }) });
+ * const outbox = new Outbox({ transport, clock, logger, maxSize: 4096, retry: exponentialBackoff({ minMs: 10, maxMs: 1000 }) });
  * outbox.publish({ subject: 'clicks.pages.0', msgId: 'sessions:u1:7:0', body });
  * if (outbox.full) await outbox.drained();
  */
 export class Outbox {
-  /** Unacknowledged entries by message ID, in publish order, each with its publish number. */
-  private readonly pending = new Map<string, { entry: OutboxEntry; n: number; dedupe: boolean }>();
-  private readonly timers = new Set<TimerHandle>();
+  /** Unacknowledged entries by message ID, in publish order. */
+  private readonly pending = new Map<string, Slot>();
+  /**
+   * Invariant 2: `sending` publishes at once; `holding` waits for the retry timer after a failure;
+   * `probing` waits for the answer to the oldest entry, sent alone.
+   */
+  private state: 'sending' | 'holding' | 'probing' = 'sending';
+  /** Rounds of retries that failed since the last success (the backoff's attempt number). */
+  private rounds = 0;
+  private probe: Slot | undefined;
+  private retryTimer: TimerHandle = undefined;
   private waiter: (() => void) | undefined;
   private readonly settling: Array<{ upTo: number; resolve: (acked: boolean) => void }> = [];
   private published = 0;
@@ -87,9 +114,9 @@ export class Outbox {
     if (this.closed) return;
     const dedupe = options.dedupe ?? true;
     // A re-publish of a pending ID (a restored outbox entry that is also regenerated) keeps its place.
-    const slot = this.pending.get(entry.msgId) ?? { entry, n: ++this.published, dedupe };
+    const slot = this.pending.get(entry.msgId) ?? { entry, n: ++this.published, dedupe, inFlight: false };
     this.pending.set(entry.msgId, slot);
-    this.send(slot, 0);
+    if (this.state === 'sending' && !slot.inFlight) this.send(slot); // invariant 2: held entries wait their turn
   }
 
   /** Invariant 4: resolves true when everything published so far is acknowledged, false if the outbox closed first. */
@@ -104,40 +131,75 @@ export class Outbox {
     this.wake();
   }
 
-  private send(slot: { entry: OutboxEntry; n: number; dedupe: boolean }, attempt: number): void {
+  private send(slot: Slot): void {
     const { entry } = slot;
     if (this.o.gate && !this.o.gate()) {
       this.o.onGateClosed?.(); // invariant 7
       return;
     }
+    slot.inFlight = true;
     this.o.transport.publish(entry.subject, enc.encode(entry.body), slot.dedupe ? { msgId: entry.msgId } : {}).then(
       () => {
-        if (this.pending.get(entry.msgId) !== slot) return;
-        this.pending.delete(entry.msgId);
-        if (this.waiter && this.pending.size < this.o.maxSize / 2) this.wake();
-        if (this.settling.length > 0) this.wakeSettled();
+        slot.inFlight = false;
+        if (this.closed) return;
+        if (this.pending.get(entry.msgId) === slot) this.remove(slot);
+        if (slot === this.probe) this.resume();
       },
       (err: unknown) => {
+        slot.inFlight = false;
         if (this.closed) return;
         if (isPermanentRefusal(err)) {
-          // Invariant 6: no retry can change it.
-          if (this.pending.get(entry.msgId) !== slot) return;
-          this.pending.delete(entry.msgId);
-          if (this.waiter && this.pending.size < this.o.maxSize / 2) this.wake();
-          if (this.settling.length > 0) this.wakeSettled();
-          this.o.logger.error({ subject: entry.subject, msgId: entry.msgId, err }, 'publish refused for good; not retried');
-          this.o.onRefused?.(entry, err);
+          // Invariant 6: no retry can change it (and the log did answer: a probe refused so ends the hold).
+          if (this.pending.get(entry.msgId) === slot) {
+            this.remove(slot);
+            this.o.logger.error({ subject: entry.subject, msgId: entry.msgId, err }, 'publish refused for good; not retried');
+            this.o.onRefused?.(entry, err);
+          }
+          if (slot === this.probe) this.resume();
           return;
         }
-        const delay = this.o.retry.delay(attempt, this.o.random); // invariant 2
-        this.o.logger.warn({ subject: entry.subject, msgId: entry.msgId, attempt, delay, err }, 'publish failed; retrying with the same message ID');
-        const timer = this.o.clock.setTimeout(() => {
-          this.timers.delete(timer);
-          if (!this.closed && this.pending.get(entry.msgId) === slot) this.send(slot, attempt + 1);
-        }, delay);
-        this.timers.add(timer);
+        if (this.state === 'sending' || slot === this.probe) this.hold(slot, err); // invariant 2
       },
     );
+  }
+
+  /** Invariant 2: stops sending; the retry timer sends the oldest entry alone. */
+  private hold(failed: Slot, err: unknown): void {
+    this.state = 'holding';
+    this.probe = undefined;
+    const delay = this.o.retry.delay(this.rounds++, this.o.random);
+    this.o.logger.warn({ subject: failed.entry.subject, msgId: failed.entry.msgId, pending: this.pending.size, round: this.rounds, delay, err },
+      'publish failed; holding the outbox, then retrying in publish order with the same message IDs');
+    this.retryTimer = this.o.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.closed || this.state !== 'holding') return;
+      const oldest = this.pending.values().next();
+      if (oldest.done) {
+        this.resume();
+        return;
+      }
+      this.state = 'probing';
+      this.probe = oldest.value;
+      // An oldest entry still in flight is its own probe: its answer ends or renews the hold.
+      if (!oldest.value.inFlight) this.send(oldest.value);
+    }, delay);
+  }
+
+  /** Invariant 2: the log took the probe: every entry not in flight is sent again, in publish order. */
+  private resume(): void {
+    this.state = 'sending';
+    this.probe = undefined;
+    this.rounds = 0;
+    for (const slot of [...this.pending.values()]) {
+      if (this.state !== 'sending' || this.closed) return; // failed again (synchronously) or closed
+      if (!slot.inFlight) this.send(slot);
+    }
+  }
+
+  private remove(slot: Slot): void {
+    this.pending.delete(slot.entry.msgId);
+    if (this.waiter && this.pending.size < this.o.maxSize / 2) this.wake();
+    if (this.settling.length > 0) this.wakeSettled();
   }
 
   /** Resolves when the outbox is down to half its size, or it is closed. */
@@ -151,8 +213,8 @@ export class Outbox {
   /** Invariant 3. Entries stay readable (for a final checkpoint), nothing more is sent. */
   close(): void {
     this.closed = true;
-    for (const t of this.timers) this.o.clock.clearTimeout(t);
-    this.timers.clear();
+    if (this.retryTimer !== undefined) this.o.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.wake();
     for (const s of this.settling.splice(0)) s.resolve(false);
   }

@@ -15,11 +15,21 @@ import {
   type WardenNode,
 } from '../../lib/index.js';
 import { counter, tally } from '../helpers/counter.js';
+import { DelegatingTransport } from '../helpers/delegating-transport.js';
+import { WardenError } from '../../lib/core/errors.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The embedded log, whose stream infos time out while `down` says so (a stream electing a leader). */
+class ElectingTransport extends DelegatingTransport {
+  down: (stream: string) => boolean = () => false;
+  override streamInfo(stream: string): ReturnType<InMemoryTransport['streamInfo']> {
+    return this.down(stream) ? Promise.reject(new WardenError('TIMEOUT', `streamInfo of ${stream}: no answer`)) : super.streamInfo(stream);
+  }
+}
+
 function setup(name: string) {
-  const transport = new InMemoryTransport();
+  const transport = new ElectingTransport(new InMemoryTransport());
   const checkpointStore = new InMemoryCheckpointStore();
   const leases = new InMemoryLeaseStore({ ttlMs: 400 });
   const pipeline = definePipeline({ name, stages: [{ actor: counter, partitions: 6, to: 'tally', checkpoint: { everyEvents: 10, intervalMs: 100 } }, { actor: tally, partitions: 2 }] });
@@ -93,4 +103,24 @@ test('coordinator invariant 1, worker invariant 17: a node whose lease store is 
   t.is((await runningOwners([a])).size, 0, 'a runs nothing');
   t.is((await runningOwners([b])).size, 8, 'b runs everything');
   for (let k = 0; k < 6; k++) t.is(((await b.readState('counter', `k${k}`))?.context as { count: number }).count, 10, `k${k}`);
+});
+
+test('coordinator invariant 1: partitions whose workers failed to start (their stream had no leader) start once it answers; nothing is lost', async (t) => {
+  const { start, transport } = setup('cl-electing');
+  let electing = true;
+  let asked = 0;
+  // The node's own check of its streams (the first ask) answers; the workers' starts then time out.
+  transport.down = (stream) => electing && stream === 'cl-electing-counter' && ++asked > 1;
+  const events: NodeEvent[] = [];
+  const a = await start('a', events);
+  t.teardown(() => a.stop());
+  await sleep(300);
+  t.is((await runningOwners([a])).size, 2, 'only the tally partitions run: every counter start failed');
+  t.true(events.some((e) => e.type === 'lease-acquired' && e.partition.includes('.counter.')), 'the counter leases are held');
+  electing = false;
+  await sleep(600); // the next polls (every TTL / 2) start them
+  t.is((await runningOwners([a])).size, 8, 'every partition runs');
+  for (let i = 0; i < 24; i++) await a.ingest({ key: `k${i % 6}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` });
+  await a.whenCaughtUp({ timeoutMs: 10_000 });
+  for (let k = 0; k < 6; k++) t.is(((await a.readState('counter', `k${k}`))?.context as { count: number }).count, 4, `k${k}`);
 });

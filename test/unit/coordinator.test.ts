@@ -65,16 +65,22 @@ function cluster() {
   const clock = new SimulatedClock(1_000_000);
   const leases = new InMemoryLeaseStore({ ttlMs: TTL, clock });
   const nodes: TestNode[] = [];
-  const node = (id: string): TestNode => {
+  /** `failStart(p)` true: that start of `p` fails (its stream had no leader, say); `startMs(p)`: how long it takes. */
+  const node = (id: string, failStart: (p: PlacedPartition) => boolean = () => false, startMs: (p: PlacedPartition) => number = () => 0): TestNode => {
     const link = new Link(leases);
     const running = new Set<string>();
     const log: string[] = [];
     const c = new Coordinator({
       cluster: 'shop', nodeId: id, leases: link, clock, logger: silentLogger, partitions,
-      onGain: (p) => {
+      onGain: async (p) => {
+        const ms = startMs(p);
+        if (ms > 0) await new Promise<void>((resolve) => clock.setTimeout(resolve, ms));
+        if (failStart(p)) {
+          log.push(`!${p.partition}`);
+          throw new WardenError('TIMEOUT', `streamInfo of ${p.id} timed out`);
+        }
         running.add(p.id);
         log.push(`+${p.partition}`);
-        return Promise.resolve();
       },
       onLose: (p, how) => {
         running.delete(p.id);
@@ -178,6 +184,35 @@ test('coordinator invariant 1: a lease taken away (revoked) stops its partition 
   t.true(a.log.includes('-3:lost'));
   await settle(TTL / 2);
   t.true(a.running.has('shop.orders.3'), 'taken again by the placement: it is still this node’s');
+});
+
+test('coordinator invariant 1: a partition whose worker failed to start is started by the next reconcile, under the lease it holds', async (t) => {
+  const { node, settle } = cluster();
+  let failures = 2;
+  const a = node('a', (p) => p.partition === 3 && failures-- > 0);
+  await a.c.start();
+  await settle();
+  t.false(a.running.has('shop.orders.3'), 'its first start failed');
+  t.is(a.running.size, 7);
+  t.true(a.c.valid('shop.orders.3'), 'the lease is still held');
+  for (let i = 0; i < 2; i++) await settle(TTL / 2); // two polls: a second failure, then a start
+  t.true(a.running.has('shop.orders.3'));
+  t.deepEqual(a.log.filter((l) => l.endsWith('3')), ['!3', '!3', '+3'], 'never given up meanwhile');
+  t.true(a.c.valid('shop.orders.3'), 'renewed all along');
+});
+
+test('coordinator invariant 4: a slow first start does not hold the renewals back: no lease runs out meanwhile', async (t) => {
+  const { node, settle } = cluster();
+  const a = node('a', () => false, (p) => (p.partition === 7 ? 3 * TTL : 0));
+  const started = a.c.start();
+  await settle();
+  for (let i = 0; i < 5; i++) await settle(TTL / 2); // 2.5 TTLs while partition 7 is still starting
+  t.is(a.running.size, 7);
+  t.true(a.c.ownedPartitions().every((p) => a.c.valid(p.id)), 'every lease renewed meanwhile');
+  await settle(TTL);
+  await started;
+  t.is(a.running.size, 8);
+  t.true(a.c.ownedPartitions().every((p) => a.c.valid(p.id)));
 });
 
 test('coordinator invariant 2: every epochFor is a fresh, higher epoch; a partition not held is LEASE_LOST', async (t) => {

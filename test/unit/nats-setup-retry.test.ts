@@ -13,10 +13,9 @@ const timeout = (): WardenError => new WardenError('TIMEOUT', 'no responders');
 test('a setup request JetStream does not answer yet is asked again until it is answered', async (t) => {
   const clock = new SimulatedClock();
   let calls = 0;
-  const done = retrySetup(async () => {
+  const done = retrySetup(() => {
     calls++;
-    if (calls < 4) throw timeout();
-    return 'created';
+    return calls < 4 ? Promise.reject(timeout()) : Promise.resolve('created');
   }, { withinMs: 30_000, clock, logger: silentLogger, what: 'ensureStream orders' });
   await clock.advanceAsync(10_000);
   t.is(await done, 'created');
@@ -26,9 +25,9 @@ test('a setup request JetStream does not answer yet is asked again until it is a
 test('a setup request that fails otherwise is not asked again', async (t) => {
   const clock = new SimulatedClock();
   let calls = 0;
-  const err = await t.throwsAsync(retrySetup(async () => {
+  const err = await t.throwsAsync(retrySetup(() => {
     calls++;
-    throw new ConfigError('subjects', 'overlap with stream other');
+    return Promise.reject(new ConfigError('subjects', 'overlap with stream other'));
   }, { withinMs: 30_000, clock, logger: silentLogger, what: 'ensureStream orders' }));
   t.true(err instanceof ConfigError);
   t.is(calls, 1);
@@ -37,9 +36,9 @@ test('a setup request that fails otherwise is not asked again', async (t) => {
 test('a setup request still unanswered after the bound fails with TIMEOUT naming what, how long and how often', async (t) => {
   const clock = new SimulatedClock();
   let calls = 0;
-  const done = retrySetup(async () => {
+  const done = retrySetup(() => {
     calls++;
-    throw timeout();
+    return Promise.reject(timeout());
   }, { withinMs: 5_000, clock, logger: silentLogger, what: 'open lease bucket warden-leases' });
   const failed = t.throwsAsync(done, { instanceOf: WardenError });
   await clock.advanceAsync(10_000);
@@ -52,9 +51,9 @@ test('a setup request still unanswered after the bound fails with TIMEOUT naming
 test('a bound of 0 asks once', async (t) => {
   const clock = new SimulatedClock();
   let calls = 0;
-  await t.throwsAsync(retrySetup(async () => {
+  await t.throwsAsync(retrySetup(() => {
     calls++;
-    throw timeout();
+    return Promise.reject(timeout());
   }, { withinMs: 0, clock, logger: silentLogger, what: 'x' }), { message: 'no responders' });
   t.is(calls, 1);
 });

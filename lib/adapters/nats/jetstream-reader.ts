@@ -1,11 +1,13 @@
 /**
  * `JetStreamReader`: the port's ordered, unacknowledged `Reader` on a JetStream ordered consumer
  * (`js.consumers.get(stream, { filter_subjects, opt_start_seq })` + `consume()`). The client
- * library recreates the ephemeral consumer after a gap or missed heartbeats; the reader itself
- * recreates it, from its own cursor, after a reconnect (the server may have restarted and lost
- * the in-memory consumer; the library's own recreation can then stall until its heartbeats
- * time out), when the library gives up, and when nothing arrives while the server says
- * messages are pending (a stall watchdog).
+ * library recreates the ephemeral consumer after a gap; the reader itself recreates it, from its
+ * own cursor, after a reconnect (the server may have restarted and lost the in-memory consumer),
+ * when the server's heartbeats stop (the server holding the consumer died, or its pull request
+ * was lost: the library's own recovery then waits for a consumer-info request, up to `EXPIRES_MS`
+ * between tries, and after recreating the consumer can pull too few messages), when the library
+ * gives up, and when nothing arrives while the server says messages are pending (a stall
+ * watchdog).
  *
  * Invariants:
  *  1. `cursor` is 1 + the stream sequence of the last message taken into the buffer; a message
@@ -30,6 +32,15 @@
  *     call returns what arrived together, not the first message of it.
  *  5. `close()` resolves parked `next()` calls with `[]`, stops the pump and deletes the
  *     ephemeral consumer (best effort; the server drops it after its inactivity threshold anyway).
+ *  6. A consumer is never silent for long: every pull request asks for a heartbeat every
+ *     `HEARTBEAT_MS` while it has nothing to deliver, and when the library reports two missed,
+ *     the consumer is recreated from the cursor (invariant 1). One try at creating a consumer
+ *     (stream info, then the create request) waits at most the transport's `attemptTimeoutMs`
+ *     (2 s), and a failed one is tried again after `READER_RETRY` (200 ms doubling to 1 s): a
+ *     request sent while the stream has no leader, or one the meta leader placed on a server
+ *     that just died, is never answered. So a reader whose stream lost its leader reads again at
+ *     most about 3 s after the election, and one whose consumer's server died about
+ *     `3 * HEARTBEAT_MS` plus one creation after the death.
  */
 import { DeliverPolicy, type Consumer as NatsConsumer, type ConsumerMessages, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { Msg } from '@nats-io/transport-node';
@@ -52,15 +63,17 @@ const STALL_MS = 5_000;
 const PAUSE_BATCHES = 16;
 /** ...or at this many buffered body bytes. */
 const PAUSE_BYTES = 8 * 1024 * 1024;
-/** Lifetime of one pull request of the library's `consume` (its heartbeats are half of it). */
+/** Lifetime of one pull request of the library's `consume`. */
 const EXPIRES_MS = 10_000;
+/** Heartbeat interval a pull request asks of the server while it has nothing to deliver (invariant 6). */
+const HEARTBEAT_MS = 1_000;
 /**
  * @internal Delay before a failed ordered consumer is recreated: 200 ms after the first failure,
- * doubling up to 5 s, no jitter.
+ * doubling up to 1 s, no jitter (invariant 6).
  *
  * @example READER_RETRY.delay(0) // 200
  */
-export const READER_RETRY: Backoff = exponentialBackoff({ minMs: 200, maxMs: 5_000 }, 'readerRetry');
+export const READER_RETRY: Backoff = exponentialBackoff({ minMs: 200, maxMs: 1_000 }, 'readerRetry');
 
 /**
  * @internal What a reader needs from its transport.
@@ -68,6 +81,10 @@ export const READER_RETRY: Backoff = exponentialBackoff({ minMs: 200, maxMs: 5_0
  * @example new JetStreamReader(host, 'orders', 1, 'orders.eu')
  */
 export interface ReaderHost {
+  /**
+   * Its requests (stream info and consumer create, info and delete) time out after the
+   * transport's `attemptTimeoutMs` (2 s, or `apiTimeoutMs` if shorter; invariant 6).
+   */
   readonly js: JetStreamClient;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -276,7 +293,9 @@ export class JetStreamReader implements Reader {
         this.serverPending = (await consumer.info(true)).num_pending;
         this.progressAt = this.host.clock.now();
         this.wakeNow();
-        const messages = await consumer.consume({ max_messages: this.host.batch, expires: EXPIRES_MS, callback: (m) => this.accept(gen, m) });
+        const messages = await consumer.consume({
+          max_messages: this.host.batch, expires: EXPIRES_MS, idle_heartbeat: HEARTBEAT_MS, callback: (m) => this.accept(gen, m),
+        });
         if (this.closedFlag || gen !== this.generation) {
           messages.stop();
           if (this.closedFlag) return;
@@ -325,10 +344,17 @@ export class JetStreamReader implements Reader {
     this.wakeSoon();
   }
 
-  /** Logs what the library reports about the ordered consumer (recreations, missing stream...). */
+  /**
+   * Logs what the library reports about the ordered consumer (recreations, missing stream...);
+   * recreates it when its heartbeats stop (invariant 6).
+   */
   private async watch(messages: ConsumerMessages): Promise<void> {
     try {
       for await (const s of messages.status()) {
+        if (s.type === 'heartbeats_missed') {
+          if (messages === this.messages) this.restart(`no heartbeat from the server for ${s.count} intervals of ${HEARTBEAT_MS} ms`);
+          continue;
+        }
         if (s.type === 'ordered_consumer_recreated' || s.type === 'reset' || s.type === 'stream_not_found' || s.type === 'consumer_not_found') {
           this.host.logger.info({ stream: this.streamName, cursor: this.cursor, status: s }, 'ordered reader status');
           this.progressAt = this.host.clock.now();

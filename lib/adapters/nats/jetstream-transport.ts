@@ -13,13 +13,19 @@
  *     publish in flight is sent again at once (the client drops what it buffered while
  *     disconnected) (see `puback-collector.ts`).
  *  3. Readers are JetStream ordered consumers (`jetstream-reader.ts`), recreated from their
- *     cursor after a reconnect; consumers are durable pull consumers with explicit acks
- *     (`jetstream-consumer.ts`).
+ *     cursor after a reconnect, when their heartbeats stop and when they stall; consumers are
+ *     durable pull consumers with explicit acks (`jetstream-consumer.ts`).
  *  4. Every failure is a `WardenError` with the driver's error as cause (`errors.ts`), and no
  *     user name, password, token or URL userinfo appears in an error, an event or a log line.
  *  5. After `close()` every operation fails with `TRANSPORT_CLOSED`; readers and consumers are
  *     closed; publishes in flight get up to `publishTimeoutMs` to be acknowledged, the rest fail
  *     with `TRANSPORT_CLOSED`; then the connection is drained.
+ *  6. A request that may be sent again waits `attemptTimeoutMs` (2 s, or `apiTimeoutMs` if
+ *     shorter) per try, not `apiTimeoutMs`: one sent while its stream elects a leader, or whose
+ *     answer was lost with a connection, is never answered. The idempotent reads (`streamInfo`,
+ *     `lastSeqOf`, `getMessage`) are asked again after a try that timed out, up to
+ *     `ceil(apiTimeoutMs / attemptTimeoutMs)` tries, so they find a leader elected meanwhile;
+ *     readers recreate their consumer with tries of that length (`jetstream-reader.ts`).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -105,6 +111,8 @@ export class JetStreamTransport implements Transport {
   private constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
+    /** The same API with tries of `attemptTimeoutMs` (invariant 6). */
+    private readonly retryJsm: JetStreamManager,
     private readonly o: ResolvedOptions,
     private readonly redactor: Redactor,
     retry: { initialMs: number; maxMs: number },
@@ -119,7 +127,7 @@ export class JetStreamTransport implements Transport {
     const release = (h: Handle): void => {
       this.handles.delete(h);
     };
-    this.readerHost = { js: this.js, clock: o.clock, logger: o.logger, redactor, batch: o.readerBatch, assertOpen, release };
+    this.readerHost = { js: retryJsm.jetstream(), clock: o.clock, logger: o.logger, redactor, batch: o.readerBatch, assertOpen, release };
     this.consumerHost = {
       nc, clock: o.clock, logger: o.logger, redactor, apiPrefix: jsm.getOptions().apiPrefix ?? '$JS.API', requestTimeoutMs: o.apiTimeoutMs,
       termWithReason: atLeast(this.serverVersion, [2, 11, 0]), assertOpen, release,
@@ -146,14 +154,16 @@ export class JetStreamTransport implements Transport {
       throw toWardenError(err, { op: `connect to ${where}`, redactor });
     }
     let jsm: JetStreamManager;
+    let retryJsm: JetStreamManager;
     try {
       jsm = await jetstreamManager(nc, { timeout: resolved.apiTimeoutMs });
+      retryJsm = await jetstreamManager(nc, { ...jsm.getOptions(), timeout: resolved.attemptTimeoutMs, checkAPI: false });
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw toWardenError(err, { op: `JetStream check on ${where}`, redactor });
     }
     resolved.logger.info({ servers: where, server: redactUrl(nc.getServer()), version: nc.info?.version }, 'connected to NATS');
-    return new JetStreamTransport(nc, jsm, resolved, redactor, retry);
+    return new JetStreamTransport(nc, jsm, retryJsm, resolved, redactor, retry);
   }
 
   /**
@@ -206,13 +216,14 @@ export class JetStreamTransport implements Transport {
     return retrySetup(once, { withinMs: this.o.setupTimeoutMs, clock: this.o.clock, logger: this.logger, what: `ensureStream ${cfg.name}` });
   }
 
+  /** Asked again after a try without an answer (invariant 6). */
   async streamInfo(stream: string): Promise<StreamInfo> {
-    return toInfo(await this.api('streamInfo', { stream }, () => this.jsm.streams.info(stream)));
+    return toInfo(await this.read('streamInfo', { stream }, (jsm) => jsm.streams.info(stream)));
   }
 
-  /** Sequence of the newest message on `subject` in `stream`, 0 if none. */
+  /** Sequence of the newest message on `subject` in `stream`, 0 if none (asked again as `streamInfo` is). */
   async lastSeqOf(stream: string, subject: string): Promise<number> {
-    const m = await this.api('lastSeqOf', { stream, subject }, () => this.jsm.streams.getMessage(stream, { last_by_subj: subject }));
+    const m = await this.read('lastSeqOf', { stream, subject }, (jsm) => jsm.streams.getMessage(stream, { last_by_subj: subject }));
     return m ? m.seq : 0;
   }
 
@@ -238,7 +249,7 @@ export class JetStreamTransport implements Transport {
       this.assertOpen();
       return undefined;
     }
-    const m = await this.api('getMessage', { stream }, () => this.jsm.streams.getMessage(stream, { seq }));
+    const m = await this.read('getMessage', { stream }, (jsm) => jsm.streams.getMessage(stream, { seq }));
     return m ? storedMessage(stream, m.subject, m.seq, m.data, m.header, m.time.getTime()) : undefined;
   }
 
@@ -316,6 +327,19 @@ export class JetStreamTransport implements Transport {
 
   private ctx(op: string, extra: Omit<NatsErrorContext, 'op' | 'redactor'> = {}): NatsErrorContext {
     return { op, ...extra, redactor: this.redactor };
+  }
+
+  /** Invariant 6: an idempotent read, asked again after a try that timed out, for about `apiTimeoutMs` in all. */
+  private async read<T>(op: string, extra: Omit<NatsErrorContext, 'op' | 'redactor'>, fn: (jsm: JetStreamManager) => Promise<T>): Promise<T> {
+    const tries = Math.ceil(this.o.apiTimeoutMs / this.o.attemptTimeoutMs);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.api(op, extra, () => fn(this.retryJsm));
+      } catch (err) {
+        if ((err as WardenError).code !== 'TIMEOUT' || attempt >= tries || this.closedFlag) throw err;
+        this.logger.debug({ op, ...extra, attempt }, 'no answer in time; asking again');
+      }
+    }
   }
 
   private async api<T>(op: string, extra: Omit<NatsErrorContext, 'op' | 'redactor'>, fn: () => Promise<T>): Promise<T> {

@@ -16,6 +16,12 @@
  *  5. A watcher is restarted with backoff after an error or a reconnect; an expiry by max age is
  *     never told (NATS removes the message silently), so owners also poll.
  *  6. Every failure is a `WardenError`; no credential appears in one.
+ *  7. A request to the bucket waits at most `requestTimeoutMs` (half the TTL, 1 to 5 s) for
+ *     its answer: one sent while the bucket's stream elects a leader (a listing), or whose answer
+ *     went to a connection that was lost, is never answered; the writes on one lease are
+ *     serialized (coordinator invariant 4) and reconciles run one at a time, so a request waiting
+ *     the full API timeout would hold the next ones back past the election; and a renewal
+ *     answered later than that could not be counted on anyway (`validUntil` runs from its start).
  */
 import { connect, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
@@ -42,6 +48,11 @@ export interface KvLeaseStoreOptions {
   bucket?: string;
   /** Replicas of the bucket's stream when it is created (3 in production). @default 1 */
   replicas?: number;
+  /**
+   * How long one request to the bucket (acquire, renew, release, get, list) waits for an answer
+   * before it fails with `TIMEOUT` (invariant 7). @default half of ttlMs, within 1_000..5_000
+   */
+  requestTimeoutMs?: number;
   /**
    * How long opening the bucket keeps asking again while JetStream does not answer (a cluster
    * electing the leader of a new replicated bucket) before it throws `TIMEOUT`; 0 asks once.
@@ -133,10 +144,14 @@ export class KvLeaseStore implements LeaseStore {
     const bucket = options.bucket ?? 'warden-leases';
     const setupTimeoutMs = options.setupTimeoutMs ?? 30_000;
     if (!Number.isFinite(setupTimeoutMs) || setupTimeoutMs < 0) throw new ConfigError('setupTimeoutMs', `must be a finite number >= 0, got ${String(options.setupTimeoutMs)}`);
+    // Invariant 7 (from the TTL asked for; a bucket's own TTL, adopted, is known only once it is open).
+    const requestTimeoutMs = options.requestTimeoutMs ?? Math.min(5_000, Math.max(1_000, Math.floor(ttlMs / 2)));
+    if (!Number.isFinite(requestTimeoutMs) || requestTimeoutMs < 50) throw new ConfigError('requestTimeoutMs', `must be a finite number >= 50, got ${String(options.requestTimeoutMs)}`);
+    const js = jetstream(nc, { timeout: requestTimeoutMs });
     const ctx: NatsErrorContext = { op: 'leases.openBucket', stream: `KV_${bucket}`, redactor };
     const openOnce = async (): Promise<{ kv: KV; ttl: number }> => {
       try {
-        const kv = await new Kvm(jetstream(nc)).create(bucket, { history: 1, ttl: ttlMs, replicas: options.replicas ?? 1 });
+        const kv = await new Kvm(js).create(bucket, { history: 1, ttl: ttlMs, replicas: options.replicas ?? 1 });
         return { kv, ttl: (await kv.status()).ttl };
       } catch (err) {
         throw toWardenError(err, ctx);
@@ -152,7 +167,7 @@ export class KvLeaseStore implements LeaseStore {
     }
     const margin = options.safetyMarginMs ?? ttl * 0.2;
     if (!(margin >= 0 && margin < ttl)) throw new ConfigError('safetyMarginMs', `must be >= 0 and < ttlMs (${ttl}), got ${String(options.safetyMarginMs)}`);
-    return new KvLeaseStore(kv, await jetstreamManager(nc), bucket, owned ? nc : undefined, { ...options, ttlMs: ttl }, redactor);
+    return new KvLeaseStore(kv, await jetstreamManager(nc, { timeout: requestTimeoutMs }), bucket, owned ? nc : undefined, { ...options, ttlMs: ttl }, redactor);
   }
 
   async acquire(key: string, owner: string): Promise<Lease | undefined> {

@@ -68,7 +68,10 @@ export interface JetStreamTransportOptions {
   publishTimeoutMs?: number;
   /** @default { initialMs: 100, maxMs: 5_000 } */
   publishRetry?: PublishRetryOptions;
-  /** Time to wait for a JetStream API answer (stream and consumer management, getMessage...). @default 5_000 */
+  /**
+   * Time to wait for a JetStream API answer (stream and consumer management, getMessage...); the
+   * idempotent reads ask again every 2 s within it (see `JetStreamTransport`, invariant 6). @default 5_000
+   */
   apiTimeoutMs?: number;
   /**
    * How long `ensureStream` keeps asking again while JetStream does not answer (a cluster electing
@@ -124,10 +127,25 @@ export interface ResolvedOptions {
   logger: Logger;
   publishTimeoutMs: number;
   apiTimeoutMs: number;
+  /**
+   * One try of a request the transport asks again (a reader's consumer creation, an idempotent
+   * read): `ATTEMPT_TIMEOUT_MS`, or `apiTimeoutMs` if shorter.
+   */
+  attemptTimeoutMs: number;
   setupTimeoutMs: number;
   readerBatch: number;
   defaults: Required<JetStreamStreamDefaults> & { duplicateWindowGiven: boolean; maxAgeGiven: boolean; maxMsgSizeGiven: boolean };
 }
+
+/**
+ * @internal Longest wait for one try of a request that is asked again when it gets no answer: a
+ * request sent while a stream (or the JetStream meta group) elects a leader, or one placed on a
+ * server that just died, is never answered, so a try that waited the whole API timeout would keep
+ * its caller waiting seconds after the election.
+ *
+ * @example Math.min(apiTimeoutMs, ATTEMPT_TIMEOUT_MS)
+ */
+export const ATTEMPT_TIMEOUT_MS = 2_000;
 
 /** @example servers ?? DEFAULT_URL */
 export const DEFAULT_URL = 'nats://127.0.0.1:4222';
@@ -190,11 +208,13 @@ export function resolveOptions(options: JetStreamTransportOptions): {
   const servers = serverList(options.servers ?? process.env.WARDEN_NATS_URL ?? DEFAULT_URL);
   const redactor = new Redactor([options.pass, options.token, ...urlSecrets(servers)]);
   const d = options.streamDefaults ?? {};
+  const apiTimeoutMs = positive(options.apiTimeoutMs, 5_000, 'apiTimeoutMs');
   const resolved: ResolvedOptions = {
     clock: options.clock ?? new SystemClock(),
     logger: options.logger ?? silentLogger,
     publishTimeoutMs: positive(options.publishTimeoutMs, 5_000, 'publishTimeoutMs'),
-    apiTimeoutMs: positive(options.apiTimeoutMs, 5_000, 'apiTimeoutMs'),
+    apiTimeoutMs,
+    attemptTimeoutMs: Math.min(apiTimeoutMs, ATTEMPT_TIMEOUT_MS),
     setupTimeoutMs: positive(options.setupTimeoutMs, 30_000, 'setupTimeoutMs', true),
     readerBatch: positive(options.readerBatch, 1_024, 'readerBatch'),
     defaults: {
