@@ -123,6 +123,14 @@ export {
   type SharedBreakerState,
 } from './resilience/index.js';
 
+// Operations: metrics, endpoints, readiness.
+export { registerNodeMetrics, type NodeMetricsOptions } from './observe/metrics.js';
+export { createOpsHandler, type OpsHandler, type OpsHandlerOptions } from './observe/http.js';
+export { watchAlerts, type AlertKind, type AlertOptions, type AlertWatcher, type WardenAlert } from './observe/alerts.js';
+export { readiness, type Readiness, type ReadinessOptions, type NotReadyReason } from './observe/readiness.js';
+export type { NodeMetrics, PartitionTotals, StageMetrics } from './pipeline/node-types.js';
+export type { HistogramSnapshot } from './core/histogram.js';
+
 // Ports and their embedded implementations.
 export type {
   Transport,

@@ -278,7 +278,10 @@ export class Coordinator {
         held.lease = await this.o.leases.renew(held.lease);
       } catch (err) {
         const expired = this.o.clock.now() >= held.lease.validUntil;
-        if (!isLeaseLost(err) && !expired) return; // the store is unreachable: the lease is still valid, try again
+        if (!isLeaseLost(err) && !expired) {
+          this.emit({ type: 'lease-renew-failed', partition: id, error: describeError(err) });
+          return; // the store is unreachable: the lease is still valid, try again
+        }
         if (this.owned.get(id) !== held) return;
         this.owned.delete(id);
         this.emit({ type: 'lease-lost', partition: id, error: describeError(err) });

@@ -1,8 +1,15 @@
 /**
  * The logger port. warden logs through this narrow interface; `createLogger` returns a pino
  * logger that satisfies it, and any pino-compatible logger of the host service can be passed in.
+ *
+ * Invariants of `createLogger`:
+ *  1. Credentials and payloads never reach a line: the fields named in `REDACTED_FIELDS` (at the
+ *     top level and one level down) are written as `[redacted]`, and `redact` adds paths.
+ *  2. An error under `err` is written with its type, message, `code`, stack and `chain` (every
+ *     cause, as `errorChain` lists them).
  */
 import { pino } from 'pino';
+import { errorChain } from './errors.js';
 
 /** What warden needs of a logger (a subset of pino's). */
 export interface Logger {
@@ -19,6 +26,23 @@ export interface LoggerOptions {
   level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   /** Name bound to every line. @default 'warden' */
   name?: string;
+  /** More fields to write as `[redacted]` (pino paths: `'req.headers.cookie'`, `'*.secret'`). */
+  redact?: string[];
+  /** Where lines go (one JSON line per `write`). @default stderr */
+  destination?: { write(line: string): void };
+}
+
+/**
+ * Fields written as `[redacted]` by `createLogger` (invariant 1): credentials, and the payloads
+ * and bodies of inputs, outputs and dead letters.
+ */
+export const REDACTED_FIELDS: readonly string[] = Object.freeze(['password', 'pass', 'token', 'authorization', 'secret', 'credentials', 'payload', 'body', 'data', 'context']);
+
+/** Invariant 2. */
+function serializeError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const code = (err as { code?: unknown }).code;
+  return { type: err.name, message: err.message, ...(code === undefined ? {} : { code }), stack: err.stack, ...(err.cause === undefined ? {} : { chain: errorChain(err) }) };
 }
 
 /**
@@ -29,7 +53,8 @@ export interface LoggerOptions {
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? (process.env.WARDEN_LOG_LEVEL as LoggerOptions['level']) ?? 'warn';
-  return pino({ name: options.name ?? 'warden', level }, pino.destination(2));
+  const paths = [...REDACTED_FIELDS.flatMap((f) => [f, `*.${f}`]), ...(options.redact ?? [])];
+  return pino({ name: options.name ?? 'warden', level, redact: { paths, censor: '[redacted]' }, serializers: { err: serializeError } }, options.destination ?? pino.destination(2));
 }
 
 /** A logger that drops everything (tests, benchmarks). */

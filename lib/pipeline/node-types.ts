@@ -7,6 +7,7 @@ import type { CallLookup } from '../actor/calls.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
+import type { HistogramSnapshot } from '../core/histogram.js';
 import type { BackoffOptions, SupervisionEvent, Supervisor, TreeNode } from '../supervision/types.js';
 import type { PubAck, Transport } from '../transport/transport.js';
 import type { PartitionDown } from './actor-group.js';
@@ -72,11 +73,63 @@ export interface NodeOptions {
 
 export type { IngestInput } from './producer.js';
 
+/**
+ * Counts of a partition on this node since the node started, every incarnation of its worker
+ * included (a restart does not reset them; a partition another node runs now keeps what this
+ * node counted while it ran it).
+ */
+export interface PartitionTotals {
+  /** Inputs applied (dead-lettered ones included). */
+  applied: number;
+  /** Outputs, dead letters and timer and call records the log acknowledged. */
+  published: number;
+  deadLettered: number;
+  /** Actor crashes (each restarted from its checkpoint entry, or its input dead-lettered). */
+  crashes: number;
+  checkpoints: number;
+  checkpointFailures: number;
+  /** Checkpoint writes that outlasted `checkpoint.timeoutMs` (also counted in `checkpointFailures`). */
+  checkpointTimeouts: number;
+  /** Actors dropped from memory after `idleMs`. */
+  passivated: number;
+  timersFired: number;
+  callsIssued: number;
+}
+
+/** A stage's histograms on this node, all its partitions together. */
+export interface StageMetrics {
+  stage: string;
+  /** Processing latency: from the log storing an input to the end of its apply (replays included). */
+  latency: HistogramSnapshot;
+  /** Duration of each successful checkpoint write. */
+  checkpointDuration: HistogramSnapshot;
+}
+
+/** What `node.metrics()` returns: the figures the Prometheus exporter and the ops endpoints read. */
+export interface NodeMetrics {
+  /** The node's id: its cluster node id, or `<host>-<pid>` alone. */
+  node: string;
+  /** The partitions this node runs now or ran since it started (`local` says which). */
+  partitions: PartitionStatus[];
+  stages: StageMetrics[];
+  /** In a cluster: lease counts since the node started. */
+  leases?: { held: number; acquired: number; released: number; lost: number; renewFailures: number };
+  /** The node was stopped, or its supervision tree gave up. */
+  stopped: boolean;
+  fatal?: string;
+}
+
 /** One partition's status. */
 export interface PartitionStatus extends WorkerStats {
   stage: string;
   partition: number;
   running: boolean;
+  /** This node runs the partition (alone: always; in a cluster: it holds its lease). */
+  local: boolean;
+  /** Counts on this node across incarnations (the `WorkerStats` fields are the current incarnation's). */
+  totals: PartitionTotals;
+  /** Dead letters on this node by reason. */
+  deadLettersByReason: Record<string, number>;
   /** In a cluster: the node that owns the partition now, and its epoch (undefined: nobody). */
   owner?: { node: string; epoch: number };
   /** Set when the partition stays down after a non-retryable failure (fenced, truncated log): why. */
@@ -105,6 +158,15 @@ export interface WardenNode {
   /** Chaos: kills the workers of `stage` (one partition, or all) abruptly, as a crash would. */
   kill(stage: string, partition?: number): void;
   status(): Promise<PartitionStatus[]>;
+  /** The node's id: its cluster node id, or `<host>-<pid>` for a node alone. */
+  readonly nodeId: string;
+  /**
+   * The figures metrics are made of: the partitions this node has run (status with cumulative
+   * totals), each stage's latency and checkpoint histograms, lease counts in a cluster.
+   */
+  metrics(): Promise<NodeMetrics>;
+  /** Live (the tree runs) and not stopped. */
+  readonly alive: boolean;
   /**
    * Resolves when every partition has applied all of its log and published all its outputs (held
    * ones included). Rejects with `STOPPED` when the node stopped or gave up, or a partition is down.

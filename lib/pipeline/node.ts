@@ -17,6 +17,7 @@
  *  3. `done()` resolves when the node was stopped and rejects when its tree gave up: a process
  *     that awaits it never lives on with a dead pipeline.
  */
+import { hostname } from 'node:os';
 import { sleep } from '../core/clock.js';
 import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
@@ -89,6 +90,13 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
   checkDuplicateWindow(pipeline, duplicateWindowMs, maxRecoveryMs);
   const producer = createProducer({ pipeline, transport, clock });
   const listeners = new Set<(e: NodeEvent) => void>();
+  const leases = { acquired: 0, released: 0, lost: 0, renewFailures: 0 };
+  listeners.add((e) => {
+    if (e.type === 'lease-acquired') leases.acquired++;
+    else if (e.type === 'lease-released') leases.released++;
+    else if (e.type === 'lease-lost') leases.lost++;
+    else if (e.type === 'lease-renew-failed') leases.renewFailures++;
+  });
   if (options.onEvent) listeners.add(options.onEvent);
   const emit = (e: NodeEvent): void => {
     for (const l of listeners) {
@@ -148,6 +156,21 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     },
     async status() {
       return parts.status(ownership ? await ownership.owners() : undefined);
+    },
+    nodeId: ownership?.nodeId ?? `${hostname()}-${process.pid}`,
+    async metrics() {
+      const partitions = (await parts.status(undefined)).filter((p) => p.local || p.totals.applied > 0 || p.restarts > 0);
+      return {
+        node: node.nodeId,
+        partitions,
+        stages: parts.stageHistograms(),
+        ...(ownership ? { leases: { held: partitions.filter((p) => p.local).length, ...leases } } : {}),
+        stopped: stopped || fatal !== undefined,
+        ...(fatal ? { fatal: fatal.message } : {}),
+      };
+    },
+    get alive() {
+      return !stopped && fatal === undefined;
     },
     async whenCaughtUp({ timeoutMs = 30_000, pollMs = 5 } = {}) {
       const deadline = clock.now() + timeoutMs;

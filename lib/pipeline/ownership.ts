@@ -17,6 +17,8 @@ export type OwnershipEvent =
   | { type: 'lease-acquired'; partition: string; epoch: number }
   | { type: 'lease-released'; partition: string }
   | { type: 'lease-lost'; partition: string; error: string }
+  /** A renewal failed (the lease store did not answer) while the lease was still valid: tried again at the next renewal. */
+  | { type: 'lease-renew-failed'; partition: string; error: string }
   | { type: 'members-changed'; members: string[] };
 
 /** What the node lends its ownership to start and stop partitions. */

@@ -14,24 +14,36 @@
  *     `lose` of one it does not, changes nothing.
  *  2. Under an ownership, every incarnation of a partition's worker takes its epoch from it and
  *     checks it before every write (`valid`); a worker that outlived its lease writes nothing.
+ *  3. A partition's `totals` only grow while the node runs: when an incarnation ends (a restart, a
+ *     partition lost) its counts are added to those before it, so a restart never resets them.
+ *  4. Each stage has one latency histogram and one checkpoint-duration histogram on the node,
+ *     shared by its partitions' workers across incarnations.
+ *  5. Each lifecycle event of a worker (restored, stopped, killed, failed, log truncated,
+ *     checkpoint unusable) is one log line with stage, partition and epoch (`logLifecycle`).
  */
 import type { WorkerStats, PartitionWorker } from '../worker/worker.js';
+import type { WorkerEvent } from '../worker/events.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
+import { CHECKPOINT_BOUNDS_MS, Histogram, LATENCY_BOUNDS_MS } from '../core/histogram.js';
 import { createSupervisor } from '../supervision/supervisor.js';
 import type { Supervisor } from '../supervision/types.js';
 import type { Transport } from '../transport/transport.js';
 import { actorGroup, type PartitionDown } from './actor-group.js';
 import type { Pipeline } from './define-pipeline.js';
 import type { CompiledNodeOptions } from './node-options.js';
-import type { NodeEvent, NodeOptions, PartitionStatus } from './node-types.js';
+import type { NodeEvent, NodeOptions, PartitionStatus, PartitionTotals, StageMetrics } from './node-types.js';
 import type { PartitionOwner } from './ownership.js';
 
 interface Slot {
   stage: string;
   partition: number;
   worker: PartitionWorker | undefined;
+  /** Invariant 3: counts of the incarnations before the current one. */
+  before: PartitionTotals;
+  /** Dead letters by reason, every incarnation on this node. */
+  deadLetters: Map<string, number>;
   incarnations: number;
   startedAtMs: number;
   down: PartitionDown | undefined;
@@ -41,8 +53,14 @@ interface Slot {
 
 const NO_STATS: WorkerStats = {
   appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
-  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, held: 0, actors: 0, passivated: 0, timers: 0, timersFired: 0, callsPending: 0, callsIssued: 0, epoch: 0,
+  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, published: 0, held: 0, actors: 0, passivated: 0, timers: 0, timersFired: 0, callsPending: 0, callsIssued: 0, epoch: 0,
 };
+
+const TOTAL_FIELDS = ['applied', 'published', 'deadLettered', 'crashes', 'checkpoints', 'checkpointFailures', 'checkpointTimeouts', 'passivated', 'timersFired', 'callsIssued'] as const;
+
+function zeroTotals(): PartitionTotals {
+  return { applied: 0, published: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0, passivated: 0, timersFired: 0, callsIssued: 0 };
+}
 
 /** What the partitions need of their node. */
 export interface PartitionsContext {
@@ -60,13 +78,16 @@ export interface PartitionsContext {
 export class NodePartitions {
   readonly supervisor: Supervisor;
   private readonly slots = new Map<string, Slot>();
+  /** Invariant 4. */
+  private readonly stageMetrics = new Map<string, { latency: Histogram; checkpointDuration: Histogram }>();
 
   constructor(private readonly x: PartitionsContext) {
     const { pipeline, compiled, clock, logger } = x;
     const dynamic = x.options.ownership !== undefined;
     for (const stage of pipeline.stages) {
+      this.stageMetrics.set(stage.name, { latency: new Histogram(LATENCY_BOUNDS_MS), checkpointDuration: new Histogram(CHECKPOINT_BOUNDS_MS) });
       for (let partition = 0; partition < stage.partitions; partition++) {
-        this.slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, incarnations: 0, startedAtMs: clock.now(), down: undefined, held: !dynamic });
+        this.slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, before: zeroTotals(), deadLetters: new Map(), incarnations: 0, startedAtMs: clock.now(), down: undefined, held: !dynamic });
       }
     }
     const { intensity, periodMs, backoff } = compiled.supervision;
@@ -100,16 +121,25 @@ export class NodePartitions {
     const stage = pipeline.stage(stageName);
     const ownership = options.ownership;
     const slot = this.slots.get(`${stageName}/${partition}`)!;
+    const metrics = this.stageMetrics.get(stageName)!;
     return actorGroup({
-      pipeline, stage, partition, transport: this.x.transport, checkpointStore: this.x.store, onEvent: emit,
+      pipeline, stage, partition, transport: this.x.transport, checkpointStore: this.x.store,
+      onEvent: (e) => {
+        if (e.type === 'checkpoint') metrics.checkpointDuration.observe(e.durationMs);
+        else if (e.type === 'dead-letter') slot.deadLetters.set(e.reason, (slot.deadLetters.get(e.reason) ?? 0) + 1);
+        logLifecycle(logger, e, slot.worker?.epoch ?? 0);
+        emit(e);
+      },
       ...(options.calls ? { calls: options.calls } : {}),
       ...(ownership ? { epoch: () => ownership.epochFor(stageName, partition) } : {}),
       workerOptions: {
         ...(options.failpoint ? { failpoint: options.failpoint } : {}),
         ...(options.random ? { random: options.random } : {}),
         ...(ownership ? { leaseValid: () => ownership.valid(stageName, partition) } : {}),
+        latency: metrics.latency,
       },
       onWorker: (worker) => {
+        retire(slot);
         slot.worker = worker;
         slot.incarnations++;
         slot.startedAtMs = clock.now();
@@ -145,7 +175,7 @@ export class NodePartitions {
     const stageSup = this.supervisor.supervisorOf(stageName);
     await stageSup.terminateChild(`partition-${partition}`).catch(() => undefined);
     await stageSup.deleteChild(`partition-${partition}`).catch(() => undefined);
-    slot.worker = undefined;
+    retire(slot);
     slot.down = undefined;
   }
 
@@ -182,6 +212,9 @@ export class NodePartitions {
           ...(owner ? { owner: { node: owner.node, epoch: owner.epoch } } : {}),
           ...(slot.down ? { down: slot.down } : {}),
           restarts: Math.max(0, slot.incarnations - 1),
+          local: slot.held,
+          totals: totalsOf(slot, stats),
+          deadLettersByReason: Object.fromEntries(slot.deadLetters),
           lag: stats ? Math.max(0, last - stats.appliedSeq) : last,
           checkpointAgeMs: clock.now() - (base.lastCheckpointAtMs || slot.startedAtMs),
         };
@@ -189,8 +222,62 @@ export class NodePartitions {
     );
   }
 
+  /** Invariant 4: each stage's histograms on this node. */
+  stageHistograms(): StageMetrics[] {
+    return [...this.stageMetrics].map(([stage, m]) => ({ stage, latency: m.latency.snapshot(), checkpointDuration: m.checkpointDuration.snapshot() }));
+  }
+
   /** Does this node run the partition now? */
   runs(stageName: string, partition: number): boolean {
     return this.slots.get(`${stageName}/${partition}`)?.held ?? false;
   }
+}
+
+/**
+ * Invariant 5: one log line per lifecycle event of a partition's worker, with its stage,
+ * partition and epoch, and the error chain of a failure (its crashes and dead letters are logged
+ * where they happen, checkpoints at debug).
+ */
+function logLifecycle(logger: Logger, e: WorkerEvent, epoch: number): void {
+  const at = { stage: e.stage, partition: e.partition, epoch };
+  switch (e.type) {
+    case 'restored':
+      logger.info({ ...at, epoch: e.epoch, seq: e.seq, outbox: e.outbox, timers: e.timers, durationMs: e.durationMs }, 'partition restored');
+      break;
+    case 'first-input':
+      logger.debug({ ...at, seq: e.seq }, 'partition applied its first input');
+      break;
+    case 'checkpoint':
+      logger.debug({ ...at, seq: e.seq, bytes: e.bytes, actors: e.actors, durationMs: e.durationMs }, 'checkpoint written');
+      break;
+    case 'stopped':
+      logger.info({ ...at, seq: e.seq }, 'partition stopped');
+      break;
+    case 'killed':
+      logger.warn({ ...at, seq: e.seq }, 'partition worker killed');
+      break;
+    case 'failed':
+      logger.error({ ...at, seq: e.seq, err: e.error }, 'partition worker failed');
+      break;
+    case 'log-truncated':
+      logger.error({ ...at, checkpointSeq: e.checkpointSeq, firstSeq: e.firstSeq }, 'the log no longer holds what the checkpoint needs');
+      break;
+    case 'checkpoint-unusable':
+      logger.error({ ...at, err: e.error }, 'checkpoint unusable');
+      break;
+    default:
+      break; // crashes, restarts, dead letters and failed checkpoints are logged where they happen
+  }
+}
+
+/** Invariant 3: the slot's current incarnation ends; its counts join those before it. */
+function retire(slot: Slot): void {
+  if (slot.worker) slot.before = totalsOf(slot, slot.worker.stats());
+  slot.worker = undefined;
+}
+
+function totalsOf(slot: Slot, stats: WorkerStats | undefined): PartitionTotals {
+  const out = { ...slot.before };
+  if (stats) for (const f of TOTAL_FIELDS) out[f] += stats[f];
+  return out;
 }

@@ -41,7 +41,7 @@ export interface CallMetricsOptions {
 }
 
 type Source = () => CallMetrics[];
-type HistogramValues = Awaited<ReturnType<Histogram<'call' | 'le'>['get']>>;
+type HistogramValues = Awaited<ReturnType<Histogram<string>['get']>>;
 
 const KINDS = [
   ['timeout', 'timeout'],
@@ -65,7 +65,7 @@ const STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
 export function registerCallMetrics(metricsRegistry: MetricsRegistry, calls?: Iterable<GuardedCall> | (() => Iterable<GuardedCall>), options: CallMetricsOptions = {}): () => void {
   const prefix = options.prefix ?? 'warden_call_';
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw new ConfigError('prefix', `must be a Prometheus metric name prefix (got ${JSON.stringify(prefix)})`);
-  const { Counter, Gauge, DurationHistogram } = promClient();
+  const { Counter, Gauge, SnapshotHistogram } = promClient();
   const registry = metricsRegistry as unknown as Registry;
   const list = typeof calls === 'function' ? calls : calls === undefined ? listCalls : () => calls;
   const source: Source = () => {
@@ -135,64 +135,88 @@ export function registerCallMetrics(metricsRegistry: MetricsRegistry, calls?: It
       }
     },
   });
-  registry.registerMetric(new DurationHistogram(name('duration_seconds'), 'Guarded call latency, first attempt to settling.', source));
+  registry.registerMetric(new SnapshotHistogram(name('duration_seconds'), 'Guarded call latency, first attempt to settling.', ['call'],
+    () => source().map((m) => ({ labels: { call: m.call }, boundsMs: m.latencyMs.bucketsMs, counts: m.latencyMs.counts, sumMs: m.latencyMs.sum, count: m.latencyMs.count }))));
   return () => {
     for (const n of names) registry.removeSingleMetric(n);
   };
 }
 
-let loaded: { Counter: PromClient['Counter']; Gauge: PromClient['Gauge']; DurationHistogram: ReturnType<typeof defineDurationHistogram> } | undefined;
+let loaded: PromClientParts | undefined;
 
-/** prom-client, loaded once, on first use; a `ConfigError` that says what to install if it is missing. */
-function promClient(): NonNullable<typeof loaded> {
+/** What warden uses of prom-client. */
+export interface PromClientParts {
+  Counter: PromClient['Counter'];
+  Gauge: PromClient['Gauge'];
+  Registry: PromClient['Registry'];
+  SnapshotHistogram: ReturnType<typeof defineSnapshotHistogram>;
+}
+
+/**
+ * @internal prom-client, loaded once, on first use; a `ConfigError` naming `what` and what to
+ * install if it is missing.
+ *
+ * @example const { Counter } = promClient('registerNodeMetrics');
+ */
+export function promClient(what = 'registerCallMetrics'): PromClientParts {
   if (loaded) return loaded;
   let prom: PromClient;
   try {
     prom = createRequire(import.meta.url)('prom-client') as PromClient;
   } catch (err) {
-    throw new ConfigError('registerCallMetrics', 'needs prom-client, which is not installed next to warden: npm install prom-client', { cause: err });
+    throw new ConfigError(what, 'needs prom-client, which is not installed next to warden: npm install prom-client', { cause: err });
   }
-  loaded = { Counter: prom.Counter, Gauge: prom.Gauge, DurationHistogram: defineDurationHistogram(prom.Histogram) };
+  loaded = { Counter: prom.Counter, Gauge: prom.Gauge, Registry: prom.Registry, SnapshotHistogram: defineSnapshotHistogram(prom.Histogram) };
   return loaded;
 }
 
+/** @internal One labelled series of a `SnapshotHistogram`: per-bucket counts (not cumulative), in ms. */
+export interface HistogramSeries {
+  labels: Record<string, string | number>;
+  boundsMs: readonly number[];
+  /** `boundsMs.length` counts, or one more for `+Inf`. */
+  counts: readonly number[];
+  sumMs: number;
+  count: number;
+}
+
 /**
- * A histogram whose buckets are read from the calls' snapshots. prom-client has no setter for
- * bucket counts, so it renders its own values: prom-client 15's registry asks a metric for
- * `getForPromString()` when it has one (text format), else `get()` (JSON); both are served.
+ * A histogram whose buckets are read from snapshots (in seconds, from ms). prom-client has no
+ * setter for bucket counts, so it renders its own values: prom-client 15's registry asks a metric
+ * for `getForPromString()` when it has one (text format), else `get()` (JSON); both are served.
  * Defined on first use, as a subclass of the loaded prom-client's `Histogram`.
  */
-function defineDurationHistogram(Base: PromClient['Histogram']) {
-  return class DurationHistogram extends Base<'call' | 'le'> {
+function defineSnapshotHistogram(Base: PromClient['Histogram']) {
+  return class SnapshotHistogram extends Base<string> {
     constructor(
       private readonly metricName: string,
       private readonly helpText: string,
-      private readonly source: Source,
+      labelNames: string[],
+      private readonly source: () => HistogramSeries[] | Promise<HistogramSeries[]>,
     ) {
-      super({ name: metricName, help: helpText, labelNames: ['call'], buckets: [1] });
+      super({ name: metricName, help: helpText, labelNames, buckets: [1], registers: [] }); // registered by the caller, not in prom-client's default registry
     }
 
-    override get(): ReturnType<Histogram<'call' | 'le'>['get']> {
-      return Promise.resolve(this.values());
+    override get(): ReturnType<Histogram<string>['get']> {
+      return this.values();
     }
 
-    getForPromString(): ReturnType<Histogram<'call' | 'le'>['get']> {
-      return Promise.resolve(this.values());
+    getForPromString(): ReturnType<Histogram<string>['get']> {
+      return this.values();
     }
 
-    private values(): HistogramValues {
+    private async values(): Promise<HistogramValues> {
       const name = this.metricName;
       const values: HistogramValues['values'] = [];
-      for (const m of this.source()) {
-        const { bucketsMs, counts, sum, count } = m.latencyMs;
+      for (const s of await this.source()) {
         let cumulative = 0;
-        bucketsMs.forEach((ms, i) => {
-          cumulative += counts[i] ?? 0;
-          values.push({ metricName: `${name}_bucket`, labels: { call: m.call, le: ms / 1000 }, value: cumulative });
+        s.boundsMs.forEach((ms, i) => {
+          cumulative += s.counts[i] ?? 0;
+          values.push({ metricName: `${name}_bucket`, labels: { ...s.labels, le: ms / 1000 }, value: cumulative });
         });
-        values.push({ metricName: `${name}_bucket`, labels: { call: m.call, le: '+Inf' }, value: count });
-        values.push({ metricName: `${name}_sum`, labels: { call: m.call }, value: sum / 1000 });
-        values.push({ metricName: `${name}_count`, labels: { call: m.call }, value: count });
+        values.push({ metricName: `${name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.count });
+        values.push({ metricName: `${name}_sum`, labels: s.labels, value: s.sumMs / 1000 });
+        values.push({ metricName: `${name}_count`, labels: s.labels, value: s.count });
       }
       // `type` is a string at run time ('histogram'); the typings declare an enum prom-client does not export.
       return { name, help: this.helpText, type: 'histogram' as unknown as HistogramValues['type'], aggregator: 'sum', collect: () => undefined, values };

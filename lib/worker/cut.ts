@@ -22,6 +22,8 @@ export interface WorkerStats extends CheckpointCounters {
   deadLettered: number;
   crashes: number;
   outbox: number;
+  /** Outputs (and dead letters, timer and call records) the log acknowledged. */
+  published: number;
   /** Outputs held until the next checkpoint (`outputs: 'after-checkpoint'`). */
   held: number;
   actors: number;
@@ -42,7 +44,7 @@ export function statsOf(w: CutSource & { readonly applied: number; readonly time
   return {
     ...w.checkpointer.counters,
     appliedSeq: w.appliedSeq, checkpointSeq: w.checkpointSeq, applied: w.applied, deadLettered: w.records.deadLettered, crashes: w.actors.crashes,
-    outbox: w.outbox.size, held: w.records.heldCount, actors: w.actors.size, passivated: w.actors.passivated,
+    outbox: w.outbox.size, published: w.outbox.acknowledged, held: w.records.heldCount, actors: w.actors.size, passivated: w.actors.passivated,
     timers: w.wheel.size, timersFired: w.timersFired, callsPending: w.calls.pendingCount, callsIssued: w.calls.issuedCount, epoch: w.epoch,
   };
 }

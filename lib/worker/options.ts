@@ -6,6 +6,7 @@ import { exponentialBackoff, type Backoff } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { Histogram } from '../core/histogram.js';
 import type { CallLookup } from '../actor/calls.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { Transport } from '../transport/transport.js';
@@ -55,6 +56,11 @@ export interface PartitionWorkerOptions {
   onEvent?: (event: WorkerEvent) => void;
   /** Chaos testing: called at each failpoint; kill the worker from it to crash there. */
   failpoint?: (point: Failpoint, info: { stage: string; partition: number; seq: number }) => void;
+  /**
+   * Observes each applied input's processing latency: from the log storing it to the end of its
+   * apply (worker invariant 18). Shared by a stage's partitions on a node. @default none
+   */
+  latency?: Histogram;
 }
 
 /** The worker's options, compiled once. */
@@ -76,6 +82,7 @@ export interface WorkerConfig {
   /** Reports an event of this worker (its stage and partition added). */
   emit: (event: WorkerEventBody) => void;
   failpoint: PartitionWorkerOptions['failpoint'];
+  latency: Histogram | undefined;
   /** `<stage>/<partition>`, for messages. */
   where: string;
   subject: string;
@@ -125,6 +132,7 @@ export function compileWorkerOptions(o: PartitionWorkerOptions): WorkerConfig {
     calls: o.calls,
     emit: onEvent ? (e) => onEvent({ ...e, stage: stage.name, partition: o.partition }) : () => undefined,
     failpoint: o.failpoint,
+    latency: o.latency,
     where: `${stage.name}/${o.partition}`,
     subject: stage.subjectOf(o.partition),
     persistOutputs,

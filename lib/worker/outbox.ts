@@ -89,6 +89,8 @@ export class Outbox {
   private waiter: (() => void) | undefined;
   private readonly settling: Array<{ upTo: number; resolve: (acked: boolean) => void }> = [];
   private published = 0;
+  /** Entries the log acknowledged (a refused one is not counted). */
+  acknowledged = 0;
   private closed = false;
 
   constructor(private readonly o: OutboxOptions) {}
@@ -142,7 +144,10 @@ export class Outbox {
       () => {
         slot.inFlight = false;
         if (this.closed) return;
-        if (this.pending.get(entry.msgId) === slot) this.remove(slot);
+        if (this.pending.get(entry.msgId) === slot) {
+          this.acknowledged++;
+          this.remove(slot);
+        }
         if (slot === this.probe) this.resume();
       },
       (err: unknown) => {

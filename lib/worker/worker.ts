@@ -42,6 +42,9 @@
  *     worker never runs afterwards.
  * 17. With `leaseValid`, no write leaves the worker once it says no (a node paused past its lease
  *     resumes): no publish, no checkpoint; the worker fails with `LEASE_LOST`.
+ * 18. With a `latency` histogram, every input applied to an actor (not dead-lettered) is observed
+ *     once, as the time from the log storing it (`timestampMs`) to the end of its apply, on the
+ *     worker's clock; a replayed input is observed again by the incarnation that replays it.
  */
 import type { ActorHost, LogPoint } from '../actor/actor-host.js';
 import type { CallResult } from '../actor/calls.js';
@@ -358,6 +361,7 @@ export class PartitionWorker implements ActorsOwner {
       case 'applied':
         if (timer !== undefined) this.timersFired++;
         this.records.publish(outcome.value);
+        this.c.latency?.observe(this.c.clock.now() - msg.timestampMs); // invariant 18
         if (this.records.heldCount >= this.c.maxOutboxSize) void this.checkpointer.request(true); // held outputs are bounded too
         break;
       case 'rejected':

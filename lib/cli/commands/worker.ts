@@ -8,10 +8,16 @@
  * its partitions over without waiting for the lease TTL) and starts a replacement. The TTL stays
  * the detector when a whole machine goes.
  *
+ * `--http PORT` serves the node's operations endpoints (`/metrics`, `/health`, `/ready`, `/tree`,
+ * lib/observe/http.ts) on `--http-host` (default 127.0.0.1); under `--nodes N`, child i serves
+ * PORT + i (PORT 0: each child a free port, named in its ready line).
+ *
  * Lifecycle: one JSON line `{"ready":true,...}` on stdout once the node runs; SIGTERM or SIGINT
  * hands its partitions over (final checkpoints) and exits 0; a tree that gives up exits 1.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { describeError } from '../../core/errors.js';
@@ -19,6 +25,9 @@ import { createLogger } from '../../core/logger.js';
 import { startNode } from '../../cluster/node.js';
 import { defaultNodeId } from '../../cluster/coordinator.js';
 import type { LeaseStore } from '../../cluster/leases.js';
+import { createOpsHandler } from '../../observe/http.js';
+import { watchAlerts } from '../../observe/alerts.js';
+import type { WardenNode } from '../../pipeline/node-types.js';
 import { connectLeases } from '../backends.js';
 import { connectBackends, loadPipeline, processIo, withBackendOptions, type BackendOptions, type CliIo } from '../pipeline-module.js';
 
@@ -32,6 +41,13 @@ export interface WorkerArgs extends BackendOptions {
   nodes?: number;
   /** Print ownership events (leases acquired, released, lost; members; partitions down) as JSON lines. */
   events?: boolean;
+  /** Serve the operations endpoints on this port (0: a free one). */
+  http?: number;
+  httpHost: string;
+  /** Readiness: inputs a partition may trail its log end by. */
+  readyLag: number;
+  /** The lag alert's bound (0: off). */
+  alertLag: number;
 }
 
 const OWNERSHIP_EVENTS = new Set(['lease-acquired', 'lease-released', 'lease-lost', 'members-changed', 'partition-down']);
@@ -42,6 +58,12 @@ function positive(name: string, min: number): (v: string) => number {
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`It must be an integer >= ${min}.`);
     return n;
   };
+}
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('It must be a port number, 0 to 65535 (0: a free one).');
+  return n;
 }
 
 /** Runs one node until it is told to stop; resolves with the exit status. */
@@ -68,7 +90,37 @@ export async function runWorker(args: WorkerArgs, io: CliIo = processIo): Promis
       pipeline, transport: backends.transport, checkpointStore: backends.checkpointStore, logger, cluster: { leases, name: cluster, nodeId },
       ...(args.events ? { onEvent: (e) => { if (OWNERSHIP_EVENTS.has(e.type)) io.out(`${JSON.stringify({ event: e.type, nodeId, at: performance.timeOrigin + performance.now(), ...e })}\n`); } } : {}),
     });
-    io.out(`${JSON.stringify({ ready: true, pipeline: pipeline.name, cluster, nodeId, pid: process.pid, backends: backends.label })}\n`);
+    // Alerts are logged (error level) and, with --events, printed as JSON lines.
+    const alerts = watchAlerts(node, {
+      logger, lagAbove: args.alertLag,
+      ...(args.events ? {
+        onAlert: (a) => io.out(`${JSON.stringify({ event: 'alert', nodeId, ...a })}\n`),
+        onResolved: (a) => io.out(`${JSON.stringify({ event: 'alert-resolved', nodeId, ...a })}\n`),
+      } : {}),
+    });
+    {
+      const inner = closeAll;
+      closeAll = async () => {
+        alerts.stop();
+        await inner();
+      };
+    }
+    let server: Server | undefined;
+    if (args.http !== undefined) {
+      try {
+        server = await serveOps(node, args);
+      } catch (err) {
+        await node.stop().catch(() => undefined);
+        throw err;
+      }
+      const inner = closeAll;
+      closeAll = async () => {
+        await new Promise<void>((resolve) => server!.close(() => resolve()));
+        await inner();
+      };
+    }
+    const http = server ? `http://${args.httpHost}:${(server.address() as AddressInfo).port}` : undefined;
+    io.out(`${JSON.stringify({ ready: true, pipeline: pipeline.name, cluster, nodeId, pid: process.pid, backends: backends.label, ...(http ? { http } : {}) })}\n`);
     const stopped = new Promise<number>((resolve) => {
       const stop = (): void => {
         node.stop().then(() => resolve(0), (err: unknown) => {
@@ -93,6 +145,18 @@ export async function runWorker(args: WorkerArgs, io: CliIo = processIo): Promis
   }
 }
 
+/** `--http`: the operations endpoints of `node` on an HTTP server of their own. */
+async function serveOps(node: WardenNode, args: WorkerArgs): Promise<Server> {
+  const handler = createOpsHandler({ node, readiness: { maxLag: args.readyLag } });
+  const server = createServer(handler);
+  server.on('close', () => handler.close());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: Error) => reject(new Error(`cannot serve --http on ${args.httpHost}:${String(args.http)}: ${err.message}`)));
+    server.listen(args.http, args.httpHost, () => resolve());
+  });
+  return server;
+}
+
 /** `--nodes N`: N child node processes under this one, replaced (and their leases revoked) when they exit. */
 export async function runParent(args: WorkerArgs & { nodes: number }, io: CliIo = processIo): Promise<number> {
   const logger = createLogger({ name: 'warden-parent' });
@@ -115,11 +179,13 @@ export async function runParent(args: WorkerArgs & { nodes: number }, io: CliIo 
     if (args.redis) out.push('--redis', args.redis);
     if (args.redisPrefix) out.push('--redis-prefix', args.redisPrefix);
     if (args.events) out.push('--events');
+    out.push('--alert-lag', String(args.alertLag));
     return out;
   };
   const spawnChild = (i: number): void => {
     const id = `${base}-${i}`;
-    const child = fork(process.argv[1]!, childArgs(id), { execArgv: process.execArgv, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    const http = args.http === undefined ? [] : ['--http', String(args.http === 0 ? 0 : args.http + i), '--http-host', args.httpHost, '--ready-lag', String(args.readyLag)];
+    const child = fork(process.argv[1]!, [...childArgs(id), ...http], { execArgv: process.execArgv, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     child.stdout?.on('data', (chunk: Buffer) => io.out(chunk.toString()));
     children.set(i, child);
     child.once('exit', (code, signal) => {
@@ -183,6 +249,10 @@ export function register(program: Command, io: CliIo = processIo): void {
     .option('--replicas <n>', 'replicas of the streams and the lease bucket when they are created (3 on a NATS cluster)', positive('--replicas', 1), 1)
     .option('--nodes <n>', 'start n node processes under this one, replace them when they exit, and revoke their leases at once', positive('--nodes', 1))
     .option('--events', 'print ownership events (leases acquired, released, lost; members; partitions down) as JSON lines')
+    .option('--http <port>', 'serve /metrics, /health, /ready and /tree on this port (0: a free one; with --nodes, child i serves port + i)', port)
+    .option('--http-host <host>', 'address the --http server listens on', '127.0.0.1')
+    .option('--ready-lag <n>', '/ready: inputs a partition may trail its log end by and still be ready', positive('--ready-lag', 0), 1_000)
+    .option('--alert-lag <n>', 'alert when a partition is more than n inputs behind its log (0: never); alerts are logged, and printed with --events', positive('--alert-lag', 0), 10_000)
     .action(async (module: string, opts: Omit<WorkerArgs, 'module'>) => {
       const args = { module, ...opts };
       process.exitCode = args.nodes ? await runParent({ ...args, nodes: args.nodes }, io) : await runWorker(args, io);

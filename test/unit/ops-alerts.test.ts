@@ -1,0 +1,135 @@
+/**
+ * Alerts as events and hooks (lib/observe/alerts.ts): each opens once per episode and is resolved
+ * once when its condition ends.
+ */
+import test from 'ava';
+import { SimulatedClock } from 'warden/testing';
+import {
+  defineCall,
+  definePipeline,
+  silentLogger,
+  startNode,
+  watchAlerts,
+  type NodeEvent,
+  type PartitionStatus,
+  type WardenAlert,
+  type WardenNode,
+} from '../../lib/index.js';
+import { FlakyCheckpoints } from '../helpers/flaky-checkpoints.js';
+import { counter } from '../helpers/counter.js';
+
+/** A node whose status and events the test sets: what the watcher reads of a node. */
+function fakeNode(): { node: WardenNode; lag: number; ageMs: number; emit(e: NodeEvent): void } {
+  const listeners = new Set<(e: NodeEvent) => void>();
+  const state = {
+    lag: 0,
+    ageMs: 0,
+    emit: (e: NodeEvent) => listeners.forEach((l) => l(e)),
+    node: undefined as unknown as WardenNode,
+  };
+  state.node = {
+    nodeId: 'n1',
+    on: (l: (e: NodeEvent) => void) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    status: () => Promise.resolve([{ stage: 'orders', partition: 0, local: true, running: true, lag: state.lag, checkpointAgeMs: state.ageMs } as PartitionStatus]),
+  } as unknown as WardenNode;
+  return state;
+}
+
+test('lag above the bound opens one alert however many checks see it, and it is resolved once the lag is back under', async (t) => {
+  const f = fakeNode();
+  const clock = new SimulatedClock();
+  const opened: WardenAlert[] = [];
+  const resolved: WardenAlert[] = [];
+  const w = watchAlerts(f.node, { lagAbove: 100, clock, calls: false, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  t.teardown(() => w.stop());
+  f.lag = 50;
+  await w.check();
+  t.is(opened.length, 0);
+  f.lag = 500;
+  await w.check();
+  await w.check();
+  t.is(opened.length, 1);
+  t.like(opened[0], { alert: 'lag', severity: 'warning', node: 'n1', stage: 'orders', partition: 0, value: 500, bound: 100 });
+  t.deepEqual(w.active().map((a) => a.alert), ['lag']);
+  f.lag = 0;
+  await w.check();
+  t.is(resolved.length, 1);
+  t.deepEqual(w.active(), []);
+});
+
+test('the watcher checks every pollMs on its clock; a stale checkpoint opens an alert; stop() ends every check and hook', async (t) => {
+  const f = fakeNode();
+  const clock = new SimulatedClock();
+  const opened: WardenAlert[] = [];
+  const w = watchAlerts(f.node, { checkpointAgeMs: 60_000, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a) });
+  f.ageMs = 120_000;
+  await clock.advanceAsync(999);
+  t.is(opened.length, 0, 'not checked before pollMs');
+  await clock.advanceAsync(1);
+  t.deepEqual(opened.map((a) => a.alert), ['checkpoint-stale']);
+  w.stop();
+  f.lag = 1e9;
+  await clock.advanceAsync(10_000);
+  t.is(opened.length, 1, 'nothing after stop()');
+});
+
+test('bad bounds throw ConfigError naming the option', (t) => {
+  const f = fakeNode();
+  t.throws(() => watchAlerts(f.node, { lagAbove: -1 }), { message: /lagAbove/ });
+  t.throws(() => watchAlerts(f.node, { pollMs: 0 }), { message: /pollMs/ });
+});
+
+test('a hook that throws does not stop the watcher', async (t) => {
+  const f = fakeNode();
+  let calls = 0;
+  const w = watchAlerts(f.node, { lagAbove: 1, clock: new SimulatedClock(), calls: false, onAlert: () => { calls++; throw new Error('pager down'); } });
+  t.teardown(() => w.stop());
+  f.lag = 5;
+  await w.check();
+  f.emit({ type: 'partition-down', stage: 'orders', partition: 0, code: 'LOG_TRUNCATED', error: 'gone' });
+  t.is(calls, 2);
+});
+
+test('on a running node: failing checkpoints, dead letters and a guarded call failing in a row each open one alert, resolved when they end', async (t) => {
+  const checkpointStore = new FlakyCheckpoints();
+  const pipeline = definePipeline({ name: 'alerts-node', stages: [{ actor: counter, partitions: 1, checkpoint: { everyEvents: 1, intervalMs: 20 } }] });
+  const node = await startNode({ pipeline, checkpointStore, logger: silentLogger });
+  t.teardown(() => node.stop());
+  const name = `alerts-call-${process.pid}`;
+  let up = false;
+  const call = defineCall(name, () => (up ? Promise.resolve(1) : Promise.reject(new Error('503'))), { retry: { retries: 0 }, alertAfter: 2, breaker: { volumeThreshold: 100 } });
+  t.teardown(() => call.close());
+  const opened: WardenAlert[] = [];
+  const resolved: WardenAlert[] = [];
+  const w = watchAlerts(node, { checkpointFailures: 2, deadLetterQuietMs: 50, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  t.teardown(() => w.stop());
+
+  checkpointStore.failing = true;
+  for (let i = 0; i < 5; i++) await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(opened.filter((a) => a.alert === 'checkpoint-failing').length, 1, 'one alert for the episode');
+  checkpointStore.failing = false;
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(resolved.filter((a) => a.alert === 'checkpoint-failing').length, 1);
+
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 'x' } }); // fails the actor's payload check
+  await node.transport.publish('alerts-node.counter.0', new TextEncoder().encode('not json'));
+  await node.transport.publish('alerts-node.counter.0', new TextEncoder().encode('not json either'));
+  await node.whenCaughtUp();
+  const dl = opened.filter((a) => a.alert === 'dead-letters');
+  t.is(dl.length, 1);
+  t.is(dl[0]!.value, 3, 'the episode counts its dead letters');
+  await new Promise((r) => setTimeout(r, 60));
+  await w.check();
+  t.is(resolved.filter((a) => a.alert === 'dead-letters').length, 1, 'resolved after deadLetterQuietMs without one');
+
+  for (let i = 0; i < 3; i++) await call.call(i).catch(() => undefined);
+  t.deepEqual(opened.filter((a) => a.alert === 'call-failures').map((a) => a.subject), [name]);
+  up = true;
+  await call.call(9);
+  t.deepEqual(resolved.filter((a) => a.alert === 'call-failures').map((a) => a.subject), [name]);
+});
