@@ -63,6 +63,15 @@ export type { LeaseStore, Lease, LeaseEntry, LeaseChange } from './cluster/lease
 export { actorGroup, type ActorGroupOptions, type PartitionDown } from './pipeline/actor-group.js';
 export { createProducer, type Producer, type ProducerOptions, type IngestInput } from './pipeline/producer.js';
 export { readKeyState, type KeyState, type ReadKeyStateOptions } from './pipeline/read-state.js';
+export {
+  listDeadLetters,
+  replayDeadLetters,
+  type StoredDeadLetter,
+  type DeadLetterReplay,
+  type DeadLetterFilter,
+  type DeadLetterOptions,
+  type ReplayResult,
+} from './pipeline/dead-letters.js';
 export { teardownPipeline, type TeardownOptions, type TeardownReport } from './pipeline/teardown.js';
 
 // Supervision.

@@ -10,10 +10,13 @@
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../core/errors.js';
 import { register as registerChaos } from './commands/chaos.js';
+import { register as registerCheckpoint } from './commands/checkpoint.js';
 import { registerDemo } from './commands/demo.js';
+import { register as registerDlq } from './commands/dlq.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerStatus } from './commands/status.js';
 import { register as registerTeardown } from './commands/teardown.js';
+import { register as registerTree } from './commands/tree.js';
 import { registerVersion } from './commands/version.js';
 import { register as registerWorker } from './commands/worker.js';
 import { packageVersion } from './package-info.js';
@@ -23,6 +26,9 @@ const commands: ReadonlyArray<(program: Command) => void> = [
   registerChaos,
   registerInspect,
   registerStatus,
+  registerTree,
+  registerDlq,
+  registerCheckpoint,
   registerTeardown,
   registerWorker,
   registerVersion,

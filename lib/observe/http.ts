@@ -21,7 +21,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { ConfigError, describeError } from '../core/errors.js';
 import type { WardenNode } from '../pipeline/node-types.js';
-import { promClient, type MetricsRegistry } from '../resilience/prometheus.js';
+import type { MetricsRegistry } from '../resilience/prometheus.js';
+import { promClient } from '../resilience/prom-loader.js';
 import { registerNodeMetrics, type NodeMetricsOptions } from './metrics.js';
 import { readiness, type ReadinessOptions } from './readiness.js';
 

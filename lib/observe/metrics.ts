@@ -18,7 +18,8 @@
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { ConfigError } from '../core/errors.js';
 import type { NodeMetrics, PartitionStatus, PartitionTotals, WardenNode } from '../pipeline/node-types.js';
-import { promClient, registerCallMetrics, type MetricsRegistry } from '../resilience/prometheus.js';
+import { registerCallMetrics, type MetricsRegistry } from '../resilience/prometheus.js';
+import { promClient } from '../resilience/prom-loader.js';
 import type { GuardedCall } from '../resilience/types.js';
 
 /** Options of `registerNodeMetrics`. */

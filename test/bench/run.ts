@@ -15,11 +15,37 @@ import type { Suite } from './suite.js';
 
 const suites: Record<string, Suite> = { embedded, restart, checkpoint, transport, guarantees, guards, failover };
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+const USAGE = `usage: npm run bench -- <suite> [--json]
+
+suites:
+  embedded     the embedded pipeline: ActorHost against bare xstate, events per second
+  restart      from an actor crash to its next event (p50, p99); restarts per second a supervisor sustains
+  checkpoint   checkpoint writes per second through RedisCheckpointStore against its Lua script called raw
+  transport    JetStreamTransport publish and in-order read against the raw NATS client
+  guarantees   exactly-once, at-least-once, at-most-once sinks against raw consume and BullMQ; latency per hop; memory per actor
+  guards       guarded calls: the cost of timeout, retry and breaker around a call
+  failover     a cluster of node processes: failover time after a SIGKILL, throughput on 1, 2, 3 nodes
+
+options:
+  --json       end with one JSON line of the suite's figures
+  -h, --help   print this`;
+
+let parsed: { values: { json?: boolean; help?: boolean }; positionals: string[] };
+try {
+  parsed = parseArgs({ allowPositionals: true, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+} catch (err) {
+  console.error(`bench: ${(err as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+const { values, positionals } = parsed;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const name = positionals[0];
 const suite = name ? suites[name] : undefined;
-if (!suite) {
-  console.error(`usage: npm run bench -- <suite> [--json]\nsuites: ${Object.keys(suites).join(', ')}`);
+if (!suite || positionals.length > 1) {
+  console.error(`${name && !suite ? `bench: no suite named ${JSON.stringify(name)}\n\n` : positionals.length > 1 ? 'bench: one suite at a time\n\n' : ''}${USAGE}`);
   process.exit(2);
 }
 const result = await suite.run((line) => console.log(line));

@@ -14,9 +14,10 @@ interface Run {
   stderr: string;
 }
 
-function warden(...args: string[]): Promise<Run> {
+/** Runs a script of the repository under tsx. */
+function script(path: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -26,6 +27,8 @@ function warden(...args: string[]): Promise<Run> {
   });
 }
 
+const warden = (...args: string[]): Promise<Run> => script('lib/cli/main.ts', ...args);
+
 const STACK_FRAME = /^\s+at .+:\d+:\d+\)?$/m;
 
 test('warden --help lists every command with a line each, and every command answers --help', async (t) => {
@@ -34,13 +37,34 @@ test('warden --help lists every command with a line each, and every command answ
   t.regex(help.stdout, /^Usage: warden /m);
   // commander's own `help [command]` aside, every command has its line.
   const commands = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z][\w-]*)(?: \[options\])? +\S/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
-  t.deepEqual(commands, ['demo', 'chaos', 'inspect', 'status', 'teardown', 'worker', 'version']);
+  t.deepEqual(commands, ['demo', 'chaos', 'inspect', 'status', 'tree', 'dlq', 'checkpoint', 'teardown', 'worker', 'version']);
   const each = await Promise.all(commands.map((c) => warden(c, '--help')));
   for (const [i, r] of each.entries()) {
     t.is(r.code, 0, commands[i]);
     t.regex(r.stdout, new RegExp(`^Usage: warden ${commands[i]}`, 'm'));
   }
   t.regex(each[commands.indexOf('demo')]!.stdout, /--events <n>[\s\S]*--json[\s\S]*--nats <url>[\s\S]*--redis <url>/);
+  t.regex(each[commands.indexOf('worker')]!.stdout, /--http <port>[\s\S]*--ready-lag <n>[\s\S]*--alert-lag <n>/);
+  // Subcommands answer --help too.
+  const subs = [['dlq', 'list'], ['dlq', 'show'], ['dlq', 'replay'], ['checkpoint', 'show']];
+  for (const [i, r] of (await Promise.all(subs.map((s) => warden(...s, '--help')))).entries()) {
+    t.is(r.code, 0, subs[i]!.join(' '));
+    t.regex(r.stdout, new RegExp(`^Usage: warden ${subs[i]!.join(' ')}`, 'm'));
+  }
+});
+
+test('npm run bench -- --help prints the usage and the suites; a bad argument prints the error and the usage, never a stack trace', async (t) => {
+  const bench = (...args: string[]): Promise<Run> => script('test/bench/run.ts', ...args);
+  const [help, bogus, unknown, none] = await Promise.all([bench('--help'), bench('--bogus'), bench('nope'), bench()]);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /^usage: npm run bench -- <suite> \[--json\]/);
+  t.regex(help.stdout, /guarantees +exactly-once/);
+  for (const [r, message] of [[bogus, /Unknown option '--bogus'/], [unknown, /no suite named "nope"/], [none, /^usage:/m]] as const) {
+    t.is(r.code, 2);
+    t.regex(r.stderr, message);
+    t.regex(r.stderr, /usage: npm run bench/);
+    t.notRegex(r.stdout + r.stderr, STACK_FRAME);
+  }
 });
 
 test('a bad argument or an unknown command prints the error and a usage line, exits 1, and shows no stack trace', async (t) => {
@@ -50,6 +74,8 @@ test('a bad argument or an unknown command prints the error and a usage line, ex
     [['demo', '--bogus'], /unknown option '--bogus'/],
     [['demo', '--nats'], /option '--nats <url>' argument missing/],
     [['no-such-command'], /unknown command 'no-such-command'/],
+    [['dlq', 'show', 'p.js', 'x'], /value 'x' is invalid for argument 'seq'\. It must be a dead-letter sequence/],
+    [['worker', 'p.js', '--http', '70000'], /It must be a port number/],
   ];
   const runs = await Promise.all(cases.map(([args]) => warden(...args)));
   for (const [i, r] of runs.entries()) {

@@ -25,6 +25,7 @@ import {
 import { FlakyCheckpoints } from '../helpers/flaky-checkpoints.js';
 import { counter, tally } from '../helpers/counter.js';
 import { metric, total } from '../helpers/prom-text.js';
+import { runTree } from '../../lib/cli/commands/tree.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -256,4 +257,25 @@ test('the sample Prometheus alert rules name only metrics a node exports', async
   t.true(used.size >= 10, `${used.size} metrics used`);
   for (const name of used) t.true(exported.has(name), `${name} is exported`);
   t.is((rules.match(/^ {6}- alert: /gm) ?? []).length, 12);
+});
+
+test('warden tree prints the live tree of a node from its /tree endpoint, with states and restarts', async (t) => {
+  const node = await startNode({ pipeline: pipelineOf('ops-tree'), logger: silentLogger });
+  t.teardown(() => node.stop());
+  const ops = await serve({ node, registry: false });
+  t.teardown(() => ops.server.close());
+  node.kill('counter', 1);
+  await sleep(200);
+  const { port } = ops.server.address() as AddressInfo;
+  let out = '';
+  const io = { out: (s: string) => void (out += s), err: (s: string) => void (out += s) };
+  t.is(await runTree(`http://127.0.0.1:${port}/`, {}, io), 0);
+  t.regex(out, /^node .+, pipeline ops-tree$/m);
+  t.regex(out, /^ops-tree {2}running/m);
+  t.regex(out, /^├─ counter {2}running/m);
+  t.regex(out, /^│ {2}└─ partition-1 {2}running {2}restarts 1/m);
+  t.regex(out, /^└─ tally {2}running/m);
+  let err = '';
+  t.is(await runTree('http://127.0.0.1:1', {}, { out: () => undefined, err: (s) => void (err += s) }), 2);
+  t.regex(err, /^warden tree: /);
 });
