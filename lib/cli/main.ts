@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { describeError } from '../core/errors.js';
 import { register as registerChaos } from './commands/chaos.js';
 import { register as registerCheckpoint } from './commands/checkpoint.js';
+import { register as registerDashboard } from './commands/dashboard.js';
 import { registerDemo } from './commands/demo.js';
 import { register as registerDlq } from './commands/dlq.js';
 import { register as registerInspect } from './commands/inspect.js';
@@ -27,6 +28,7 @@ const commands: ReadonlyArray<(program: Command) => void> = [
   registerInspect,
   registerStatus,
   registerTree,
+  registerDashboard,
   registerDlq,
   registerCheckpoint,
   registerTeardown,

@@ -7,15 +7,17 @@
  *   GET /ready    readiness: 200 once every partition this node runs is running and within
  *                 `maxLag` of its log end; 503 with the reasons otherwise
  *   GET /tree     the supervision tree as JSON (states, restart counts, uptimes)
+ *   GET /dashboard  a live page of the tree, partitions, breakers and events (lib/observe/dashboard-page.ts)
+ *   GET /events   server-sent events of live snapshots, which the page renders (lib/observe/live.ts)
  *
  * Invariants:
- *  1. The handler answers only its four paths (under `basePath`); any other request goes to
+ *  1. The handler answers only its paths (under `basePath`); any other request goes to
  *     `next()` when one is given (Express), else gets 404. A method other than GET or HEAD on one
  *     of its paths gets 405 with `Allow: GET, HEAD`.
  *  2. A failure while answering (a backend that does not answer a status read) is a 500 or, for
  *     `/ready`, a 503 naming it; it never throws out of the handler or leaves a request open.
- *  3. The bodies carry no key, payload or credential: partition positions, counts, states and
- *     error codes only.
+ *  3. The bodies carry no payload or credential: positions, counts, states, error codes, and the
+ *     keys of actors that crashed (the tree lists restarted actors) with their crash messages.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -25,6 +27,8 @@ import type { MetricsRegistry } from '../resilience/prometheus.js';
 import { promClient } from '../resilience/prom-loader.js';
 import { registerNodeMetrics, type NodeMetricsOptions } from './metrics.js';
 import { readiness, type ReadinessOptions } from './readiness.js';
+import { dashboardPage } from './dashboard-page.js';
+import { liveView, type LiveOptions } from './live.js';
 
 /** Options of `createOpsHandler`. */
 export interface OpsHandlerOptions {
@@ -40,15 +44,17 @@ export interface OpsHandlerOptions {
   readiness?: ReadinessOptions;
   /** A path prefix the handler strips (`'/ops'` serves `/ops/metrics`...). @default '' */
   basePath?: string;
+  /** Pacing of the live snapshots of `/events`. */
+  live?: LiveOptions;
 }
 
 /** A request handler for `node:http` (`createServer(handler)`) and Express (`app.use(handler)`). */
 export type OpsHandler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void) & {
-  /** Removes the metrics the handler registered on its own registry. */
+  /** Removes the metrics the handler registered on its own registry, and ends the live streams' subscriptions. */
   close(): void;
 };
 
-const PATHS = new Set(['/metrics', '/health', '/ready', '/tree']);
+const PATHS = new Set(['/metrics', '/health', '/ready', '/tree', '/dashboard', '/events']);
 
 /**
  * @example
@@ -75,6 +81,8 @@ export function createOpsHandler(options: OpsHandlerOptions): OpsHandler {
     registry = options.registry as unknown as Registry;
   }
 
+  const live = liveView(node, options.live);
+
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
     const url = req.url ?? '/';
     let path = url.split('?', 1)[0]!;
@@ -90,12 +98,19 @@ export function createOpsHandler(options: OpsHandlerOptions): OpsHandler {
       send(res, 405, 'application/json', { error: `method ${String(req.method)} not allowed on ${path}` });
       return;
     }
+    if (path === '/events' && req.method === 'GET') {
+      live.stream(req, res);
+      return;
+    }
     answer(path, req.method === 'HEAD').then(
       ([status, type, body]) => send(res, status, type, body, req.method === 'HEAD'),
       (err: unknown) => send(res, path === '/ready' ? 503 : 500, 'application/json', { error: describeError(err) }), // invariant 2
     );
   }) as OpsHandler;
-  handler.close = () => unregister();
+  handler.close = () => {
+    unregister();
+    live.close();
+  };
 
   async function answer(path: string, _head: boolean): Promise<[number, string, unknown]> {
     switch (path) {
@@ -103,6 +118,10 @@ export function createOpsHandler(options: OpsHandlerOptions): OpsHandler {
         return [200, registry!.contentType, await registry!.metrics()];
       case '/health':
         return node.alive ? [200, 'application/json', { status: 'up', node: node.nodeId }] : [503, 'application/json', { status: 'down', node: node.nodeId }];
+      case '/dashboard':
+        return [200, 'text/html; charset=utf-8', dashboardPage(['events'], `warden · ${node.pipeline.name} · ${node.nodeId}`)];
+      case '/events':
+        return [200, 'text/event-stream; charset=utf-8', '']; // HEAD
       case '/ready': {
         const r = await check();
         return [r.ready ? 200 : 503, 'application/json', r];

@@ -14,11 +14,15 @@
  *  3. A producer creates nothing: a stage whose stream does not exist yet fails with
  *     `NO_STREAM_FOR_SUBJECT` naming the stream and saying that a node creates it (a retryable
  *     error: the send succeeds once a node has started).
+ *  4. With an OpenTelemetry SDK registered, each input sent has a `send <stage>` span (a child of
+ *     the active span, or of the trace context its own headers carry) whose context goes in the
+ *     envelope's headers (`traceparent`), so the stage's `process` span continues the trace.
  */
 import { SystemClock, type Clock } from '../core/clock.js';
 import { encodeEnvelope } from '../core/envelope.js';
 import { ConfigError, ValidationError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
+import { SpanKinds, startSpan, type TraceSpan } from '../core/tracing.js';
 import type { PubAck, Transport } from '../transport/transport.js';
 import type { Pipeline, ResolvedStage } from './define-pipeline.js';
 
@@ -69,6 +73,7 @@ interface Outgoing {
   subject: string;
   msgId: string;
   body: Uint8Array;
+  span?: TraceSpan;
 }
 
 /**
@@ -96,8 +101,11 @@ export function createProducer(options: ProducerOptions): Producer {
 
   const publish = async (stage: ResolvedStage, out: Outgoing): Promise<PubAck> => {
     try {
-      return await transport.publish(out.subject, out.body, { msgId: out.msgId });
+      const ack = await transport.publish(out.subject, out.body, { msgId: out.msgId });
+      out.span?.setAttribute('messaging.message.id', ack.seq);
+      return ack;
     } catch (err) {
+      out.span?.fail(err);
       if (err instanceof WardenError && err.code === 'NO_STREAM_FOR_SUBJECT') {
         throw new WardenError(
           'NO_STREAM_FOR_SUBJECT',
@@ -106,6 +114,8 @@ export function createProducer(options: ProducerOptions): Producer {
         );
       }
       throw err;
+    } finally {
+      out.span?.end();
     }
   };
 
@@ -157,8 +167,12 @@ function prepare(stage: ResolvedStage, input: IngestInput, at: string, clock: Cl
   }
   if (input.ts !== undefined && (typeof input.ts !== 'number' || !Number.isFinite(input.ts))) refuse(`${at}.ts`, `must be a finite number of ms, got ${describe(input.ts)}`);
   const id = input.id ?? crypto.randomUUID();
-  const body = encodeEnvelope({ id, key, type, payload, headers, ts: input.ts ?? clock.now() });
-  return { subject: stage.subjectOf(partitionOf(key, stage.partitions)), msgId: id, body };
+  const partition = partitionOf(key, stage.partitions);
+  // Invariant 4: a span per input sent, its trace context in the envelope's headers.
+  const span = startSpan(`send ${stage.name}`, SpanKinds.producer, headers, { 'warden.stage': stage.name, 'warden.partition': partition, 'warden.type': type });
+  const traced = span ? { ...headers, ...span.headers() } : headers;
+  const body = encodeEnvelope({ id, key, type, payload, headers: traced, ts: input.ts ?? clock.now() });
+  return { subject: stage.subjectOf(partition), msgId: id, body, ...(span ? { span } : {}) };
 }
 
 function refuse(field: string, message: string): never {

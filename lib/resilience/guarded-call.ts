@@ -27,6 +27,7 @@
  *  7. After `close()` no timer, interval or watcher of the guard is left, calls in flight
  *     have rejected with `STOPPED`, and new calls reject with `STOPPED`.
  */
+import { SpanKinds, startSpan } from '../core/tracing.js';
 import pRetry, { type RetryContext } from 'p-retry';
 import { sleep, type Clock } from '../core/clock.js';
 import { ConfigError, describeError, errorChain, WardenError } from '../core/errors.js';
@@ -181,7 +182,30 @@ class Guard<I, O> implements GuardedCall<I, O>, AttemptHost<I, O> {
     return new Run(input, this.clock.now(), signal, key);
   }
 
-  private async execute(run: Run<I>): Promise<O> {
+  /** A `call <name>` span around the whole call, attempts and retries included (lib/core/tracing.ts). */
+  private execute(run: Run<I>): Promise<O> {
+    const span = startSpan(`call ${this.name}`, SpanKinds.client, undefined, { 'warden.call': this.name });
+    if (!span) return this.executeRun(run);
+    const settle = (): void => {
+      span.setAttribute('warden.call.attempts', run.attempts);
+      if (run.fallbackUsed) span.setAttribute('warden.call.fallback', true);
+    };
+    return span.within(() => this.executeRun(run)).then(
+      (value) => {
+        settle();
+        span.end();
+        return value;
+      },
+      (err: unknown) => {
+        settle();
+        span.fail(err);
+        span.end();
+        throw err;
+      },
+    );
+  }
+
+  private async executeRun(run: Run<I>): Promise<O> {
     const first = new Attempt(this, run, 1);
     let value: O;
     try {

@@ -20,6 +20,7 @@
  *     letter, a call result an error result; a dead letter or a timer record that cannot be
  *     written fails the worker with the reason.
  */
+import { activeTraceHeaders } from '../core/tracing.js';
 import { createHmac } from 'node:crypto';
 import type { EmittedEvent } from '../actor/actor-host.js';
 import { callErrorOf, type CallResult } from '../actor/calls.js';
@@ -77,6 +78,8 @@ export function verifyRecord(recordKey: string | undefined, env: Envelope, where
 export class LogRecords {
   private held: OutboxEntry[] = [];
   deadLettered = 0;
+  /** Trace context of the input being applied, carried by its outputs (worker invariant 19). */
+  traceHeaders: Record<string, string> | undefined;
 
   constructor(
     private readonly c: WorkerConfig,
@@ -105,7 +108,7 @@ export class LogRecords {
       if (to === undefined) continue;
       const { type, ...payload } = ev;
       const id = outputMessageId(stage.name, env.key, env.seq!, n);
-      const body = envelopeBody({ id, key: to.key, type, payload, headers: { 'warden-source': `${this.c.where}@${env.seq!}`, 'warden-epoch': String(this.owner.epoch) }, ts: env.ts });
+      const body = envelopeBody({ id, key: to.key, type, payload, headers: { ...this.traceHeaders, 'warden-source': `${this.c.where}@${env.seq!}`, 'warden-epoch': String(this.owner.epoch) }, ts: env.ts });
       entries.push({ subject: to.subject, msgId: id, body });
     }
     return entries;
@@ -200,7 +203,8 @@ export class LogRecords {
 
   private appendRecord(msgId: string, key: string, type: string, payload: unknown): void {
     if (!this.owner.live) return; // invariant 3
-    const env = { id: msgId, key, type, payload, headers: {} as Record<string, string>, ts: this.c.clock.now() };
+    // The MAC leaves the headers out, so the record's trace context (worker invariant 19) can ride along.
+    const env = { id: msgId, key, type, payload, headers: { ...activeTraceHeaders() } as Record<string, string>, ts: this.c.clock.now() };
     env.headers[MAC_HEADER] = macOf(this.owner.recordKey, env);
     this.outbox.publish({ subject: this.c.subject, msgId, body: envelopeBody(env) });
   }

@@ -45,6 +45,10 @@
  * 18. With a `latency` histogram, every input applied to an actor (not dead-lettered) is observed
  *     once, as the time from the log storing it (`timestampMs`) to the end of its apply, on the
  *     worker's clock; a replayed input is observed again by the incarnation that replays it.
+ * 19. With an OpenTelemetry SDK registered, each input applied (timer and call records included)
+ *     has a `process <stage>` span, a child of the trace context in its envelope's headers; the
+ *     outputs it routes carry this span's context in theirs, and the guarded calls it starts run
+ *     under it (lib/core/tracing.ts).
  */
 import type { ActorHost, LogPoint } from '../actor/actor-host.js';
 import type { CallResult } from '../actor/calls.js';
@@ -53,6 +57,7 @@ import { sleep, type TimerHandle } from '../core/clock.js';
 import { decodeEnvelope, type Envelope } from '../core/envelope.js';
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
 import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
+import { SpanKinds, startSpan } from '../core/tracing.js';
 import type { CheckpointScope } from '../checkpoint/checkpoint-store.js';
 import type { Reader, StoredMessage } from '../transport/transport.js';
 import { CallRunner } from './call-runner.js';
@@ -343,6 +348,22 @@ export class PartitionWorker implements ActorsOwner {
       this.advance(msg.seq);
       return undefined;
     }
+    // Invariant 19: a span per input, a child of the trace its envelope carries; outputs carry it on.
+    const span = startSpan(`process ${this.c.stage.name}`, SpanKinds.consumer, env.headers, { 'warden.stage': this.c.stage.name, 'warden.partition': this.c.partition, 'warden.seq': msg.seq, 'warden.type': env.type, 'warden.epoch': this.epoch });
+    if (!span) return this.applyEnvelope(msg, env);
+    this.records.traceHeaders = span.headers();
+    try {
+      return await span.within(() => this.applyEnvelope(msg, env));
+    } catch (err) {
+      span.fail(err);
+      throw err;
+    } finally {
+      this.records.traceHeaders = undefined;
+      span.end();
+    }
+  }
+
+  private async applyEnvelope(msg: StoredMessage, env: Envelope): Promise<WardenError | undefined> {
     const at: LogPoint = { seq: msg.seq, timeMs: msg.timestampMs };
     const timer = env.type === TIMER_EVENT ? (env.payload.timer as string) : undefined;
     const call = env.type === CALL_EVENT ? (env.payload as unknown as CallResult) : undefined;

@@ -37,7 +37,7 @@ test('warden --help lists every command with a line each, and every command answ
   t.regex(help.stdout, /^Usage: warden /m);
   // commander's own `help [command]` aside, every command has its line.
   const commands = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z][\w-]*)(?: \[options\])? +\S/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
-  t.deepEqual(commands, ['demo', 'chaos', 'inspect', 'status', 'tree', 'dlq', 'checkpoint', 'teardown', 'worker', 'version']);
+  t.deepEqual(commands, ['demo', 'chaos', 'inspect', 'status', 'tree', 'dashboard', 'dlq', 'checkpoint', 'teardown', 'worker', 'version']);
   const each = await Promise.all(commands.map((c) => warden(c, '--help')));
   for (const [i, r] of each.entries()) {
     t.is(r.code, 0, commands[i]);
