@@ -35,6 +35,8 @@ export const SpanKinds = { internal: 0, server: 1, client: 2, producer: 3, consu
 export type SpanKindName = keyof typeof SpanKinds;
 
 let api: Api | null | undefined;
+/** The API's proxy tracer, made once (it follows whatever SDK is registered later). */
+let tracer: OtelApi.Tracer | undefined;
 
 /** Invariant 3: the API, loaded once; null when it is not installed. */
 function otel(): Api | null {
@@ -78,16 +80,18 @@ function wrap(a: Api, span: OtelApi.Span): TraceSpan {
  * nothing (invariant 3).
  *
  * @example
- * const span = startSpan('process orders', SpanKinds.consumer, env.headers, { 'warden.stage': 'orders' });
+ * const span = startSpan('process orders', SpanKinds.consumer, env.headers, () => ({ 'warden.stage': 'orders' }));
  * try { ... } finally { span?.end(); }
  */
-export function startSpan(name: string, kind: number, headers: Record<string, string> | undefined, attributes: Record<string, string | number | boolean>): TraceSpan | undefined {
+export function startSpan(name: string, kind: number, headers: Record<string, string> | undefined, attributes: () => Record<string, string | number | boolean>): TraceSpan | undefined {
   const a = otel();
   if (!a) return undefined;
   try {
     const parent = headers && (headers.traceparent !== undefined) ? a.propagation.extract(a.context.active(), headers) : a.context.active();
-    const span = a.trace.getTracer('warden').startSpan(name, { kind: kind as OtelApi.SpanKind, attributes }, parent);
+    tracer ??= a.trace.getTracer('warden');
+    const span = tracer.startSpan(name, { kind: kind as OtelApi.SpanKind }, parent);
     if (!span.isRecording()) return undefined; // no SDK registered (or not sampled): nothing to record or carry on
+    span.setAttributes(attributes()); // built only for a span that records
     return wrap(a, span);
   } catch {
     return undefined; // invariant 1

@@ -49,6 +49,7 @@ export interface NodeOptionsInput {
   duplicateWindowMs?: number | undefined;
   maxRecoveryMs?: number | undefined;
   supervision?: { intensity?: number; periodMs?: number; backoff?: BackoffOptions } | undefined;
+  metrics?: boolean | undefined;
 }
 
 /** The node's options, compiled. */
@@ -76,6 +77,7 @@ export function compileNodeOptions(options: NodeOptionsInput): CompiledNodeOptio
   const sup = options.supervision ?? {};
   const intensity = sup.intensity ?? 10;
   if (!Number.isSafeInteger(intensity) || intensity < 0) throw new ConfigError('supervision.intensity', `must be an integer >= 0, got ${String(intensity)}`);
+  if (options.metrics !== undefined && typeof options.metrics !== 'boolean') throw new ConfigError('metrics', `must be true or false, got ${JSON.stringify(options.metrics)}`);
   return {
     ...resolveNodeTiming(options),
     clock,

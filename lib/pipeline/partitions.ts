@@ -136,7 +136,7 @@ export class NodePartitions {
         ...(options.failpoint ? { failpoint: options.failpoint } : {}),
         ...(options.random ? { random: options.random } : {}),
         ...(ownership ? { leaseValid: () => ownership.valid(stageName, partition) } : {}),
-        latency: metrics.latency,
+        ...(options.metrics === false ? {} : { latency: metrics.latency }),
       },
       onWorker: (worker) => {
         retire(slot);

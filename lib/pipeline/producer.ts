@@ -169,7 +169,7 @@ function prepare(stage: ResolvedStage, input: IngestInput, at: string, clock: Cl
   const id = input.id ?? crypto.randomUUID();
   const partition = partitionOf(key, stage.partitions);
   // Invariant 4: a span per input sent, its trace context in the envelope's headers.
-  const span = startSpan(`send ${stage.name}`, SpanKinds.producer, headers, { 'warden.stage': stage.name, 'warden.partition': partition, 'warden.type': type });
+  const span = startSpan(`send ${stage.name}`, SpanKinds.producer, headers, () => ({ 'warden.stage': stage.name, 'warden.partition': partition, 'warden.type': type }));
   const traced = span ? { ...headers, ...span.headers() } : headers;
   const body = encodeEnvelope({ id, key, type, payload, headers: traced, ts: input.ts ?? clock.now() });
   return { subject: stage.subjectOf(partition), msgId: id, body, ...(span ? { span } : {}) };

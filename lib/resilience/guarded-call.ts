@@ -184,7 +184,7 @@ class Guard<I, O> implements GuardedCall<I, O>, AttemptHost<I, O> {
 
   /** A `call <name>` span around the whole call, attempts and retries included (lib/core/tracing.ts). */
   private execute(run: Run<I>): Promise<O> {
-    const span = startSpan(`call ${this.name}`, SpanKinds.client, undefined, { 'warden.call': this.name });
+    const span = startSpan(`call ${this.name}`, SpanKinds.client, undefined, () => ({ 'warden.call': this.name }));
     if (!span) return this.executeRun(run);
     const settle = (): void => {
       span.setAttribute('warden.call.attempts', run.attempts);

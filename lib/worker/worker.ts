@@ -349,7 +349,7 @@ export class PartitionWorker implements ActorsOwner {
       return undefined;
     }
     // Invariant 19: a span per input, a child of the trace its envelope carries; outputs carry it on.
-    const span = startSpan(`process ${this.c.stage.name}`, SpanKinds.consumer, env.headers, { 'warden.stage': this.c.stage.name, 'warden.partition': this.c.partition, 'warden.seq': msg.seq, 'warden.type': env.type, 'warden.epoch': this.epoch });
+    const span = startSpan(`process ${this.c.stage.name}`, SpanKinds.consumer, env.headers, () => ({ 'warden.stage': this.c.stage.name, 'warden.partition': this.c.partition, 'warden.seq': msg.seq, 'warden.type': env.type, 'warden.epoch': this.epoch }));
     if (!span) return this.applyEnvelope(msg, env);
     this.records.traceHeaders = span.headers();
     try {

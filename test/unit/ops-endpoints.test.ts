@@ -279,3 +279,14 @@ test('warden tree prints the live tree of a node from its /tree endpoint, with s
   t.is(await runTree('http://127.0.0.1:1', {}, { out: () => undefined, err: (s) => void (err += s) }), 2);
   t.regex(err, /^warden tree: /);
 });
+
+test('metrics: false leaves the latency histogram empty and keeps every counter; a value that is not a boolean is refused at start', async (t) => {
+  const node = await startNode({ pipeline: pipelineOf('ops-nometrics'), logger: silentLogger, metrics: false });
+  t.teardown(() => node.stop());
+  await ingest(node, 0, 6);
+  await node.whenCaughtUp();
+  const m = await node.metrics();
+  t.is(m.stages.find((s) => s.stage === 'counter')!.latency.count, 0);
+  t.is(m.partitions.filter((p) => p.stage === 'counter').reduce((n, p) => n + p.totals.applied, 0), 6);
+  await t.throwsAsync(startNode({ pipeline: pipelineOf('ops-badmetrics'), logger: silentLogger, metrics: 'yes' as never }), { message: /metrics/ });
+});

@@ -46,6 +46,9 @@
  *    key, once `status().actors` shows the actors left memory; until passivation exists it
  *    reports `n/a`.
  *
+ *    Two more exactly-once sides measure what metrics cost: `metrics: false` (no latency
+ *    observation) against the default with `registerNodeMetrics` on a registry scraped every second.
+ *
  * Goals are printed next to the figures, never enforced. Streams, checkpoints and BullMQ keys the
  * run created are deleted at the end. Knobs: `BENCH_GUARANTEES_N`, `_ROUNDS`, `_BULLMQ_N`,
  * `_EVERY_EVENTS`, `_MEMORY_KEYS`.
@@ -75,6 +78,8 @@ import {
   type WardenNode,
   type WriteResult,
 } from '../../../lib/index.js';
+import { Registry } from 'prom-client';
+import { registerNodeMetrics } from '../../../lib/index.js';
 import { encodeEnvelope } from '../../../lib/core/envelope.js';
 import { partitionOf } from '../../../lib/core/ids.js';
 import { scopeId } from '../../../lib/checkpoint/checkpoint-store.js';
@@ -90,6 +95,8 @@ const KEYS = 1_000;
 const ROUNDS = Number(process.env.BENCH_GUARANTEES_ROUNDS ?? 3);
 /** BullMQ's rate does not depend on the count; half of N keeps the suite within its time. */
 const BULLMQ_N = Number(process.env.BENCH_GUARANTEES_BULLMQ_N ?? Math.round(N / 2));
+/** `BENCH_GUARANTEES_ONLY=metrics`: only the metrics on/off sides (more rounds for a small difference), no other part. */
+const ONLY_METRICS = process.env.BENCH_GUARANTEES_ONLY === 'metrics';
 const EVERY_EVENTS = process.env.BENCH_GUARANTEES_EVERY_EVENTS === undefined ? undefined : Number(process.env.BENCH_GUARANTEES_EVERY_EVENTS);
 /** Checkpoint policy of the latency pipeline (`BENCH_GUARANTEES_LAT_CHECKPOINT` as JSON, to see what checkpoints cost in latency). */
 const LAT_CHECKPOINT = JSON.parse(process.env.BENCH_GUARANTEES_LAT_CHECKPOINT ?? '{"intervalMs":1000}') as CheckpointPolicyOptions;
@@ -311,16 +318,25 @@ interface WardenRun {
 }
 
 /** One warden run over the pre-published stream of `pipeline`, from an empty checkpoint. */
-function wardenConsume(b: Backends, pipeline: Pipeline): Promise<WardenRun> {
-  return withStore(b, (store) => wardenConsumeWith(b.transport, store, pipeline));
+/** How a run exposes metrics: `off` (`metrics: false`), the default, or `scraped` (registered and scraped every second). */
+type MetricsMode = 'default' | 'off' | 'scraped';
+
+function wardenConsume(b: Backends, pipeline: Pipeline, metrics: MetricsMode = 'default'): Promise<WardenRun> {
+  return withStore(b, (store) => wardenConsumeWith(b.transport, store, pipeline, metrics));
 }
 
-async function wardenConsumeWith(transport: Transport, store: RedisCheckpointStore, pipeline: Pipeline): Promise<WardenRun> {
+async function wardenConsumeWith(transport: Transport, store: RedisCheckpointStore, pipeline: Pipeline, metrics: MetricsMode = 'default'): Promise<WardenRun> {
   const stage = pipeline.stages[0]!;
   const reached = probe.arm(N);
   let fatal: Error | undefined;
   const t0 = performance.now();
-  const node = await startNode({ pipeline, transport, checkpointStore: store, logger: silentLogger, onFatal: (err) => (fatal = err) });
+  const node = await startNode({ pipeline, transport, checkpointStore: store, logger: silentLogger, onFatal: (err) => (fatal = err), ...(metrics === 'off' ? { metrics: false } : {}) });
+  let scraper: ReturnType<typeof setInterval> | undefined;
+  if (metrics === 'scraped') {
+    const registry = new Registry();
+    registerNodeMetrics(registry, node);
+    scraper = setInterval(() => void registry.metrics(), 1_000); // as Prometheus would, every second
+  }
   try {
     await within(reached, 120_000, async () =>
       `warden ${stage.guarantee} stalled at ${probe.count}/${N}${fatal ? ` (fatal: ${fatal.message})` : ''}: ${JSON.stringify(await node.status())}`);
@@ -329,6 +345,7 @@ async function wardenConsumeWith(transport: Transport, store: RedisCheckpointSto
     checkCounts(node, stage.name);
     return run;
   } finally {
+    clearInterval(scraper);
     await node.stop();
   }
 }
@@ -656,7 +673,9 @@ export const guarantees: Suite = {
         { label: 'at-most-once', run: async () => (await wardenConsume(b, p1('at-most-once', checkpoint))).perSec },
         { label: 'exactly-once, no checkpoints', run: async () => (await wardenConsume(b, p1('exactly-once', { enabled: false }))).perSec },
         { label: 'exactly-once, 4 partitions', run: async () => (await wardenConsume(b, eo4)).perSec },
-      ];
+        { label: 'exactly-once, metrics off', run: async () => (await wardenConsume(b, p1('exactly-once', checkpoint), 'off')).perSec },
+        { label: 'exactly-once, metrics scraped', run: async () => (await wardenConsume(b, p1('exactly-once', checkpoint), 'scraped')).perSec },
+      ].filter((side) => !ONLY_METRICS || side.label.includes('metrics'));
       await rawConsume(js, stream1); // warm-up (JIT, server caches)
       await wardenConsume(b, p1('exactly-once', checkpoint));
       const results = new Map<string, number[]>(sides.map((s) => [s.label, []]));
@@ -672,12 +691,28 @@ export const guarantees: Suite = {
         log(`  round ${round + 1}: ${line.join(', ')}`);
       }
       const med = (label: string): number => median(results.get(label)!);
+      if (ONLY_METRICS) {
+        const on = med('exactly-once, metrics scraped');
+        const off = med('exactly-once, metrics off');
+        const r = Number((on / off).toFixed(3));
+        const pairs = results.get('exactly-once, metrics scraped')!.map((v, i) => v / results.get('exactly-once, metrics off')![i]!).sort((x, y) => x - y);
+        return {
+          rows: [
+            ['warden exactly-once, metrics off / scraped every second, events/s (median)', `${fmt(off)} / ${fmt(on)}`],
+            ['metrics cost: scraped / off, ratio of medians (goal >= 0.97)', `${r.toFixed(3)} ${goal(r >= 0.97)}`],
+            ['  per-round ratios (each round runs both, order alternating)', pairs.map((x) => x.toFixed(3)).join(' ')],
+          ],
+          figures: { exactlyOnceMetricsOffPerSec: Math.round(off), exactlyOnceMetricsScrapedPerSec: Math.round(on), metricsOverheadRatio: r, metricsRoundRatios: pairs.map((x) => Number(x.toFixed(3))) },
+        };
+      }
       const rawPerSec = med('raw');
       const eo = med('exactly-once');
       const alo = med('at-least-once');
       const amo = med('at-most-once');
       const eoOff = med('exactly-once, no checkpoints');
       const eo4PerSec = med('exactly-once, 4 partitions');
+      const metricsOff = med('exactly-once, metrics off');
+      const metricsScraped = med('exactly-once, metrics scraped');
 
       const bull = await bullmq(bullPrefix, log);
       log(`  BullMQ: ${fmt(bull)} jobs/s`);
@@ -708,6 +743,8 @@ export const guarantees: Suite = {
           [`at-most-once / raw`, ratio(amo, rawPerSec).toFixed(3)],
           [`exactly-once / BullMQ (goal >= 3)`, `${ratio(eo, bull).toFixed(3)} ${goal(eo >= 3 * bull)}`],
           [`checkpoint overhead: with / without checkpoints (goal >= 0.95)`, `${cpRatio.toFixed(3)} ${goal(cpRatio >= 0.95)}`],
+          ['warden exactly-once, metrics off / scraped every second, events/s', `${fmt(metricsOff)} / ${fmt(metricsScraped)}`],
+          [`metrics cost: scraped every second / off (goal >= 0.97)`, `${ratio(metricsScraped, metricsOff).toFixed(3)} ${goal(metricsScraped >= 0.97 * metricsOff)}`],
           [`hop A -> B's stream at ${RATE}/s, exactly-once, p50 ms (goal < 1)`, `${lat.hop.p50.toFixed(3)} ${goal(lat.hop.p50 < 1)}`],
           [`hop A -> B's stream at ${RATE}/s, exactly-once, p99 ms (goal < 5)`, `${lat.hop.p99.toFixed(3)} ${goal(lat.hop.p99 < 5)}`],
           [`publish -> B's apply, p50 / p99 ms`, `${lat.apply.p50.toFixed(3)} / ${lat.apply.p99.toFixed(3)}`],
@@ -724,6 +761,9 @@ export const guarantees: Suite = {
           atMostOncePerSec: Math.round(amo),
           exactlyOnce4pPerSec: Math.round(eo4PerSec),
           exactlyOnceNoCheckpointsPerSec: Math.round(eoOff),
+          exactlyOnceMetricsOffPerSec: Math.round(metricsOff),
+          exactlyOnceMetricsScrapedPerSec: Math.round(metricsScraped),
+          metricsOverheadRatio: ratio(metricsScraped, metricsOff),
           bullmqPerSec: Math.round(bull),
           checkpointOverheadRatio: cpRatio,
           exactlyOnceVsRaw: ratio(eo, rawPerSec),
