@@ -290,3 +290,15 @@ test('metrics: false leaves the latency histogram empty and keeps every counter;
   t.is(m.partitions.filter((p) => p.stage === 'counter').reduce((n, p) => n + p.totals.applied, 0), 6);
   await t.throwsAsync(startNode({ pipeline: pipelineOf('ops-badmetrics'), logger: silentLogger, metrics: 'yes' as never }), { message: /metrics/ });
 });
+
+test('docs/operations.md names every metric a node registers, and only those', async (t) => {
+  const node = await startNode({ pipeline: pipelineOf('ops-doclist'), logger: silentLogger });
+  t.teardown(() => node.stop());
+  const registry = new Registry();
+  registerNodeMetrics(registry, node, { calls: false });
+  const registered = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
+  const doc = readFileSync('docs/operations.md', 'utf8');
+  const documented = new Set([...doc.matchAll(/^\| `(warden_[a-z_]+)` \|/gm)].map((m) => m[1]!));
+  t.deepEqual([...registered].filter((n) => !documented.has(n)), [], 'registered but not documented');
+  t.deepEqual([...documented].filter((n) => !registered.has(n)), [], 'documented but not registered');
+});

@@ -23,6 +23,9 @@
  *    key's count is checked (100 each) through `node.inspect`, untimed.
  *    One warm-up run each of raw and exactly-once, then `BENCH_GUARANTEES_ROUNDS` (default 3)
  *    rounds in which the order of the sides rotates; medians are reported.
+ *    - floor: the same ordered consume, each envelope decoded and validated as warden does, and
+ *      an xstate `send` to the key's actor of the same machine (`floorConsume`): what any engine
+ *      must do per event here; warden's runs are reported as a fraction of it.
  *    - BullMQ: the same counting in a BullMQ `Worker` (concurrency 50, jobs `removeOnComplete`)
  *      on the same Redis, over N / 2 = 50k jobs (adding them takes longer than processing them;
  *      `BENCH_GUARANTEES_BULLMQ_N`) added with `addBulk` (chunks of 5,000) before the worker
@@ -61,7 +64,7 @@ import { connect } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { assign, emit, setup } from 'xstate';
+import { assign, createActor, emit, setup, type Actor } from 'xstate';
 import {
   InMemoryCheckpointStore,
   InMemoryTransport,
@@ -80,7 +83,8 @@ import {
 } from '../../../lib/index.js';
 import { Registry } from 'prom-client';
 import { registerNodeMetrics } from '../../../lib/index.js';
-import { encodeEnvelope } from '../../../lib/core/envelope.js';
+import { decodeEnvelope, encodeEnvelope } from '../../../lib/core/envelope.js';
+import { validateInput } from '../../../lib/actor/validate.js';
 import { partitionOf } from '../../../lib/core/ids.js';
 import { scopeId } from '../../../lib/checkpoint/checkpoint-store.js';
 import type { Guarantee } from '../../../lib/pipeline/define-pipeline.js';
@@ -97,6 +101,8 @@ const ROUNDS = Number(process.env.BENCH_GUARANTEES_ROUNDS ?? 3);
 const BULLMQ_N = Number(process.env.BENCH_GUARANTEES_BULLMQ_N ?? Math.round(N / 2));
 /** `BENCH_GUARANTEES_ONLY=metrics`: only the metrics on/off sides (more rounds for a small difference), no other part. */
 const ONLY_METRICS = process.env.BENCH_GUARANTEES_ONLY === 'metrics';
+/** `BENCH_GUARANTEES_ONLY=latency`: only the hop latency (raw and warden), no other part. */
+const ONLY_LATENCY = process.env.BENCH_GUARANTEES_ONLY === 'latency';
 const EVERY_EVENTS = process.env.BENCH_GUARANTEES_EVERY_EVENTS === undefined ? undefined : Number(process.env.BENCH_GUARANTEES_EVERY_EVENTS);
 /** Checkpoint policy of the latency pipeline (`BENCH_GUARANTEES_LAT_CHECKPOINT` as JSON, to see what checkpoints cost in latency). */
 const LAT_CHECKPOINT = JSON.parse(process.env.BENCH_GUARANTEES_LAT_CHECKPOINT ?? '{"intervalMs":1000}') as CheckpointPolicyOptions;
@@ -309,6 +315,45 @@ async function rawConsume(js: JetStreamClient, stream: string): Promise<number> 
   if (failure !== undefined) throw asError(failure);
   for (const [key, n] of counts) if (n !== N / KEYS) throw new Error(`raw: ${key} counted ${n}, expected ${N / KEYS}`);
   if (counts.size !== KEYS) throw new Error(`raw: ${counts.size} keys counted, expected ${KEYS}`);
+  return probe.perSec;
+}
+
+/**
+ * The floor: what any engine must do per event here, with nothing of warden's own (no log
+ * bookkeeping, no checkpoints, no outputs): the same ordered consume, the envelope decoded and
+ * validated against the actor's events as warden does, and an xstate `send` to the key's actor
+ * of the same machine (created on its first event, kept in a Map). The probe is hit in the
+ * machine's action, as in warden's runs.
+ */
+async function floorConsume(js: JetStreamClient, stream: string): Promise<number> {
+  const actors = new Map<string, Actor<typeof counterMachine>>();
+  const reached = probe.arm(N);
+  const consumer = await js.consumers.get(stream, { opt_start_seq: 1 });
+  let failure: unknown;
+  const messages = await consumer.consume({
+    max_messages: BATCH,
+    callback: (m) => {
+      try {
+        const env = decodeEnvelope(m.data, m.seq);
+        validateInput(counter, env, m.data.length);
+        let actor = actors.get(env.key);
+        if (!actor) actors.set(env.key, (actor = createActor(counterMachine).start()));
+        actor.send({ ...(env.payload as object), type: env.type } as { type: 'inc' });
+      } catch (err) {
+        failure ??= err;
+        probe.hit();
+      }
+    },
+  });
+  try {
+    await within(reached, 120_000, () => `floor consume stalled at ${probe.count}/${N}`);
+  } finally {
+    await messages.close();
+  }
+  if (failure !== undefined) throw asError(failure);
+  for (const [key, actor] of actors) if (actor.getSnapshot().context.n !== N / KEYS) throw new Error(`floor: ${key} counted ${actor.getSnapshot().context.n}, expected ${N / KEYS}`);
+  if (actors.size !== KEYS) throw new Error(`floor: ${actors.size} keys counted, expected ${KEYS}`);
+  for (const actor of actors.values()) actor.stop();
   return probe.perSec;
 }
 
@@ -652,6 +697,18 @@ export const guarantees: Suite = {
     const p1 = (g: Guarantee, cp: CheckpointPolicyOptions): Pipeline => counterPipeline(base, g, cp, 1);
     const eo4 = counterPipeline(`${base}-p4`, 'exactly-once', checkpoint, 4);
     try {
+      if (ONLY_LATENCY) {
+        const rawLat = await rawLatency(jsm, js, `${base}-rawlat`);
+        const lat = await wardenLatency(b, `${base}-hop`);
+        return {
+          rows: [
+            [`hop A -> B's stream at ${RATE}/s, exactly-once, p50 / p99 ms`, `${lat.hop.p50.toFixed(3)} / ${lat.hop.p99.toFixed(3)}`],
+            [`publish -> B's apply, p50 / p99 ms`, `${lat.apply.p50.toFixed(3)} / ${lat.apply.p99.toFixed(3)}`],
+            [`raw js.publish -> ordered consumer at ${RATE}/s, p50 / p99 ms`, `${rawLat.p50.toFixed(3)} / ${rawLat.p99.toFixed(3)}`],
+          ],
+          figures: { latencyP50Ms: Number(lat.hop.p50.toFixed(3)), latencyP99Ms: Number(lat.hop.p99.toFixed(3)), rawLatencyP99Ms: Number(rawLat.p99.toFixed(3)) },
+        };
+      }
       const t0 = performance.now();
       await prepublish(transport, p1('exactly-once', checkpoint), N);
       await prepublish(transport, eo4, N);
@@ -661,6 +718,7 @@ export const guarantees: Suite = {
       const startups: number[] = [];
       const sides: Array<{ label: string; run: () => Promise<number> }> = [
         { label: 'raw', run: () => rawConsume(js, stream1) },
+        { label: 'floor', run: () => floorConsume(js, stream1) },
         {
           label: 'exactly-once',
           run: async () => {
@@ -702,10 +760,11 @@ export const guarantees: Suite = {
             ['metrics cost: scraped / off, ratio of medians (goal >= 0.97)', `${r.toFixed(3)} ${goal(r >= 0.97)}`],
             ['  per-round ratios (each round runs both, order alternating)', pairs.map((x) => x.toFixed(3)).join(' ')],
           ],
-          figures: { exactlyOnceMetricsOffPerSec: Math.round(off), exactlyOnceMetricsScrapedPerSec: Math.round(on), metricsOverheadRatio: r, metricsRoundRatios: pairs.map((x) => Number(x.toFixed(3))) },
+          figures: { exactlyOnceMetricsOffPerSec: Math.round(off), exactlyOnceMetricsScrapedPerSec: Math.round(on), metricsOverheadRatio: r, metricsRoundRatios: pairs.map((x) => x.toFixed(3)).join(' ') },
         };
       }
       const rawPerSec = med('raw');
+      const floorPerSec = med('floor');
       const eo = med('exactly-once');
       const alo = med('at-least-once');
       const amo = med('at-most-once');
@@ -731,6 +790,7 @@ export const guarantees: Suite = {
       return {
         rows: [
           ['raw JetStream ordered consume + JSON + Map count, events/s', fmt(rawPerSec)],
+          ['floor: raw consume + envelope decode/validate + xstate send of the same machine, events/s', fmt(floorPerSec)],
           ['warden exactly-once (1 partition, checkpoint intervalMs 1000), events/s', fmt(eo)],
           ['warden at-least-once, events/s', fmt(alo)],
           ['warden at-most-once, events/s', fmt(amo)],
@@ -738,6 +798,9 @@ export const guarantees: Suite = {
           ['warden exactly-once, checkpoint { enabled: false }, events/s', fmt(eoOff)],
           [`BullMQ worker (concurrency ${BULLMQ_CONCURRENCY}), jobs/s`, fmt(bull)],
           ['warden exactly-once startNode -> first apply, ms (median)', median(startups).toFixed(1)],
+          [`floor / raw`, ratio(floorPerSec, rawPerSec).toFixed(3)],
+          [`exactly-once / floor (goal >= 0.85)`, `${ratio(eo, floorPerSec).toFixed(3)} ${goal(eo >= 0.85 * floorPerSec)}`],
+          [`at-least-once / floor (goal >= 0.85)`, `${ratio(alo, floorPerSec).toFixed(3)} ${goal(alo >= 0.85 * floorPerSec)}`],
           [`exactly-once / raw (goal >= 0.5)`, `${ratio(eo, rawPerSec).toFixed(3)} ${goal(eo >= 0.5 * rawPerSec)}`],
           [`at-least-once / raw (goal >= 0.6)`, `${ratio(alo, rawPerSec).toFixed(3)} ${goal(alo >= 0.6 * rawPerSec)}`],
           [`at-most-once / raw`, ratio(amo, rawPerSec).toFixed(3)],
@@ -756,6 +819,9 @@ export const guarantees: Suite = {
         ],
         figures: {
           rawConsumePerSec: Math.round(rawPerSec),
+          floorPerSec: Math.round(floorPerSec),
+          exactlyOnceOfFloor: ratio(eo, floorPerSec),
+          atLeastOnceOfFloor: ratio(alo, floorPerSec),
           exactlyOncePerSec: Math.round(eo),
           atLeastOncePerSec: Math.round(alo),
           atMostOncePerSec: Math.round(amo),
