@@ -27,6 +27,10 @@
  *     lease are serialized.
  *  5. `stop()` hands every owned partition over (graceful stop, then release) and leaves the
  *     membership, so the others take over at once instead of after the TTL.
+ *  6. A partition whose worker stopped because its lease had run out for it (`lapsed`: the
+ *     process stalled past `validUntil`, though a later renewal may have succeeded) is given up
+ *     (stopped, its lease released if still held) and reconciled again: it runs again under a
+ *     new epoch, here or on another node, never stays down with its lease held.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -190,6 +194,19 @@ export class Coordinator {
     this.owned.delete(id);
     if (held) await this.onLease(id, () => this.o.leases.release(held.lease)).catch(() => undefined);
     this.emit({ type: 'lease-released', partition: id });
+  }
+
+  /** Invariant 6. */
+  lapsed(id: string): void {
+    void this.queue.run(async () => {
+      const held = this.owned.get(id);
+      if (!held || this.stopped) return;
+      this.owned.delete(id);
+      this.emit({ type: 'lease-lost', partition: id, error: `the worker of ${id} found its lease run out (valid until ${held.lease.validUntil}) and stopped` });
+      this.o.logger.warn({ partition: id }, 'partition worker stopped for a lapsed lease; giving the partition up and placing it again');
+      await this.o.onLose(held.p, 'lost').catch(() => undefined);
+      await this.onLease(id, () => this.o.leases.release(held.lease)).catch(() => undefined); // may have expired already
+    }).catch((err: unknown) => this.o.logger.warn({ partition: id, err: describeError(err) }, 'giving up a lapsed partition failed')).finally(() => this.soon());
   }
 
   /** Invariant 5. */

@@ -61,6 +61,7 @@ function leaseOwnership(options: ClusterNodeOptions, cluster: ClusterOptions): P
     },
     epochFor: (stage, partition) => coordinator!.epochFor(idOf(stage, partition)),
     valid: (stage, partition) => coordinator?.valid(idOf(stage, partition)) ?? false,
+    lapsed: (stage, partition) => coordinator?.lapsed(idOf(stage, partition)),
     async owners() {
       const prefix = `${name}.parts.`;
       return (await cluster.leases.list(prefix)).flatMap((e) => {

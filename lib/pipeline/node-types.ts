@@ -175,7 +175,9 @@ export interface WardenNode {
   readonly alive: boolean;
   /**
    * Resolves when every partition has applied all of its log and published all its outputs (held
-   * ones included). Rejects with `STOPPED` when the node stopped or gave up, or a partition is down.
+   * ones included). Rejects with `STOPPED` when the node stopped or gave up, or a partition is down;
+   * in a cluster, a partition down because its lease ran out (`LEASE_LOST`) is being handed over
+   * and only delays the answer.
    */
   whenCaughtUp(options?: { timeoutMs?: number; pollMs?: number }): Promise<void>;
   /**

@@ -180,7 +180,9 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
         if (stopped) throw new WardenError('STOPPED', `pipeline ${pipeline.name} was stopped`);
         // In a cluster, the partitions this node runs; alone, all of them.
         const all = (await node.status()).filter((p) => !ownership || parts.runs(p.stage, p.partition));
-        const down = all.find((p) => p.down);
+        // In a cluster, a partition down because its lease ran out is being handed over (the
+        // coordinator stops it here, the placement runs it again): not caught up yet, not a failure.
+        const down = all.find((p) => p.down && !(ownership && p.down.code === 'LEASE_LOST'));
         if (down?.down) throw new WardenError('STOPPED', `partition ${down.stage}/${down.partition} of pipeline ${pipeline.name} is down: ${down.down.error}`, { details: { stage: down.stage, partition: down.partition, code: down.down.code } });
         quiet = all.every((p) => p.running && p.lag === 0 && p.outbox === 0 && p.held === 0) ? quiet + 1 : 0;
         if (clock.now() > deadline) {

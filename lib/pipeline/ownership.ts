@@ -50,6 +50,12 @@ export interface PartitionOwnership {
   valid(stage: string, partition: number): boolean;
   /** Every partition's owner as the cluster knows it now. */
   owners(): Promise<PartitionOwner[]>;
+  /**
+   * The partition's worker stopped writing because `valid` said no (its lease ran out for it,
+   * a stalled process): the ownership gives the partition up here and decides again, so it runs
+   * again (here or elsewhere) under a new epoch instead of staying down.
+   */
+  lapsed?(stage: string, partition: number): void;
   /** Hands every owned partition over and leaves. */
   stop(): Promise<void>;
 }

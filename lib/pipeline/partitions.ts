@@ -147,6 +147,13 @@ export class NodePartitions {
       },
       onDown: (down) => {
         slot.down = down;
+        if (down.code === 'LEASE_LOST' && ownership?.lapsed) {
+          // Coordinator invariant 6: not for good; the ownership places it again under a new epoch.
+          logger.warn({ stage: stageName, partition, code: down.code, err: down.error }, 'partition stopped: its lease ran out');
+          emit({ type: 'partition-down', stage: stageName, partition, ...down });
+          ownership.lapsed(stageName, partition);
+          return;
+        }
         logger.error({ stage: stageName, partition, code: down.code, err: down.error }, 'partition stays down');
         emit({ type: 'partition-down', stage: stageName, partition, ...down });
       },

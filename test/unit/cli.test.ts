@@ -29,6 +29,13 @@ function script(path: string, ...args: string[]): Promise<Run> {
 
 const warden = (...args: string[]): Promise<Run> => script('lib/cli/main.ts', ...args);
 
+/** `fn` over `items`, two processes at a time: one per item at once would starve the rest of the suite on a small machine. */
+async function inPairs<T>(items: readonly T[], fn: (item: T) => Promise<Run>): Promise<Run[]> {
+  const out: Run[] = [];
+  for (let i = 0; i < items.length; i += 2) out.push(...(await Promise.all(items.slice(i, i + 2).map(fn))));
+  return out;
+}
+
 const STACK_FRAME = /^\s+at .+:\d+:\d+\)?$/m;
 
 test('warden --help lists every command with a line each, and every command answers --help', async (t) => {
@@ -38,7 +45,7 @@ test('warden --help lists every command with a line each, and every command answ
   // commander's own `help [command]` aside, every command has its line.
   const commands = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z][\w-]*)(?: \[options\])? +\S/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
   t.deepEqual(commands, ['demo', 'chaos', 'inspect', 'status', 'tree', 'dashboard', 'dlq', 'checkpoint', 'teardown', 'worker', 'version']);
-  const each = await Promise.all(commands.map((c) => warden(c, '--help')));
+  const each = await inPairs(commands, (c) => warden(c, '--help'));
   for (const [i, r] of each.entries()) {
     t.is(r.code, 0, commands[i]);
     t.regex(r.stdout, new RegExp(`^Usage: warden ${commands[i]}`, 'm'));
@@ -47,7 +54,7 @@ test('warden --help lists every command with a line each, and every command answ
   t.regex(each[commands.indexOf('worker')]!.stdout, /--http <port>[\s\S]*--ready-lag <n>[\s\S]*--alert-lag <n>/);
   // Subcommands answer --help too.
   const subs = [['dlq', 'list'], ['dlq', 'show'], ['dlq', 'replay'], ['checkpoint', 'show']];
-  for (const [i, r] of (await Promise.all(subs.map((s) => warden(...s, '--help')))).entries()) {
+  for (const [i, r] of (await inPairs(subs, (s) => warden(...s, '--help'))).entries()) {
     t.is(r.code, 0, subs[i]!.join(' '));
     t.regex(r.stdout, new RegExp(`^Usage: warden ${subs[i]!.join(' ')}`, 'm'));
   }
@@ -55,7 +62,7 @@ test('warden --help lists every command with a line each, and every command answ
 
 test('npm run bench -- --help prints the usage and the suites; a bad argument prints the error and the usage, never a stack trace', async (t) => {
   const bench = (...args: string[]): Promise<Run> => script('test/bench/run.ts', ...args);
-  const [help, bogus, unknown, none] = await Promise.all([bench('--help'), bench('--bogus'), bench('nope'), bench()]);
+  const [help, bogus, unknown, none] = (await inPairs([['--help'], ['--bogus'], ['nope'], []], (args) => bench(...args))) as [Run, Run, Run, Run];
   t.is(help.code, 0);
   t.regex(help.stdout, /^usage: npm run bench -- <suite> \[--json\]/);
   t.regex(help.stdout, /guarantees +exactly-once/);
@@ -77,7 +84,7 @@ test('a bad argument or an unknown command prints the error and a usage line, ex
     [['dlq', 'show', 'p.js', 'x'], /value 'x' is invalid for argument 'seq'\. It must be a dead-letter sequence/],
     [['worker', 'p.js', '--http', '70000'], /It must be a port number/],
   ];
-  const runs = await Promise.all(cases.map(([args]) => warden(...args)));
+  const runs = await inPairs(cases, ([args]) => warden(...args));
   for (const [i, r] of runs.entries()) {
     const [args, message] = cases[i]!;
     t.is(r.code, 1, args.join(' '));

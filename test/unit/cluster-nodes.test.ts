@@ -13,6 +13,7 @@ import {
   startNode,
   type NodeEvent,
   type WardenNode,
+  type LeaseStore,
 } from '../../lib/index.js';
 import { counter, tally } from '../helpers/counter.js';
 import { DelegatingTransport } from '../helpers/delegating-transport.js';
@@ -28,10 +29,11 @@ class ElectingTransport extends DelegatingTransport {
   }
 }
 
-function setup(name: string) {
+/** `ttlMs`: short, so takeovers are quick; a test that must see no lease run out under a loaded machine takes a longer one. */
+function setup(name: string, ttlMs = 400) {
   const transport = new ElectingTransport(new InMemoryTransport());
   const checkpointStore = new InMemoryCheckpointStore();
-  const leases = new InMemoryLeaseStore({ ttlMs: 400 });
+  const leases = new InMemoryLeaseStore({ ttlMs });
   const pipeline = definePipeline({ name, stages: [{ actor: counter, partitions: 6, to: 'tally', checkpoint: { everyEvents: 10, intervalMs: 100 } }, { actor: tally, partitions: 2 }] });
   const start = (nodeId: string, events: NodeEvent[] = []): Promise<WardenNode> =>
     startNode({ pipeline, transport, checkpointStore, logger: silentLogger, onEvent: (e) => events.push(e), cluster: { leases, nodeId } });
@@ -63,12 +65,12 @@ test('three nodes share the partitions: each runs its share, every partition run
 });
 
 test('a node that stops hands its partitions to the others at once; nothing is lost or applied twice', async (t) => {
-  const { start } = setup('cl-handoff');
+  const { start } = setup('cl-handoff', 2_000);
   const events: NodeEvent[] = [];
   const a = await start('a');
   const b = await start('b', events);
   t.teardown(() => b.stop());
-  await sleep(300);
+  await sleep(500);
   for (let i = 0; i < 40; i++) await b.ingest({ key: `k${i % 8}`, type: 'add', payload: { amount: i }, id: `in-${i}` });
   await a.stop();
   for (let i = 40; i < 80; i++) await b.ingest({ key: `k${i % 8}`, type: 'add', payload: { amount: i }, id: `in-${i}` });
@@ -121,6 +123,72 @@ test('coordinator invariant 1: partitions whose workers failed to start (their s
   await sleep(600); // the next polls (every TTL / 2) start them
   t.is((await runningOwners([a])).size, 8, 'every partition runs');
   for (let i = 0; i < 24; i++) await a.ingest({ key: `k${i % 6}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` });
+  await a.whenCaughtUp({ timeoutMs: 10_000 });
+  for (let k = 0; k < 6; k++) t.is(((await a.readState('counter', `k${k}`))?.context as { count: number }).count, 4, `k${k}`);
+});
+
+test.serial('a partition down because its lease ran out does not make whenCaughtUp reject: it is handed over, and the node catches up', async (t) => {
+  const { pipeline, transport, checkpointStore, leases } = setup('cl-lease-gap');
+  // Renewals answer slowly once `slow` is set, so a worker refused for its expired lease stays down a while before its partition is handed over.
+  let slow = false;
+  const slowLeases: LeaseStore = Object.assign(Object.create(leases) as LeaseStore, {
+    renew: async (lease: Parameters<LeaseStore['renew']>[0]) => {
+      if (slow) await sleep(400);
+      return leases.renew(lease);
+    },
+  });
+  const events: NodeEvent[] = [];
+  const a = await startNode({ pipeline, transport, checkpointStore, logger: silentLogger, onEvent: (e) => events.push(e), cluster: { leases: slowLeases, nodeId: 'a' } });
+  t.teardown(() => a.stop());
+  await sleep(300);
+  for (let i = 0; i < 12; i++) await a.ingest({ key: `k${i % 6}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` });
+  await a.whenCaughtUp({ timeoutMs: 10_000 });
+  // The loop is starved past the lease TTL (400 ms): no renewal runs, every lease's validUntil passes.
+  slow = true;
+  const until = Date.now() + 700;
+  while (Date.now() < until) { /* a long GC pause, a stalled VM */ }
+  for (let i = 12; i < 24; i++) await a.ingest({ key: `k${i % 6}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` }); // refused writes: LEASE_LOST
+  const caughtUp = a.whenCaughtUp({ timeoutMs: 10_000 });
+  await sleep(100);
+  slow = false;
+  await caughtUp; // did not reject while partitions were down with LEASE_LOST
+  t.true(events.some((e) => e.type === 'partition-down' && e.code === 'LEASE_LOST'), 'a partition went down with LEASE_LOST meanwhile');
+  for (let i = 0; i < 100 && (await runningOwners([a])).size < 8; i++) await sleep(50); // the next reconciles take them again
+  t.is((await runningOwners([a])).size, 8, 'every partition runs again');
+  await a.whenCaughtUp({ timeoutMs: 10_000 });
+  for (let k = 0; k < 6; k++) t.is(((await a.readState('counter', `k${k}`))?.context as { count: number }).count, 4, `k${k}`);
+});
+
+test.serial('coordinator invariant 6: a partition whose worker found its lease run out, though the renewal after the stall succeeded, runs again instead of staying down', async (t) => {
+  const { pipeline, transport, checkpointStore } = setup('cl-lapsed');
+  // The store keeps a lease 3 s after its last write, but a node may only count on 600 ms of it
+  // (a large safety margin): a renewal that hangs 800 ms lets the workers' validity lapse while
+  // the lease is still alive in the store, so the renewal, once it answers, succeeds.
+  const leases = new InMemoryLeaseStore({ ttlMs: 3_000, safetyMarginMs: 2_400 });
+  let gate: Promise<void> | undefined;
+  const gated: LeaseStore = Object.assign(Object.create(leases) as LeaseStore, {
+    renew: async (lease: Parameters<LeaseStore['renew']>[0]) => {
+      if (gate) await gate;
+      return leases.renew(lease);
+    },
+  });
+  const events: NodeEvent[] = [];
+  const a = await startNode({ pipeline, transport, checkpointStore, logger: silentLogger, onEvent: (e) => events.push(e), cluster: { leases: gated, nodeId: 'a', renewEveryMs: 100 } });
+  t.teardown(() => a.stop());
+  await sleep(300);
+  for (let i = 0; i < 12; i++) await a.ingest({ key: `k${i % 6}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` });
+  await a.whenCaughtUp({ timeoutMs: 10_000 });
+  let open!: () => void;
+  gate = new Promise((resolve) => (open = resolve));
+  await sleep(800); // renewals hang: every worker's validity lapses
+  for (let i = 12; i < 24; i++) await a.ingest({ key: `k${i % 6}`, type: 'add', payload: { amount: 1 }, id: `in-${i}` }); // refused: LEASE_LOST
+  for (let i = 0; i < 40 && !events.some((e) => e.type === 'partition-down' && e.code === 'LEASE_LOST'); i++) await sleep(25);
+  gate = undefined;
+  open(); // the renewals answer, and succeed
+  for (let i = 0; i < 100 && ((await runningOwners([a])).size < 8 || (await a.status()).some((p) => p.down)); i++) await sleep(50);
+  t.true(events.some((e) => e.type === 'partition-down' && e.code === 'LEASE_LOST'), 'workers stopped for their lapsed validity');
+  t.deepEqual((await a.status()).filter((p) => p.down).map((p) => `${p.stage}/${p.partition}`), [], 'no partition stays down');
+  t.is((await runningOwners([a])).size, 8, 'every partition runs again');
   await a.whenCaughtUp({ timeoutMs: 10_000 });
   for (let k = 0; k < 6; k++) t.is(((await a.readState('counter', `k${k}`))?.context as { count: number }).count, 4, `k${k}`);
 });
