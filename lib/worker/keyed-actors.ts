@@ -16,7 +16,14 @@
  *     cut; its timers stay armed in the partition's timer wheel.
  * 13. Keys are map keys, never property names: `__proto__`, `constructor` and the like are
  *     ordinary keys, in memory and in every cut.
+ * 20. Batch loading: the checkpoint entries of the keys a read batch names that are not in
+ *     memory are read together, all requests sent at once (`prefetch`), before the batch is
+ *     applied. A prefetched entry is used by the key's next load only, within the batch it was
+ *     read for (the entry of a key not in memory changes only when this worker writes it, and it
+ *     writes only keys in memory); a later load reads the store again. A failed prefetch read
+ *     fails that load exactly as a read at load time would.
  */
+import type { ActorEntry } from '../checkpoint/checkpoint-store.js';
 import { ActorHost, type LogPoint } from '../actor/actor-host.js';
 import type { Json } from '../core/envelope.js';
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
@@ -83,6 +90,8 @@ export class KeyedActors {
   /** Inputs dead-lettered by this incarnation: never replayed into an actor. */
   readonly poisoned = new Set<number>();
   private readonly restarts: KeyRestarts;
+  /** Invariant 20: entries read ahead for the batch being applied, by key. */
+  private prefetched = new Map<string, Promise<ActorEntry | undefined>>();
   crashes = 0;
   passivated = 0;
 
@@ -178,6 +187,24 @@ export class KeyedActors {
     forget(host);
     this.dirty.add(key);
     this.touch(key, host);
+  }
+
+  /**
+   * Invariant 20: reads the checkpoint entries of `keys` not in memory, every request at once;
+   * replaces what an earlier batch prefetched. Resolves when all are read (failures are kept for
+   * the load that uses them).
+   */
+  async prefetch(keys: Iterable<string>): Promise<void> {
+    const ctx = this.owner.restoreContext();
+    const next = new Map<string, Promise<ActorEntry | undefined>>();
+    for (const key of keys) {
+      if (this.actors.has(key) || next.has(key)) continue;
+      const read = ctx.store.readActor(ctx.scope, key);
+      read.catch(() => undefined); // handled by the load that uses it (or dropped with the batch)
+      next.set(key, read);
+    }
+    this.prefetched = next;
+    await Promise.allSettled(next.values());
   }
 
   /** Loads `key` (a restored cut listed it with pending calls); no-op if it is in memory. */
@@ -287,8 +314,10 @@ export class KeyedActors {
   private async load(key: string, at: LogPoint, existingOnly: boolean): Promise<ActorHost | undefined> {
     let host: ActorHost;
     const ctx = this.owner.restoreContext();
+    const ahead = this.prefetched.get(key);
+    this.prefetched.delete(key); // invariant 20: used once
     try {
-      const loaded = await loadActor(ctx, key, at);
+      const loaded = await loadActor(ctx, key, at, ahead);
       if (existingOnly && !loaded.entry) {
         loaded.host.stop();
         return undefined;

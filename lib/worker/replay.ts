@@ -123,11 +123,12 @@ export function migrated(stage: WorkerStage, entry: ActorEntry): Json {
 }
 
 /**
- * Builds the host for `key` from its checkpoint entry, or a fresh one if it has none (created
- * at log point `at`, which dates the timers of its initial state).
+ * Builds the host for `key` from its checkpoint entry (read now, or the read `ahead` of it),
+ * or a fresh one if it has none (created at log point `at`, which dates the timers of its
+ * initial state).
  */
-export async function loadActor(ctx: RestoreContext, key: string, at?: LogPoint): Promise<{ host: ActorHost; entry: ActorEntry | undefined }> {
-  const entry = await ctx.store.readActor(ctx.scope, key);
+export async function loadActor(ctx: RestoreContext, key: string, at?: LogPoint, ahead?: Promise<ActorEntry | undefined>): Promise<{ host: ActorHost; entry: ActorEntry | undefined }> {
+  const entry = await (ahead ?? ctx.store.readActor(ctx.scope, key));
   if (!entry) return { host: new ActorHost(ctx.stage.actor, key, hostOptions(ctx, at ? { at } : {})), entry };
   return { host: new ActorHost(ctx.stage.actor, key, hostOptions(ctx, { snapshot: migrated(ctx.stage, entry) })), entry };
 }

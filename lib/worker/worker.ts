@@ -7,8 +7,8 @@
  *
  * with the TimerWheel and the CallRunner told after every step, and claim.ts for the takeover.
  *
- * Invariants (tests cite them as "worker invariant N"; 5 and 14 are kept in claim.ts, 6, 11 and
- * 13 in keyed-actors.ts, the rest here):
+ * Invariants (tests cite them as "worker invariant N"; 5 and 14 are kept in claim.ts, 6, 11, 13 and
+ * 20 in keyed-actors.ts, the rest here):
  *  1. Inputs are applied in stream-sequence order; an input at or below the applied position
  *     is skipped, so an input affects state at most once per cut.
  *  2. Every input reaches its actor or is dead-lettered with its reason; none is dropped. An input
@@ -299,10 +299,14 @@ export class PartitionWorker implements ActorsOwner {
       await this.retention!.afterRead(this.readSeq, first.seq, last.seq - first.seq + 1 > msgs.length);
       this.readSeq = Math.max(this.readSeq, last.seq);
       if (c.commitBeforeApply && last.seq > this.aheadSeq) await this.commitAhead(last.seq);
-      for (const msg of msgs) {
+      // Invariant 20 (keyed-actors.ts): decode the batch once, read the entries of its keys not in memory together.
+      const envs = msgs.map((m) => (m.seq > this.appliedSeq ? tryDecode(m) : undefined));
+      await this.actors.prefetch(keysOf(envs));
+      for (let i = 0; i < msgs.length; i++) {
+        const msg = msgs[i]!;
         if (this.state !== 'running') return; // stopping: the input in hand is finished, the rest stays in the log
         if (msg.seq <= this.appliedSeq) continue; // invariant 1
-        await this.applyMessage(msg);
+        await this.applyMessage(msg, envs[i]);
         if (this.outbox.full && this.state === 'running') await this.outbox.drained();
       }
     }
@@ -318,12 +322,12 @@ export class PartitionWorker implements ActorsOwner {
     }
   }
 
-  private async applyMessage(msg: StoredMessage): Promise<void> {
+  private async applyMessage(msg: StoredMessage, decoded?: Envelope): Promise<void> {
     this.checkpointer.beginInput();
     let escalation: WardenError | undefined;
     let moved = false;
     try {
-      escalation = await this.applyOne(msg);
+      escalation = await this.applyOne(msg, decoded);
       moved = this.appliedSeq === msg.seq;
     } finally {
       this.checkpointer.endInput(moved);
@@ -335,10 +339,11 @@ export class PartitionWorker implements ActorsOwner {
   }
 
   /** Decode -> validate -> keyed actor -> log records -> advance. Returns an escalation to fail with. */
-  private async applyOne(msg: StoredMessage): Promise<WardenError | undefined> {
+  /** `decoded`: the envelope of `msg` if the batch decoded it already (a failed decode is redone here, and dead-lettered). */
+  private async applyOne(msg: StoredMessage, decoded?: Envelope): Promise<WardenError | undefined> {
     let env: Envelope;
     try {
-      env = decodeEnvelope(msg.data, msg.seq);
+      env = decoded ?? decodeEnvelope(msg.data, msg.seq);
       if (env.type === TIMER_EVENT) validateTimerRecord(env);
       else if (env.type === CALL_EVENT) validateCallRecord(env);
       else validateInput(this.c.stage.actor, env, msg.data.length);
@@ -439,4 +444,20 @@ export class PartitionWorker implements ActorsOwner {
     }, this.c.stage.intervalMs);
   }
 
+}
+
+/** The envelope of `msg`, or undefined when it does not decode (its apply dead-letters it). */
+function tryDecode(msg: StoredMessage): Envelope | undefined {
+  try {
+    return decodeEnvelope(msg.data, msg.seq);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The keys a decoded batch names. */
+function keysOf(envs: ReadonlyArray<Envelope | undefined>): Set<string> {
+  const keys = new Set<string>();
+  for (const env of envs) if (env && typeof env.key === 'string') keys.add(env.key);
+  return keys;
 }

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { checkpoint } from './suites/checkpoint.js';
+import { coldload } from './suites/coldload.js';
 import { embedded } from './suites/embedded.js';
 import { failover } from './suites/failover.js';
 import { guarantees } from './suites/guarantees.js';
@@ -13,7 +14,7 @@ import { restart } from './suites/restart.js';
 import { transport } from './suites/transport.js';
 import type { Suite } from './suite.js';
 
-const suites: Record<string, Suite> = { embedded, restart, checkpoint, transport, guarantees, guards, failover };
+const suites: Record<string, Suite> = { embedded, restart, checkpoint, coldload, transport, guarantees, guards, failover };
 
 const USAGE = `usage: npm run bench -- <suite> [--json]
 
@@ -21,6 +22,7 @@ suites:
   embedded     the embedded pipeline: ActorHost against bare xstate, events per second
   restart      from an actor crash to its next event (p50, p99); restarts per second a supervisor sustains
   checkpoint   checkpoint writes per second through RedisCheckpointStore against its Lua script called raw
+  coldload     a node restarted with 10,000 keys in Redis: how fast their first inputs are applied (actor loads)
   transport    JetStreamTransport publish and in-order read against the raw NATS client
   guarantees   exactly-once, at-least-once, at-most-once sinks against raw consume and BullMQ; latency per hop; memory per actor
   guards       guarded calls: the cost of timeout, retry and breaker around a call
