@@ -110,6 +110,8 @@ const MEMORY_KEYS = Number(process.env.BENCH_GUARANTEES_MEMORY_KEYS ?? 50_000);
 const BATCH = 1_024;
 const PUBLISH_WINDOW = 1_024;
 const RATE = 2_000;
+/** The second latency rate (`latencyP99At10kMs`). */
+const RATE_HIGH = 10_000;
 const MEASURE_MS = 5_000;
 const BULLMQ_CONCURRENCY = 50;
 const MEMORY_CHILD_ENV = 'WARDEN_BENCH_GUARANTEES_MEMORY_CHILD';
@@ -465,13 +467,15 @@ function summarize(xs: Float64Array, from: number): Latency {
 
 /** Warm-up inputs (every key twice: its actors exist and the code is compiled), not counted. */
 const LAT_WARMUP = 2 * KEYS;
-const LAT_TOTAL = LAT_WARMUP + Math.round((MEASURE_MS / 1000) * RATE);
+/** Inputs of a latency run at `rate` per second: the warm-up, then `MEASURE_MS` of measured ones. */
+const latTotal = (rate: number): number => LAT_WARMUP + Math.round((MEASURE_MS / 1000) * rate);
 
 /**
- * Sends the warm-up inputs at `RATE`, waits until all of them were seen, then sends the measured
- * ones at `RATE` and waits for them; `seen()` counts what the observer received.
+ * Sends the warm-up inputs at `rate`, waits until all of them were seen, then sends the measured
+ * ones at `rate` and waits for them; `seen()` counts what the observer received.
  */
-async function drive(what: string, send: (i: number) => void, seen: () => number, failed: () => unknown): Promise<void> {
+async function drive(what: string, send: (i: number) => void, seen: () => number, failed: () => unknown, rate = RATE): Promise<void> {
+  const total = latTotal(rate);
   const until = async (n: number): Promise<void> => {
     await within((async () => {
       while (seen() < n && failed() === undefined) await sleepMs(5);
@@ -479,10 +483,10 @@ async function drive(what: string, send: (i: number) => void, seen: () => number
     const failure = failed();
     if (failure !== undefined) throw asError(failure);
   };
-  await paced(0, LAT_WARMUP, RATE, send);
+  await paced(0, LAT_WARMUP, rate, send);
   await until(LAT_WARMUP);
-  await paced(LAT_WARMUP, LAT_TOTAL, RATE, send);
-  await until(LAT_TOTAL);
+  await paced(LAT_WARMUP, total, rate, send);
+  await until(total);
 }
 
 /** Reads `stream` with an ordered consumer; `onEnvelope` gets each message's JSON. Resolves once started. */
@@ -493,11 +497,11 @@ async function watch(js: JetStreamClient, stream: string, onMessage: (body: { ts
 }
 
 /** Publish of the input -> receipt of A's output in B's stream, and at B's apply. */
-function wardenLatency(b: Backends, name: string): Promise<{ hop: Latency; apply: Latency }> {
-  return withStore(b, (store) => wardenLatencyWith(b, store, name));
+function wardenLatency(b: Backends, name: string, rate = RATE): Promise<{ hop: Latency; apply: Latency }> {
+  return withStore(b, (store) => wardenLatencyWith(b, store, name, rate));
 }
 
-async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name: string): Promise<{ hop: Latency; apply: Latency }> {
+async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name: string, rate = RATE): Promise<{ hop: Latency; apply: Latency }> {
   const pipeline = definePipeline({
     name,
     stages: [
@@ -505,8 +509,8 @@ async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name:
       { actor: hopB, guarantee: 'exactly-once', checkpoint: LAT_CHECKPOINT },
     ],
   });
-  const hop = new Float64Array(LAT_TOTAL).fill(Number.NaN);
-  applyLatency = new Float64Array(LAT_TOTAL).fill(Number.NaN);
+  const hop = new Float64Array(latTotal(rate)).fill(Number.NaN);
+  applyLatency = new Float64Array(latTotal(rate)).fill(Number.NaN);
   let received = 0;
   let failure: unknown;
   const node = await startNode({ pipeline, transport: b.transport, checkpointStore: store, logger: silentLogger });
@@ -519,7 +523,7 @@ async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name:
       const t = wallNow();
       node.ingest({ id: `in-${i}`, key: keyOf(i), type: 'in', payload: { t, i }, ts: t }).catch((err: unknown) => (failure ??= err));
     };
-    await drive("hop latency (outputs in B's stream)", send, () => received, () => failure);
+    await drive("hop latency (outputs in B's stream)", send, () => received, () => failure, rate);
     await node.whenCaughtUp({ timeoutMs: 30_000 });
   } finally {
     await watcher.close();
@@ -536,7 +540,7 @@ async function rawLatency(jsm: JetStreamManager, js: JetStreamClient, stream: st
     name: stream, subjects: [`${stream}.>`], storage: StorageType.File, num_replicas: 1, retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old, max_msgs: -1, max_bytes: -1, duplicate_window: 120_000 * 1_000_000,
   });
-  const lat = new Float64Array(LAT_TOTAL).fill(Number.NaN);
+  const lat = new Float64Array(latTotal(RATE)).fill(Number.NaN);
   let received = 0;
   let failure: unknown;
   const watcher = await watch(js, stream, (env) => {
@@ -700,13 +704,15 @@ export const guarantees: Suite = {
       if (ONLY_LATENCY) {
         const rawLat = await rawLatency(jsm, js, `${base}-rawlat`);
         const lat = await wardenLatency(b, `${base}-hop`);
+        const lat10k = await wardenLatency(b, `${base}-hop10k`, RATE_HIGH);
         return {
           rows: [
             [`hop A -> B's stream at ${RATE}/s, exactly-once, p50 / p99 ms`, `${lat.hop.p50.toFixed(3)} / ${lat.hop.p99.toFixed(3)}`],
+            [`hop A -> B's stream at ${RATE_HIGH}/s, exactly-once, p50 / p99 ms`, `${lat10k.hop.p50.toFixed(3)} / ${lat10k.hop.p99.toFixed(3)}`],
             [`publish -> B's apply, p50 / p99 ms`, `${lat.apply.p50.toFixed(3)} / ${lat.apply.p99.toFixed(3)}`],
             [`raw js.publish -> ordered consumer at ${RATE}/s, p50 / p99 ms`, `${rawLat.p50.toFixed(3)} / ${rawLat.p99.toFixed(3)}`],
           ],
-          figures: { latencyP50Ms: Number(lat.hop.p50.toFixed(3)), latencyP99Ms: Number(lat.hop.p99.toFixed(3)), rawLatencyP99Ms: Number(rawLat.p99.toFixed(3)) },
+          figures: { latencyP50Ms: Number(lat.hop.p50.toFixed(3)), latencyP99Ms: Number(lat.hop.p99.toFixed(3)), latencyP99At10kMs: Number(lat10k.hop.p99.toFixed(3)), rawLatencyP99Ms: Number(rawLat.p99.toFixed(3)) },
         };
       }
       const t0 = performance.now();
@@ -781,6 +787,8 @@ export const guarantees: Suite = {
       log(`  raw publish -> consume at ${RATE}/s: p50 ${rawLat.p50.toFixed(3)} ms, p99 ${rawLat.p99.toFixed(3)} ms (${rawLat.samples} samples)`);
       const lat = await wardenLatency(b, hopName);
       log(`  warden hop at ${RATE}/s: p50 ${lat.hop.p50.toFixed(3)} ms, p99 ${lat.hop.p99.toFixed(3)} ms (${lat.hop.samples} samples)`);
+      const lat10k = await wardenLatency(b, `${hopName}-10k`, RATE_HIGH);
+      log(`  warden hop at ${RATE_HIGH}/s: p50 ${lat10k.hop.p50.toFixed(3)} ms, p99 ${lat10k.hop.p99.toFixed(3)} ms (${lat10k.hop.samples} samples)`);
 
       const mem = await memory();
 
@@ -811,6 +819,7 @@ export const guarantees: Suite = {
           [`hop A -> B's stream at ${RATE}/s, exactly-once, p50 ms (goal < 1)`, `${lat.hop.p50.toFixed(3)} ${goal(lat.hop.p50 < 1)}`],
           [`hop A -> B's stream at ${RATE}/s, exactly-once, p99 ms (goal < 5)`, `${lat.hop.p99.toFixed(3)} ${goal(lat.hop.p99 < 5)}`],
           [`publish -> B's apply, p50 / p99 ms`, `${lat.apply.p50.toFixed(3)} / ${lat.apply.p99.toFixed(3)}`],
+          [`hop A -> B's stream at ${RATE_HIGH}/s, exactly-once, p50 / p99 ms`, `${lat10k.hop.p50.toFixed(3)} / ${lat10k.hop.p99.toFixed(3)}`],
           [`raw js.publish -> ordered consumer at ${RATE}/s, p50 / p99 ms`, `${rawLat.p50.toFixed(3)} / ${rawLat.p99.toFixed(3)}`],
           [`heap bytes per active idle actor (goal < 2048)`, `${fmt(mem.bytesPerIdleActor)} ${goal(mem.bytesPerIdleActor < 2048)}`],
           [`  + embedded store's sealed copy, bytes per actor`, fmt(mem.storeBytesPerIdleActor)],
@@ -837,6 +846,8 @@ export const guarantees: Suite = {
           exactlyOnceVsBullmq: ratio(eo, bull),
           latencyP50Ms: Number(lat.hop.p50.toFixed(3)),
           latencyP99Ms: Number(lat.hop.p99.toFixed(3)),
+          latencyP50At10kMs: Number(lat10k.hop.p50.toFixed(3)),
+          latencyP99At10kMs: Number(lat10k.hop.p99.toFixed(3)),
           applyLatencyP50Ms: Number(lat.apply.p50.toFixed(3)),
           applyLatencyP99Ms: Number(lat.apply.p99.toFixed(3)),
           rawLatencyP50Ms: Number(rawLat.p50.toFixed(3)),
