@@ -15,6 +15,7 @@
  * });
  */
 import { ConfigError } from '../lib/core/errors.js';
+import { seededRandom } from '../lib/core/random.js';
 
 /** A seeded source of choices (the same seed, the same choices). */
 export interface Rng {
@@ -30,14 +31,7 @@ export interface Rng {
 
 /** A seeded generator (mulberry32): deterministic for a seed. */
 export function rngOf(seed: number): Rng {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return {
     next,
     int: (n) => Math.floor(next() * n),

@@ -65,11 +65,11 @@ export function liveView(node: WardenNode, options: LiveOptions = {}): { snapsho
   const events: LiveSnapshot['events'] = [];
   const subscribers = new Set<() => void>();
   const off = node.on((e) => {
-    if (!SHOWN.has(e.type)) {
-      if (e.type !== 'checkpoint') return;
-    } else {
+    if (SHOWN.has(e.type)) {
       events.push({ at: clock.now(), type: e.type, ...describe(e) });
       if (events.length > 50) events.shift();
+    } else if (e.type !== 'checkpoint') {
+      return; // nothing the page shows changed (a checkpoint moves the checkpoint age)
     }
     for (const poke of subscribers) poke();
   });

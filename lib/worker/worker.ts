@@ -69,6 +69,7 @@ import { Outbox } from './outbox.js';
 import { LogRecords } from './records.js';
 import { restoreContextOf, type RestoreContext } from './replay.js';
 import { TimerWheel } from './timer-wheel.js';
+import { decodeBatch } from './batch.js';
 import { collectCut, statsOf, type WorkerStats } from './cut.js';
 
 export type { Failpoint, PartitionWorkerOptions } from './options.js';
@@ -300,8 +301,8 @@ export class PartitionWorker implements ActorsOwner {
       this.readSeq = Math.max(this.readSeq, last.seq);
       if (c.commitBeforeApply && last.seq > this.aheadSeq) await this.commitAhead(last.seq);
       // Invariant 20 (keyed-actors.ts): decode the batch once, read the entries of its keys not in memory together.
-      const envs = msgs.map((m) => (m.seq > this.appliedSeq ? tryDecode(m) : undefined));
-      await this.actors.prefetch(keysOf(envs));
+      const { envs, keys } = decodeBatch(msgs, this.appliedSeq);
+      await this.actors.prefetch(keys);
       for (let i = 0; i < msgs.length; i++) {
         const msg = msgs[i]!;
         if (this.state !== 'running') return; // stopping: the input in hand is finished, the rest stays in the log
@@ -444,20 +445,4 @@ export class PartitionWorker implements ActorsOwner {
     }, this.c.stage.intervalMs);
   }
 
-}
-
-/** The envelope of `msg`, or undefined when it does not decode (its apply dead-letters it). */
-function tryDecode(msg: StoredMessage): Envelope | undefined {
-  try {
-    return decodeEnvelope(msg.data, msg.seq);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The keys a decoded batch names. */
-function keysOf(envs: ReadonlyArray<Envelope | undefined>): Set<string> {
-  const keys = new Set<string>();
-  for (const env of envs) if (env && typeof env.key === 'string') keys.add(env.key);
-  return keys;
 }

@@ -2,6 +2,7 @@
  * A deterministic clickstream: `users` users each clicking through pages, with per-user click
  * numbers 1, 2, 3... and event time that now and then jumps past the session gap.
  */
+import { seededRandom } from '../../lib/core/random.js';
 
 /** One raw click, as it enters the pipeline. */
 export interface RawClick {
@@ -11,16 +12,7 @@ export interface RawClick {
 }
 
 /** mulberry32: a tiny seeded PRNG, so every run of the demo sends the same clicks. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng: (seed: number) => () => number = seededRandom;
 
 /** `count` clicks over `users` users and `pages` pages, from `seed`. */
 export function generateClicks(count: number, options: { users?: number; pages?: number; seed?: number; startTs?: number } = {}): RawClick[] {

@@ -61,7 +61,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { assign, createActor, emit, setup, type Actor } from 'xstate';
@@ -291,9 +291,12 @@ async function withStore<T>(b: Backends, fn: (store: RedisCheckpointStore) => Pr
   }
 }
 
-/** Raw: ordered consumer of `stream` from seq 1, JSON-decoding each message into a per-key count. */
-async function rawConsume(js: JetStreamClient, stream: string): Promise<number> {
-  const counts = new Map<string, number>();
+/**
+ * Consumes `stream` from seq 1 with an ordered consumer (`consume({ callback })`, the client's
+ * fastest form), calling `onMessage` for each message, until the probe has N hits. A message
+ * `onMessage` throws on counts as a hit (so nothing stalls) and fails the run.
+ */
+async function consumeAll(js: JetStreamClient, stream: string, label: string, onMessage: (m: JsMsg) => void): Promise<void> {
   const reached = probe.arm(N);
   const consumer = await js.consumers.get(stream, { opt_start_seq: 1 });
   let failure: unknown;
@@ -301,20 +304,29 @@ async function rawConsume(js: JetStreamClient, stream: string): Promise<number> 
     max_messages: BATCH,
     callback: (m) => {
       try {
-        const { key } = m.json<{ key: string }>();
-        counts.set(key, (counts.get(key) ?? 0) + 1);
+        onMessage(m);
       } catch (err) {
         failure ??= err;
+        probe.hit();
       }
-      probe.hit();
     },
   });
   try {
-    await within(reached, 120_000, () => `raw consume stalled at ${probe.count}/${N}`);
+    await within(reached, 120_000, () => `${label} consume stalled at ${probe.count}/${N}`);
   } finally {
     await messages.close();
   }
   if (failure !== undefined) throw asError(failure);
+}
+
+/** Raw: each message's JSON decoded and a per-key count bumped. */
+async function rawConsume(js: JetStreamClient, stream: string): Promise<number> {
+  const counts = new Map<string, number>();
+  await consumeAll(js, stream, 'raw', (m) => {
+    const { key } = m.json<{ key: string }>();
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    probe.hit();
+  });
   for (const [key, n] of counts) if (n !== N / KEYS) throw new Error(`raw: ${key} counted ${n}, expected ${N / KEYS}`);
   if (counts.size !== KEYS) throw new Error(`raw: ${counts.size} keys counted, expected ${KEYS}`);
   return probe.perSec;
@@ -329,30 +341,13 @@ async function rawConsume(js: JetStreamClient, stream: string): Promise<number> 
  */
 async function floorConsume(js: JetStreamClient, stream: string): Promise<number> {
   const actors = new Map<string, Actor<typeof counterMachine>>();
-  const reached = probe.arm(N);
-  const consumer = await js.consumers.get(stream, { opt_start_seq: 1 });
-  let failure: unknown;
-  const messages = await consumer.consume({
-    max_messages: BATCH,
-    callback: (m) => {
-      try {
-        const env = decodeEnvelope(m.data, m.seq);
-        validateInput(counter, env, m.data.length);
-        let actor = actors.get(env.key);
-        if (!actor) actors.set(env.key, (actor = createActor(counterMachine).start()));
-        actor.send({ ...(env.payload as object), type: env.type } as { type: 'inc' });
-      } catch (err) {
-        failure ??= err;
-        probe.hit();
-      }
-    },
+  await consumeAll(js, stream, 'floor', (m) => {
+    const env = decodeEnvelope(m.data, m.seq);
+    validateInput(counter, env, m.data.length);
+    let actor = actors.get(env.key);
+    if (!actor) actors.set(env.key, (actor = createActor(counterMachine).start()));
+    actor.send({ ...(env.payload as object), type: env.type } as { type: 'inc' });
   });
-  try {
-    await within(reached, 120_000, () => `floor consume stalled at ${probe.count}/${N}`);
-  } finally {
-    await messages.close();
-  }
-  if (failure !== undefined) throw asError(failure);
   for (const [key, actor] of actors) if (actor.getSnapshot().context.n !== N / KEYS) throw new Error(`floor: ${key} counted ${actor.getSnapshot().context.n}, expected ${N / KEYS}`);
   if (actors.size !== KEYS) throw new Error(`floor: ${actors.size} keys counted, expected ${KEYS}`);
   for (const actor of actors.values()) actor.stop();
