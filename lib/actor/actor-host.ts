@@ -24,6 +24,7 @@ import { ActorCrashedError, WardenError } from '../core/errors.js';
 import type { ActorDefinition } from './define-actor.js';
 import { CallBridge, type CallLookup, type CallRequest, type CallResult } from './calls.js';
 import { CALL_EVENT } from '../core/ids.js';
+import { persistSnapshot } from './persist.js';
 import { resolvePath, splitPersisted, joinPersisted, TimerTable, type LogPoint, type PendingTimer, type PersistedTimer } from './timers.js';
 
 export type { LogPoint, PendingTimer } from './timers.js';
@@ -51,6 +52,8 @@ export interface ActorHostOptions {
 /** Keeps xstate from rethrowing an actor's crash globally; the host reads it from the snapshot. */
 const IGNORE_ERRORS = { error: (): void => undefined };
 
+const NO_TIMERS: readonly PersistedTimer[] = [];
+
 /**
  * @example
  * const host = new ActorHost(counter, 'user-1', { clock: new SystemClock() });
@@ -62,6 +65,8 @@ const IGNORE_ERRORS = { error: (): void => undefined };
  */
 export class ActorHost {
   readonly key: string;
+  /** When the partition put this host in memory (for its uptime); set by the partition. */
+  placedAtMs = 0;
   private readonly def: ActorDefinition;
   private readonly actor: AnyActorRef;
   private readonly clock: Clock;
@@ -212,7 +217,26 @@ export class ActorHost {
    */
   persisted(): Json {
     if (this.crash) throw new WardenError('ACTOR_CRASHED', `actor ${this.def.name}[${this.key}] crashed; its state is not persistable`, { cause: this.crash });
-    return joinPersisted(this.actor.getPersistedSnapshot() as unknown as Json, this.timerTable.persisted());
+    return joinPersisted(persistSnapshot(this.def.machine, this.actor.getSnapshot()), this.timerTable.persisted());
+  }
+
+  /**
+   * The persisted snapshot as it is now, built later (`persisted()` deferred): the returned function
+   * gives, whenever it is called, what `persisted()` gives at this moment. xstate's snapshots are
+   * immutable values (each step makes a new one, and context is replaced, never changed in place),
+   * so holding one costs nothing and building its JSON form can wait; a machine with child actors
+   * (invoked or spawned, which are live) is persisted at once.
+   */
+  capture(): () => Json {
+    if (this.crash) throw new WardenError('ACTOR_CRASHED', `actor ${this.def.name}[${this.key}] crashed; its state is not persistable`, { cause: this.crash });
+    const snap = this.actor.getSnapshot() as { children: Record<string, unknown> };
+    for (const _child in snap.children) {
+      const now = this.persisted();
+      return () => now;
+    }
+    const timers = this.timerTable.size > 0 ? this.timerTable.persisted() : NO_TIMERS;
+    const machine: AnyStateMachine = this.def.machine;
+    return () => joinPersisted(persistSnapshot(machine, snap), timers);
   }
 
   /** The live xstate snapshot (value, context), for inspection. */

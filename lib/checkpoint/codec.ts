@@ -2,12 +2,12 @@
  * How checkpoint entries are serialised and checksummed. Shared by every store so an entry
  * written by one implementation verifies in another.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { WardenError } from '../core/errors.js';
 
 /** Hex SHA-1 of a string (an integrity check, not a security boundary). */
 export function checksumOf(body: string): string {
-  return createHash('sha1').update(body).digest('hex');
+  return hash('sha1', body, 'hex'); // one-shot: no Hash object per entry
 }
 
 /** Serialises a value with its checksum: `<40 hex chars><json>`. */

@@ -118,16 +118,21 @@ export class InMemoryCheckpointStore implements CheckpointStore {
         scope: id, seq: cp.seq, storedSeq: existing.seq,
       });
     }
-    // Invariant 1: seal everything into a copy, and swap it in only when all of it succeeded.
-    const actors = new Map<string, string>(existing?.actors);
+    // Invariant 1: seal everything first, and change the stored entries only when all of it
+    // succeeded (in place: a write costs its own entries, not the partition's).
+    const sealedActors: Array<[string, string]> = [];
     let bytes = 0;
     for (const [key, snapshot] of Object.entries(cp.actors)) {
       const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
       const sealed = sealOrRefuse(entry, () => `checkpoint ${id} actor ${key}`, { scope: id, key });
       bytes += sealed.length;
-      actors.set(key, sealed);
+      sealedActors.push([key, sealed]);
     }
-    for (const key of cp.removed ?? []) actors.delete(key);
+    const actors = existing?.actors ?? new Map<string, string>();
+    const removed = new Set(cp.removed ?? []);
+    let count = actors.size; // after the entries are set and the removed keys deleted
+    for (const [key] of sealedActors) if (!actors.has(key) && !removed.has(key)) count++;
+    for (const key of removed) if (actors.has(key)) count--;
     const meta: CheckpointMeta = {
       scope: { ...cp.scope },
       seq: cp.seq,
@@ -136,11 +141,13 @@ export class InMemoryCheckpointStore implements CheckpointStore {
       outbox: cp.outbox,
       timers: cp.timers ?? [],
       calls: cp.calls ?? [],
-      actorCount: actors.size,
+      actorCount: count,
       writtenAtMs: this.clock.now(),
     };
     const sealedMeta = sealOrRefuse(meta, () => `checkpoint ${id} meta`, { scope: id });
     bytes += sealedMeta.length;
+    for (const [key, sealed] of sealedActors) actors.set(key, sealed);
+    for (const key of removed) actors.delete(key);
     this.partitions.set(id, { meta: sealedMeta, epoch: cp.epoch, seq: cp.seq, actors });
     this.writes++;
     return { seq: cp.seq, epoch: cp.epoch, bytes };

@@ -44,6 +44,7 @@ const COUNTERS: Array<[suffix: string, help: string, field: keyof PartitionTotal
   ['checkpoint_failures_total', 'Checkpoint writes that failed (timeouts included).', 'checkpointFailures'],
   ['checkpoint_timeouts_total', 'Checkpoint writes that outlasted checkpoint.timeoutMs.', 'checkpointTimeouts'],
   ['actors_passivated_total', 'Idle actors dropped from memory (idleMs).', 'passivated'],
+  ['actors_compacted_total', 'Idle live actors replaced by their persisted snapshot in memory (compactMs, maxLiveActors).', 'compacted'],
   ['timers_fired_total', 'Durable timers fired.', 'timersFired'],
   ['calls_issued_total', 'Guarded calls started by the partition’s actors.', 'callsIssued'],
 ];
@@ -59,7 +60,8 @@ const GAUGES: Array<[suffix: string, help: string, read: (p: PartitionStatus) =>
   ['checkpoint_age_seconds', 'Time since the partition’s last successful checkpoint (since its start before the first).', (p) => p.checkpointAgeMs / 1000],
   ['checkpoint_last_bytes', 'Size of the last checkpoint written.', (p) => p.lastCheckpointBytes],
   ['checkpoint_last_duration_seconds', 'Duration of the last checkpoint write.', (p) => p.lastCheckpointDurationMs / 1000],
-  ['actors_in_memory', 'Actors of the partition held in memory.', (p) => p.actors],
+  ['actors_in_memory', 'Live actors of the partition held in memory.', (p) => p.actors],
+  ['actors_compact', 'Idle actors of the partition held in memory as their persisted snapshot (the compact tier).', (p) => p.compact],
   ['timers_pending', 'Durable timers armed.', (p) => p.timers],
   ['calls_pending', 'Guarded calls started and not yet settled in the log.', (p) => p.callsPending],
   ['partition_running', '1 while the partition’s worker runs, 0 while it starts, restarts or is down.', (p) => (p.running ? 1 : 0)],

@@ -57,7 +57,7 @@ export interface ActorGroupOptions {
   /** The epoch of each new incarnation (a cluster renews the partition's lease for it). @default the store's next epoch */
   epoch?: () => Promise<number>;
   /** Further options of each worker (failpoints, batch and outbox sizes, the lease check). */
-  workerOptions?: Pick<PartitionWorkerOptions, 'failpoint' | 'batchSize' | 'maxOutboxSize' | 'random' | 'deadLetterBodyBytes' | 'leaseValid' | 'latency'>;
+  workerOptions?: Pick<PartitionWorkerOptions, 'failpoint' | 'batchSize' | 'maxOutboxSize' | 'random' | 'deadLetterBodyBytes' | 'leaseValid' | 'latency' | 'yieldEvery'>;
 }
 
 /** Invariant 2: the failures a restart cannot cure. */

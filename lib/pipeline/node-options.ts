@@ -50,6 +50,7 @@ export interface NodeOptionsInput {
   maxRecoveryMs?: number | undefined;
   supervision?: { intensity?: number; periodMs?: number; backoff?: BackoffOptions } | undefined;
   metrics?: boolean | undefined;
+  yieldEvery?: { inputs?: number; ms?: number } | undefined;
 }
 
 /** The node's options, compiled. */
@@ -78,6 +79,10 @@ export function compileNodeOptions(options: NodeOptionsInput): CompiledNodeOptio
   const intensity = sup.intensity ?? 10;
   if (!Number.isSafeInteger(intensity) || intensity < 0) throw new ConfigError('supervision.intensity', `must be an integer >= 0, got ${String(intensity)}`);
   if (options.metrics !== undefined && typeof options.metrics !== 'boolean') throw new ConfigError('metrics', `must be true or false, got ${JSON.stringify(options.metrics)}`);
+  for (const field of ['inputs', 'ms'] as const) {
+    const v = options.yieldEvery?.[field];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new ConfigError(`yieldEvery.${field}`, `must be a positive integer, got ${String(v)}`);
+  }
   return {
     ...resolveNodeTiming(options),
     clock,

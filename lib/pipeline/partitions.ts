@@ -53,13 +53,13 @@ interface Slot {
 
 const NO_STATS: WorkerStats = {
   appliedSeq: 0, checkpointSeq: 0, applied: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0,
-  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, published: 0, held: 0, actors: 0, passivated: 0, timers: 0, timersFired: 0, callsPending: 0, callsIssued: 0, epoch: 0,
+  lastCheckpointAtMs: 0, lastCheckpointDurationMs: 0, lastCheckpointBytes: 0, outbox: 0, published: 0, held: 0, actors: 0, passivated: 0, compact: 0, compacted: 0, timers: 0, timersFired: 0, callsPending: 0, callsIssued: 0, epoch: 0,
 };
 
-const TOTAL_FIELDS = ['applied', 'published', 'deadLettered', 'crashes', 'checkpoints', 'checkpointFailures', 'checkpointTimeouts', 'passivated', 'timersFired', 'callsIssued'] as const;
+const TOTAL_FIELDS = ['applied', 'published', 'deadLettered', 'crashes', 'checkpoints', 'checkpointFailures', 'checkpointTimeouts', 'passivated', 'compacted', 'timersFired', 'callsIssued'] as const;
 
 function zeroTotals(): PartitionTotals {
-  return { applied: 0, published: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0, passivated: 0, timersFired: 0, callsIssued: 0 };
+  return { applied: 0, published: 0, deadLettered: 0, crashes: 0, checkpoints: 0, checkpointFailures: 0, checkpointTimeouts: 0, passivated: 0, compacted: 0, timersFired: 0, callsIssued: 0 };
 }
 
 /** What the partitions need of their node. */
@@ -137,6 +137,7 @@ export class NodePartitions {
         ...(options.random ? { random: options.random } : {}),
         ...(ownership ? { leaseValid: () => ownership.valid(stageName, partition) } : {}),
         ...(options.metrics === false ? {} : { latency: metrics.latency }),
+        ...(options.yieldEvery ? { yieldEvery: options.yieldEvery } : {}),
       },
       onWorker: (worker) => {
         retire(slot);

@@ -1,6 +1,13 @@
 /**
- * A read batch decoded once, before it is applied (worker invariant 20): the envelopes the run
- * loop hands to each input's apply, and the keys whose checkpoint entries are read together.
+ * A read batch decoded once, before it is applied: the envelopes the run loop hands to each
+ * input's apply, and the keys whose checkpoint entries are read together.
+ *
+ * Worker invariant 20 (batch loading; `KeyedActors.prefetch`): the checkpoint entries of the keys
+ * a read batch names that are not in memory are read together, all requests sent at once, before
+ * the batch is applied. A prefetched entry is used by the key's next load only, within the batch
+ * it was read for (the entry of a key not in memory changes only when this worker writes it, and
+ * it writes only keys in memory); a later load reads the store again. A failed prefetch read fails
+ * that load exactly as a read at load time would.
  */
 import { decodeEnvelope, type Envelope } from '../core/envelope.js';
 import type { StoredMessage } from '../transport/transport.js';

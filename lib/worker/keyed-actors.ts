@@ -16,18 +16,18 @@
  *     cut; its timers stay armed in the partition's timer wheel.
  * 13. Keys are map keys, never property names: `__proto__`, `constructor` and the like are
  *     ordinary keys, in memory and in every cut.
- * 20. Batch loading: the checkpoint entries of the keys a read batch names that are not in
- *     memory are read together, all requests sent at once (`prefetch`), before the batch is
- *     applied. A prefetched entry is used by the key's next load only, within the batch it was
- *     read for (the entry of a key not in memory changes only when this worker writes it, and it
- *     writes only keys in memory); a later load reads the store again. A failed prefetch read
- *     fails that load exactly as a read at load time would.
+ * 20. Batch loading (`prefetch`): stated in batch.ts.
+ * 21. An input to an actor in memory and active is stepped synchronously: no promise, no
+ *     microtask between the input and its outcome; the asynchronous path is taken only to load,
+ *     start a new life, back off after a crash, or rebuild. Either path gives the same outcome.
+ * 22. The compact tier: stated in compact-tier.ts.
  */
 import type { ActorEntry } from '../checkpoint/checkpoint-store.js';
 import { ActorHost, type LogPoint } from '../actor/actor-host.js';
 import type { Json } from '../core/envelope.js';
-import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
+import { ActorCrashedError, describeError, type WardenError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
+import { CompactTier } from './compact-tier.js';
 import { KeyRestarts } from './key-restarts.js';
 import type { WorkerConfig } from './options.js';
 import { isUnusableCheckpoint, loadActor, rebuildActor, type RestoreContext } from './replay.js';
@@ -71,8 +71,11 @@ export interface ActorsOwner {
 
 /** The state of the dirty actors, for a cut. */
 export interface DirtyState {
-  /** Persisted snapshots by key (a null-prototype record: invariant 13). */
-  actors: Record<string, Json>;
+  /**
+   * The persisted snapshot of each dirty actor as it was when the cut was taken, built when called
+   * (`ActorHost.capture`), so the cut builds them in chunks off the path of the inputs.
+   */
+  snapshots: Array<[key: string, persist: () => Json]>;
   /** Keys whose actor reached a final state. */
   removed: string[];
   /** Every key taken (to mark dirty again if the cut fails). */
@@ -81,10 +84,11 @@ export interface DirtyState {
 
 export class KeyedActors {
   private readonly actors = new Map<string, ActorHost>();
+  /** Invariant 22: idle actors as their persisted snapshots. */
+  private readonly compact: CompactTier;
   private readonly dirty = new Set<string>();
   /** Keys in memory by last input, least recent first (passivation). */
   private readonly lastActive = new Map<string, number>();
-  private readonly since = new Map<string, number>();
   /** Replay start for keys removed (reached a final state) during this incarnation. */
   private readonly removedAt = new Map<string, number>();
   /** Inputs dead-lettered by this incarnation: never replayed into an actor. */
@@ -94,16 +98,27 @@ export class KeyedActors {
   private prefetched = new Map<string, Promise<ActorEntry | undefined>>();
   crashes = 0;
   passivated = 0;
+  compacted = 0;
+  /** Least-recently-active order is kept only when something reads it (passivation, compaction). */
+  private readonly trackActivity: boolean;
 
   constructor(
     private readonly c: WorkerConfig,
     private readonly owner: ActorsOwner,
   ) {
     this.restarts = new KeyRestarts(c.stage.supervision, c.clock, c.random);
+    this.compact = new CompactTier(c.clock.now());
+    this.trackActivity = c.stage.idleMs > 0 || c.stage.compactMs > 0;
   }
 
+  /** Live actors in memory. */
   get size(): number {
     return this.actors.size;
+  }
+
+  /** Compact actors in memory (invariant 22). */
+  get compactSize(): number {
+    return this.compact.size;
   }
 
   get(key: string): ActorHost | undefined {
@@ -113,13 +128,24 @@ export class KeyedActors {
   /**
    * Sends one input to the actor of `key` (`step`), loading it first, and rebuilding it after a
    * crash (invariant 6). `existingOnly`: a timer or call record, which creates no actor.
+   * Invariant 21: an input to an active actor in memory is applied synchronously (the outcome,
+   * not a promise); only a load, a crash or a rollback makes it asynchronous.
    */
-  async apply<T>(key: string, at: LogPoint, step: (host: ActorHost) => T, existingOnly: boolean): Promise<StepOutcome<T>> {
-    for (let attempt = 1; ; attempt++) {
-      let crash: unknown;
-      let host: ActorHost | undefined;
+  apply<T>(key: string, at: LogPoint, step: (host: ActorHost) => T, existingOnly: boolean): StepOutcome<T> | Promise<StepOutcome<T>> {
+    let host = this.actors.get(key);
+    try {
+      if (host === undefined && !this.owner.dead && this.compact.has(key)) host = this.wake(key); // invariant 22
+      if (host === undefined || this.owner.dead || host.status !== 'active') return this.applyFrom(1, key, at, step, existingOnly);
+      return this.stepOn(key, host, step);
+    } catch (err) {
+      return this.afterThrow(err, 1, key, at).then((o) => o ?? this.applyFrom(2, key, at, step, existingOnly));
+    }
+  }
+
+  private async applyFrom<T>(first: number, key: string, at: LogPoint, step: (host: ActorHost) => T, existingOnly: boolean): Promise<StepOutcome<T>> {
+    for (let attempt = first; ; attempt++) {
       try {
-        host = this.actors.get(key) ?? (await this.load(key, at, existingOnly));
+        let host = this.actors.get(key) ?? (await this.load(key, at, existingOnly));
         if (this.owner.dead) return { kind: 'dead' };
         if (!host) return { kind: 'absent' };
         if (host.status === 'done') {
@@ -128,40 +154,49 @@ export class KeyedActors {
           host = this.newHost(key, at);
           this.actors.set(key, host);
         }
-        const value = step(host);
-        this.dirty.add(key);
-        this.touch(key, host);
-        return { kind: 'applied', value };
+        return this.stepOn(key, host, step);
       } catch (err) {
-        if (err instanceof RejectedStep) {
-          this.poisoned.add(at.seq);
-          await this.recover(key, at);
-          return this.owner.dead ? { kind: 'dead' } : { kind: 'rejected', error: err.reason };
-        }
-        if (!(err instanceof ActorCrashedError)) throw err;
-        crash = err;
+        const outcome = await this.afterThrow(err, attempt, key, at);
+        if (outcome) return outcome;
       }
-      if (this.owner.dead) return { kind: 'dead' };
-      this.crashes++;
-      this.c.emit({ type: 'actor-crashed', key, seq: at.seq, attempt, error: describeError(crash) });
-      this.c.logger.warn({ stage: this.c.stage.name, partition: this.c.partition, key, seq: at.seq, attempt, err: crash }, 'actor crashed');
-      let delayMs: number;
-      try {
-        delayMs = this.restarts.record(key, this.c.where);
-      } catch (escalation) {
-        this.poisoned.add(at.seq);
-        return { kind: 'escalated', error: escalation as WardenError, crash };
-      }
-      if (delayMs > 0) await sleep(this.c.clock, delayMs, this.owner.ended).catch(() => undefined);
-      if (this.owner.dead) return { kind: 'dead' };
-      if (attempt >= this.c.stage.maxCrashesPerInput) {
-        this.poisoned.add(at.seq);
-        await this.recover(key, at);
-        return this.owner.dead ? { kind: 'dead' } : { kind: 'poisoned', error: crash };
-      }
-      await this.recover(key, at);
-      if (this.owner.dead) return { kind: 'dead' };
     }
+  }
+
+  private stepOn<T>(key: string, host: ActorHost, step: (host: ActorHost) => T): StepOutcome<T> {
+    const value = step(host);
+    this.dirty.add(key);
+    this.touch(key, host);
+    return { kind: 'applied', value };
+  }
+
+  /** A step (or load) threw: the outcome to report, or undefined to try the input again (invariant 6). */
+  private async afterThrow(err: unknown, attempt: number, key: string, at: LogPoint): Promise<StepOutcome<never> | undefined> {
+    if (err instanceof RejectedStep) {
+      this.poisoned.add(at.seq);
+      await this.recover(key, at);
+      return this.owner.dead ? { kind: 'dead' } : { kind: 'rejected', error: err.reason };
+    }
+    if (!(err instanceof ActorCrashedError)) throw err;
+    if (this.owner.dead) return { kind: 'dead' };
+    this.crashes++;
+    this.c.emit({ type: 'actor-crashed', key, seq: at.seq, attempt, error: describeError(err) });
+    this.c.logger.warn({ stage: this.c.stage.name, partition: this.c.partition, key, seq: at.seq, attempt, err }, 'actor crashed');
+    let delayMs: number;
+    try {
+      delayMs = this.restarts.record(key, this.c.where);
+    } catch (escalation) {
+      this.poisoned.add(at.seq);
+      return { kind: 'escalated', error: escalation as WardenError, crash: err };
+    }
+    if (delayMs > 0) await sleep(this.c.clock, delayMs, this.owner.ended).catch(() => undefined);
+    if (this.owner.dead) return { kind: 'dead' };
+    if (attempt >= this.c.stage.maxCrashesPerInput) {
+      this.poisoned.add(at.seq);
+      await this.recover(key, at);
+      return this.owner.dead ? { kind: 'dead' } : { kind: 'poisoned', error: err };
+    }
+    await this.recover(key, at);
+    return this.owner.dead ? { kind: 'dead' } : undefined;
   }
 
   /**
@@ -198,7 +233,7 @@ export class KeyedActors {
     const ctx = this.owner.restoreContext();
     const next = new Map<string, Promise<ActorEntry | undefined>>();
     for (const key of keys) {
-      if (this.actors.has(key) || next.has(key)) continue;
+      if (this.actors.has(key) || this.compact.has(key) || next.has(key)) continue;
       const read = ctx.store.readActor(ctx.scope, key);
       read.catch(() => undefined); // handled by the load that uses it (or dropped with the batch)
       next.set(key, read);
@@ -209,23 +244,25 @@ export class KeyedActors {
 
   /** Loads `key` (a restored cut listed it with pending calls); no-op if it is in memory. */
   async ensureLoaded(key: string, at: LogPoint): Promise<void> {
-    if (!this.actors.has(key)) await this.load(key, at, true);
+    if (!this.actors.has(key) && !this.compact.has(key)) await this.load(key, at, true);
   }
 
-  /** The state of every dirty actor, for a cut (invariant 13: a null-prototype record). */
+  /** The state of every dirty actor, for a cut. */
   takeDirty(): DirtyState {
-    const actors = Object.create(null) as Record<string, Json>;
+    const snapshots: DirtyState['snapshots'] = [];
     const removed: string[] = [];
     const keys: string[] = [];
     for (const key of this.dirty) {
       const host = this.actors.get(key);
-      if (!host) continue; // not in memory right now: stays dirty for the next cut
+      const compact = host ? undefined : this.compact.peek(key);
+      if (!host && compact === undefined) continue; // not in memory right now: stays dirty for the next cut
       keys.push(key);
-      if (host.status === 'done') removed.push(key);
-      else actors[key] = host.persisted();
+      if (compact !== undefined) snapshots.push([key, () => JSON.parse(compact) as Json]); // invariant 22: only active actors are compact
+      else if (host!.status === 'done') removed.push(key);
+      else snapshots.push([key, host!.capture()]);
     }
     for (const key of keys) this.dirty.delete(key);
-    return { actors, removed, keys };
+    return { snapshots, removed, keys };
   }
 
   /** The cut that took `state` failed: its keys are dirty again. */
@@ -240,7 +277,7 @@ export class KeyedActors {
 
   /** Marks `key` dirty (its entry must be rewritten by the next cut). */
   markDirty(key: string): void {
-    if (this.actors.has(key)) this.dirty.add(key);
+    if (this.actors.has(key) || this.compact.has(key)) this.dirty.add(key);
   }
 
   /**
@@ -249,25 +286,56 @@ export class KeyedActors {
    */
   passivate(cutoff: number): boolean {
     let needCut = false;
+    const idle = (key: string): void => {
+      if (this.dirty.has(key)) needCut = true;
+      else {
+        this.drop(key);
+        this.passivated++;
+      }
+    };
     for (const [key, last] of this.lastActive) {
       if (last > cutoff) break; // least recent first
-      if (this.dirty.has(key)) {
-        needCut = true;
-        continue;
-      }
-      this.drop(key);
-      this.passivated++;
+      idle(key);
     }
+    for (const key of this.compact.idleSince(cutoff)) idle(key);
     return needCut;
+  }
+
+  /**
+   * Invariant 22: compacts the live actors idle since `cutoff`, and the least recently active
+   * beyond `maxLiveActors`, looking at no more than `budget` of them (the rest wait for the next
+   * call, so a call never blocks the loop for long).
+   */
+  compactIdle(cutoff: number, budget: number): void {
+    const limit = this.c.stage.maxLiveActors;
+    let looked = 0;
+    for (const [key, last] of this.lastActive) {
+      if (last > cutoff && this.actors.size <= limit) return; // least recent first: the rest are newer
+      if (looked++ >= budget) return;
+      const host = this.actors.get(key);
+      if (!host || host.status !== 'active' || host.hasCalls || host.crashed) continue;
+      const json = JSON.stringify(host.persisted());
+      host.stop();
+      this.actors.delete(key);
+      this.lastActive.delete(key);
+      this.compact.put(key, json, last);
+      this.compacted++;
+    }
   }
 
   stopAll(): void {
     for (const host of this.actors.values()) host.stop();
+    this.compact.clear();
   }
 
-  /** The live state of `key`, if in memory. */
+  /** The state of `key`, if in memory (live or compact). */
   inspect(key: string): { value: unknown; context: unknown; status: string } | undefined {
-    return this.actors.get(key)?.snapshot();
+    const host = this.actors.get(key);
+    if (host) return host.snapshot();
+    const compact = this.compact.peek(key);
+    if (compact === undefined) return undefined;
+    const { value, context, status } = JSON.parse(compact) as { value: unknown; context: unknown; status: string };
+    return { value, context, status };
   }
 
   /** The in-memory keyed actors as tree nodes (at most `limit`, restarted ones first). */
@@ -277,8 +345,17 @@ export class KeyedActors {
     const keys = [...this.actors.keys()].sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0));
     return keys.slice(0, limit).map((key) => {
       const snap = this.actors.get(key)!.snapshot();
-      return { key, status: snap.status, restarts: counts.get(key) ?? 0, uptimeMs: now - (this.since.get(key) ?? now), state: snap.value };
+      return { key, status: snap.status, restarts: counts.get(key) ?? 0, uptimeMs: now - this.actors.get(key)!.placedAtMs, state: snap.value };
     });
+  }
+
+  /** Invariant 22: the live actor rebuilt from its compact snapshot (throws `ActorCrashedError` if it cannot be). */
+  private wake(key: string): ActorHost {
+    const json = this.compact.peek(key)!;
+    const host = new ActorHost(this.c.stage.actor, key, { clock: this.c.clock, snapshot: JSON.parse(json) as Json, ...(this.c.calls ? { calls: this.c.calls } : {}) });
+    this.compact.delete(key);
+    this.place(key, host);
+    return host;
   }
 
   private newHost(key: string, at: LogPoint): ActorHost {
@@ -288,20 +365,20 @@ export class KeyedActors {
   private drop(key: string): void {
     this.actors.get(key)?.stop();
     this.actors.delete(key);
-    this.since.delete(key);
+    this.compact.delete(key);
     this.lastActive.delete(key);
   }
 
   private place(key: string, host: ActorHost): void {
     this.actors.set(key, host);
-    this.since.set(key, this.c.clock.now());
+    host.placedAtMs = this.c.clock.now();
     this.touch(key, host);
   }
 
   /** After a step: the wheel and calls catch up, and the key is the most recently active. */
   private touch(key: string, host: ActorHost): void {
     this.owner.touched(key, host);
-    if (this.c.stage.idleMs > 0) {
+    if (this.trackActivity) {
       this.lastActive.delete(key);
       this.lastActive.set(key, this.c.clock.now());
     }
@@ -312,6 +389,7 @@ export class KeyedActors {
    * (replay invariant 4). With `existingOnly`, a key with no entry gives undefined.
    */
   private async load(key: string, at: LogPoint, existingOnly: boolean): Promise<ActorHost | undefined> {
+    if (this.compact.has(key)) return this.wake(key);
     let host: ActorHost;
     const ctx = this.owner.restoreContext();
     const ahead = this.prefetched.get(key);
@@ -365,9 +443,4 @@ export class KeyedActors {
     this.dirty.add(key);
     this.c.emit({ type: 'actor-restarted', key, replayed, from, durationMs: this.c.clock.now() - t0 });
   }
-}
-
-/** Worker invariant 15: the error a dead letter carries for the input that escalated. */
-export function escalatedInput(where: string, crash: unknown): WardenError {
-  return new WardenError('ACTOR_CRASHED', `the input crashed its actor and pushed ${where} past its restart intensity: dead-lettered before the partition escalates`, { cause: crash });
 }

@@ -61,6 +61,12 @@ export interface PartitionWorkerOptions {
    * apply (worker invariant 18). Shared by a stage's partitions on a node. @default none
    */
   latency?: Histogram;
+  /**
+   * How often the run loop yields to the event loop while it applies a backlog (worker invariant
+   * 21): after `inputs` inputs or `ms` of clock time, whichever comes first; `yield` is how.
+   * @default { inputs: 64, ms: 2, yield: setImmediate }
+   */
+  yieldEvery?: { inputs?: number; ms?: number; yield?: () => Promise<void> };
 }
 
 /** The worker's options, compiled once. */
@@ -83,6 +89,7 @@ export interface WorkerConfig {
   emit: (event: WorkerEventBody) => void;
   failpoint: PartitionWorkerOptions['failpoint'];
   latency: Histogram | undefined;
+  yieldEvery: { inputs: number; ms: number; yield: () => Promise<void> };
   /** `<stage>/<partition>`, for messages. */
   where: string;
   subject: string;
@@ -94,6 +101,11 @@ export interface WorkerConfig {
   commitRetry: Backoff;
   /** Rounds of retries while the log refuses publishes (outbox invariant 2: one probe per round). */
   publishRetry: Backoff;
+}
+
+/** Resolves on the event loop's next turn, after pending I/O callbacks. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function positiveInt(field: string, v: number): number {
@@ -133,6 +145,11 @@ export function compileWorkerOptions(o: PartitionWorkerOptions): WorkerConfig {
     emit: onEvent ? (e) => onEvent({ ...e, stage: stage.name, partition: o.partition }) : () => undefined,
     failpoint: o.failpoint,
     latency: o.latency,
+    yieldEvery: {
+      inputs: positiveInt('yieldEvery.inputs', o.yieldEvery?.inputs ?? 64),
+      ms: positiveInt('yieldEvery.ms', o.yieldEvery?.ms ?? 2),
+      yield: o.yieldEvery?.yield ?? nextTurn,
+    },
     where: `${stage.name}/${o.partition}`,
     subject: stage.subjectOf(o.partition),
     persistOutputs,

@@ -31,6 +31,10 @@ export interface WorkerStage {
   outputs: 'at-once' | 'after-checkpoint';
   /** 0 = never passivate. */
   idleMs: number;
+  /** 0 = no compact tier (worker invariant 22). */
+  compactMs: number;
+  /** Live actors kept per partition before the least recently active are compacted. */
+  maxLiveActors: number;
   everyEvents: number;
   intervalMs: number;
   minPauseMs: number;

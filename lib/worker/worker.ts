@@ -49,27 +49,27 @@
  *     has a `process <stage>` span, a child of the trace context in its envelope's headers; the
  *     outputs it routes carry this span's context in theirs, and the guarded calls it starts run
  *     under it (lib/core/tracing.ts).
+ * 21. Inputs to actors in memory are applied without a promise per input (keyed-actors invariant
+ *     21); the loop yields to the event loop after `yieldEvery.inputs` inputs or `yieldEvery.ms`
+ *     of clock time, whichever comes first, so acknowledgements and checkpoint replies are read
+ *     while a backlog is applied. A cut is never taken inside an input (checkpointer invariant 1).
  */
-import type { ActorHost, LogPoint } from '../actor/actor-host.js';
-import type { CallResult } from '../actor/calls.js';
-import { validateCallRecord, validateInput, validateTimerRecord } from '../actor/validate.js';
+import type { ActorHost } from '../actor/actor-host.js';
 import { sleep, type TimerHandle } from '../core/clock.js';
-import { decodeEnvelope, type Envelope } from '../core/envelope.js';
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
-import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
-import { SpanKinds, startSpan } from '../core/tracing.js';
 import type { CheckpointScope } from '../checkpoint/checkpoint-store.js';
-import type { Reader, StoredMessage } from '../transport/transport.js';
+import type { Reader } from '../transport/transport.js';
 import { CallRunner } from './call-runner.js';
 import { Checkpointer } from './checkpointer.js';
 import { checkLogCoversCheckpoint, claimPartition, RetentionWatch } from './claim.js';
-import { escalatedInput, RejectedStep, KeyedActors, type ActorsOwner } from './keyed-actors.js';
+import { KeyedActors, type ActorsOwner } from './keyed-actors.js';
 import { compileWorkerOptions, type Failpoint, type PartitionWorkerOptions, type WorkerConfig } from './options.js';
 import { Outbox } from './outbox.js';
 import { LogRecords } from './records.js';
 import { restoreContextOf, type RestoreContext } from './replay.js';
 import { TimerWheel } from './timer-wheel.js';
 import { decodeBatch } from './batch.js';
+import { applyMessage, type InputOwner } from './apply.js';
 import { collectCut, statsOf, type WorkerStats } from './cut.js';
 
 export type { Failpoint, PartitionWorkerOptions } from './options.js';
@@ -83,7 +83,7 @@ type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped' | 'killed' 
  * await worker.start();
  * await worker.stop(); // final checkpoint
  */
-export class PartitionWorker implements ActorsOwner {
+export class PartitionWorker implements ActorsOwner, InputOwner {
   readonly scope: CheckpointScope;
   readonly c: WorkerConfig;
   readonly outbox: Outbox;
@@ -108,6 +108,8 @@ export class PartitionWorker implements ActorsOwner {
   private retention: RetentionWatch | undefined;
   private loop: Promise<void> | undefined;
   private tickTimer: TimerHandle = undefined;
+  private sinceYield = 0;
+  private yieldedAt = 0;
   private readonly endedController = new AbortController();
   private failure: unknown;
 
@@ -307,8 +309,10 @@ export class PartitionWorker implements ActorsOwner {
         const msg = msgs[i]!;
         if (this.state !== 'running') return; // stopping: the input in hand is finished, the rest stays in the log
         if (msg.seq <= this.appliedSeq) continue; // invariant 1
-        await this.applyMessage(msg, envs[i]);
+        const pending = applyMessage(this, msg, envs[i]);
+        if (pending) await pending;
         if (this.outbox.full && this.state === 'running') await this.outbox.drained();
+        if (++this.sinceYield >= c.yieldEvery.inputs || c.clock.now() - this.yieldedAt >= c.yieldEvery.ms) await this.yieldToIo(); // invariant 21
       }
     }
   }
@@ -323,95 +327,16 @@ export class PartitionWorker implements ActorsOwner {
     }
   }
 
-  private async applyMessage(msg: StoredMessage, decoded?: Envelope): Promise<void> {
-    this.checkpointer.beginInput();
-    let escalation: WardenError | undefined;
-    let moved = false;
-    try {
-      escalation = await this.applyOne(msg, decoded);
-      moved = this.appliedSeq === msg.seq;
-    } finally {
-      this.checkpointer.endInput(moved);
-    }
-    if (escalation && !this.dead) {
-      await this.checkpointer.request(true); // invariant 15: the dead letter and the position reach the store first
-      this.fail(escalation);
-    }
+  /** Invariant 21: lets the event loop read replies (acknowledgements, checkpoint writes) between inputs. */
+  private async yieldToIo(): Promise<void> {
+    this.compactIdle(2 * this.c.yieldEvery.inputs);
+    await this.c.yieldEvery.yield();
+    this.sinceYield = 0;
+    this.yieldedAt = this.c.clock.now();
   }
 
-  /** Decode -> validate -> keyed actor -> log records -> advance. Returns an escalation to fail with. */
-  /** `decoded`: the envelope of `msg` if the batch decoded it already (a failed decode is redone here, and dead-lettered). */
-  private async applyOne(msg: StoredMessage, decoded?: Envelope): Promise<WardenError | undefined> {
-    let env: Envelope;
-    try {
-      env = decoded ?? decodeEnvelope(msg.data, msg.seq);
-      if (env.type === TIMER_EVENT) validateTimerRecord(env);
-      else if (env.type === CALL_EVENT) validateCallRecord(env);
-      else validateInput(this.c.stage.actor, env, msg.data.length);
-      if (env.type === TIMER_EVENT || env.type === CALL_EVENT) this.records.verify(env);
-    } catch (err) {
-      this.records.deadLetter(msg, err);
-      this.advance(msg.seq);
-      return undefined;
-    }
-    // Invariant 19: a span per input, a child of the trace its envelope carries; outputs carry it on.
-    const span = startSpan(`process ${this.c.stage.name}`, SpanKinds.consumer, env.headers, () => ({ 'warden.stage': this.c.stage.name, 'warden.partition': this.c.partition, 'warden.seq': msg.seq, 'warden.type': env.type, 'warden.epoch': this.epoch }));
-    if (!span) return this.applyEnvelope(msg, env);
-    this.records.traceHeaders = span.headers();
-    try {
-      return await span.within(() => this.applyEnvelope(msg, env));
-    } catch (err) {
-      span.fail(err);
-      throw err;
-    } finally {
-      this.records.traceHeaders = undefined;
-      span.end();
-    }
-  }
-
-  private async applyEnvelope(msg: StoredMessage, env: Envelope): Promise<WardenError | undefined> {
-    const at: LogPoint = { seq: msg.seq, timeMs: msg.timestampMs };
-    const timer = env.type === TIMER_EVENT ? (env.payload.timer as string) : undefined;
-    const call = env.type === CALL_EVENT ? (env.payload as unknown as CallResult) : undefined;
-    const event = { ...env.payload, type: env.type };
-    const outcome = await this.actors.apply(env.key, at, (host) => {
-      const outputs = timer !== undefined ? host.fireTimer(timer, at) : call !== undefined ? host.resolveCall(call, at) : host.handle(event, at);
-      try {
-        return this.records.route(env, outputs);
-      } catch (err) {
-        throw new RejectedStep(err); // invariant 2: rolled back, dead-lettered
-      }
-    }, timer !== undefined || call !== undefined);
-    switch (outcome.kind) {
-      case 'dead':
-        return undefined;
-      case 'applied':
-        if (timer !== undefined) this.timersFired++;
-        this.records.publish(outcome.value);
-        this.c.latency?.observe(this.c.clock.now() - msg.timestampMs); // invariant 18
-        if (this.records.heldCount >= this.c.maxOutboxSize) void this.checkpointer.request(true); // held outputs are bounded too
-        break;
-      case 'rejected':
-        this.records.deadLetter(msg, outcome.error, { env, reason: 'unroutable' });
-        break;
-      case 'poisoned':
-      case 'escalated':
-        if (outcome.kind === 'escalated') await this.actors.recover(env.key, at);
-        this.records.deadLetter(msg, outcome.kind === 'poisoned' ? outcome.error : escalatedInput(this.c.where, outcome.crash), { env });
-        if (timer !== undefined) this.actors.forget(env.key, (h) => h.forgetTimer(timer));
-        if (call !== undefined) this.actors.forget(env.key, (h) => h.forgetCall(call.call));
-        break;
-      case 'absent':
-        break;
-    }
-    if (this.dead) return undefined;
-    this.failpoint('after-publish', msg.seq);
-    if (this.dead) return undefined;
-    this.advance(msg.seq);
-    return outcome.kind === 'escalated' ? outcome.error : undefined;
-  }
-
-  private advance(seq: number): void {
+  /** The input at `seq` is done: the position moves to it. */
+  advance(seq: number): void {
     if (this.applied === 0) this.c.emit({ type: 'first-input', seq });
     this.appliedSeq = seq;
     this.applied++;
@@ -432,10 +357,17 @@ export class PartitionWorker implements ActorsOwner {
     }
   }
 
+  /** Worker invariant 22 (keyed-actors.ts), a bounded share at a time. */
+  private compactIdle(budget: number): void {
+    const { compactMs } = this.c.stage;
+    if (compactMs > 0) this.actors.compactIdle(this.c.clock.now() - compactMs, budget);
+  }
+
   private armTick(): void {
     this.tickTimer = this.c.clock.setTimeout(() => {
       if (this.state !== 'running') return;
       const { stage } = this.c;
+      this.compactIdle(1000);
       if (stage.idleMs > 0 && !this.checkpointer.busy && this.actors.passivate(this.c.clock.now() - stage.idleMs)) void this.checkpointer.request();
       if (stage.checkpointsEnabled && (this.checkpointer.pending > 0 || this.outbox.size > 0 || this.records.heldCount > 0)) void this.checkpointer.request();
       this.retention!.tick(this.readSeq).catch((err: unknown) => {

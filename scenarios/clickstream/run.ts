@@ -152,11 +152,17 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
   const checker = new SemanticsChecker();
   const pendingKills = [...kills].sort((a, b) => a.at - b.at);
   let badInputs = 0;
+  let armedCrashes = faults.fired.get('sessions') ?? 0;
   for (let i = 0; i < clicks.length; i++) {
     const c = clicks[i]!;
     checker.sent(c.user, c.n);
     await node.ingest({ id: `click:${c.user}:${c.n}`, key: c.user, type: 'raw', payload: { line: c.line } });
     if (crashPoints.has(i)) {
+      // One crash at a time: the previous one fires before the next is armed (arming replaces), however
+      // the partitions and this loop interleave. A worker catching up may need a turn of the event loop.
+      const firedBefore = faults.fired.get('sessions') ?? 0;
+      for (let waited = 0; armedCrashes > firedBefore && waited < 2000; waited++) await new Promise((resolve) => setTimeout(resolve, 1));
+      armedCrashes = firedBefore + 1;
       faults.arm('sessions', { times: 1 });
       say(`  chaos: armed a one-time crash in a sessions actor`);
     }

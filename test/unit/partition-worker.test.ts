@@ -24,7 +24,11 @@ test('checkpoint policy: everyEvents 5 cuts at seq 5 and 10; the last 2 inputs w
   t.teardown(() => worker.kill());
   await worker.start();
   t.is(rig.store.writes, 0, 'claiming the partition writes no checkpoint (worker invariant 5)');
-  for (let i = 1; i <= 12; i++) await rig.add(i % 2 === 1 ? 'a' : 'b', i);
+  for (let i = 1; i <= 12; i++) {
+    await rig.add(i % 2 === 1 ? 'a' : 'b', i);
+    // A write in flight merges the requests made meanwhile (checkpointer invariant 2): let each land.
+    if (i % 5 === 0) await settle();
+  }
   await settle();
 
   t.is(worker.stats().appliedSeq, 12);

@@ -56,3 +56,16 @@ test('a pipeline whose stream name another pipeline already uses (a + b-c vs a-b
   t.regex(err.message, /stream a-b-c exists with subjects a\.b-c\.\*, not a-b\.c\.\*: it belongs to another pipeline/);
   t.deepEqual((await transport.streamInfo('a-b-c')).subjects, ['a.b-c.*']);
 });
+
+test('startNode refuses a yieldEvery that is not a positive integer, naming the field; a valid one runs', async (t) => {
+  const pipeline = definePipeline({ name: 'yields', stages: [{ actor: counter }] });
+  for (const [yieldEvery, field] of [[{ inputs: 0 }, 'yieldEvery.inputs'], [{ ms: -1 }, 'yieldEvery.ms'], [{ inputs: 1.5 }, 'yieldEvery.inputs'], [{ ms: Number.NaN }, 'yieldEvery.ms']] as const) {
+    const err = await t.throwsAsync(startNode({ pipeline, transport: new InMemoryTransport(), logger: silentLogger, yieldEvery }), { instanceOf: ConfigError });
+    t.is(err.field, field);
+  }
+  const node = await startNode({ pipeline, transport: new InMemoryTransport(), logger: silentLogger, yieldEvery: { inputs: 1, ms: 1 } });
+  t.teardown(() => node.stop());
+  for (let i = 0; i < 10; i++) await node.ingest({ key: 'k', type: 'add', payload: { amount: 1 } });
+  await node.whenCaughtUp();
+  t.like(node.inspect('counter', 'k')?.context, { count: 10 });
+});

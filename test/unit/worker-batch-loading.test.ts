@@ -1,5 +1,5 @@
 /**
- * Worker invariant 20 (lib/worker/keyed-actors.ts): the checkpoint entries of the keys a
+ * Worker invariant 20 (lib/worker/batch.ts): the checkpoint entries of the keys a
  * read batch names are read together, not one awaited round trip per key; what is applied is
  * unchanged.
  */

@@ -12,7 +12,9 @@
  *  2. Atomic writes (port invariant 1): one Lua script per write (`lua.ts`, EVALSHA through
  *     ioredis `defineCommand`) checks the fencing, HSETs the entries, HDELs the removed keys and
  *     sets the meta, with `actorCount` taken by HLEN after the changes. Everything that can fail
- *     on the client (serialising snapshots) happens before the script is sent.
+ *     on the client (serialising snapshots) happens before the script is sent. Entries are
+ *     sealed `SEAL_CHUNK` at a time, with a turn of the event loop between chunks, so a large
+ *     write does not hold the loop (the values handed to `write` must not change meanwhile).
  *  3. Fencing (port invariants 2 and 3) is decided inside the script against the stored epoch
  *     and seq, and reported as `CheckpointFencedError` with the same messages and details as the
  *     in-memory store.
@@ -58,6 +60,14 @@ interface Keys {
 }
 
 const FENCED = /^WARDEN_FENCED (epoch|seq|claim) (\S+)/;
+
+/** Actor entries sealed between two turns of the event loop (invariant 2). */
+const SEAL_CHUNK = 256;
+
+/** Resolves on the event loop's next turn. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -196,7 +206,9 @@ export class RedisCheckpointStore implements CheckpointStore {
     const args: Array<string | number> = [];
     let bytes = 0;
     const entries = Object.entries(cp.actors);
-    for (const [key, snapshot] of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      if (i > 0 && i % SEAL_CHUNK === 0) await nextTurn();
+      const [key, snapshot] = entries[i]!;
       const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
       const sealed = sealActor(id, key, entry);
       bytes += sealed.length;
