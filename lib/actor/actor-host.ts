@@ -216,7 +216,7 @@ export class ActorHost {
    * timers in a `"warden:timers"` field when there are any.
    */
   persisted(): Json {
-    if (this.crash) throw new WardenError('ACTOR_CRASHED', `actor ${this.def.name}[${this.key}] crashed; its state is not persistable`, { cause: this.crash });
+    this.ensurePersistable();
     return joinPersisted(persistSnapshot(this.def.machine, this.actor.getSnapshot()), this.timerTable.persisted());
   }
 
@@ -228,7 +228,7 @@ export class ActorHost {
    * (invoked or spawned, which are live) is persisted at once.
    */
   capture(): () => Json {
-    if (this.crash) throw new WardenError('ACTOR_CRASHED', `actor ${this.def.name}[${this.key}] crashed; its state is not persistable`, { cause: this.crash });
+    this.ensurePersistable();
     const snap = this.actor.getSnapshot() as { children: Record<string, unknown> };
     for (const _child in snap.children) {
       const now = this.persisted();
@@ -254,6 +254,10 @@ export class ActorHost {
     this.actor.stop();
     this.timerTable.clear();
     this.calls.clear();
+  }
+
+  private ensurePersistable(): void {
+    if (this.crash) throw new WardenError('ACTOR_CRASHED', `actor ${this.def.name}[${this.key}] crashed; its state is not persistable`, { cause: this.crash });
   }
 
   private takeOutputs(): EmittedEvent[] {

@@ -181,6 +181,16 @@ export async function flushMicrotasks(rounds = 20): Promise<void> {
 }
 
 /** `sleep(clock, ms, signal?)` waits `ms` on the given clock; rejects with the signal's reason if aborted. */
+/**
+ * Resolves on the event loop's next turn, after the I/O callbacks already due (`setImmediate`):
+ * how a long run of work lets replies in. Not a clock wait: a simulated clock does not delay it.
+ *
+ * @example await nextTurn();
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {

@@ -22,7 +22,7 @@
  * @example
  * const tier = new CompactTier(clock.now());
  * tier.put('user-1', JSON.stringify(host.persisted()), lastInputAtMs);
- * const json = tier.take('user-1'); // the entry, removed
+ * tier.peek('user-1'); // its persisted snapshot, as JSON
  */
 
 /** One compact actor: its persisted snapshot as JSON, and when it last had an input. */
@@ -56,13 +56,6 @@ export class CompactTier {
   put(key: string, json: string, lastActiveMs: number): void {
     this.entries.delete(key);
     this.entries.set(key, new CompactActor(json, lastActiveMs - this.base));
-  }
-
-  /** Removes `key` and gives its persisted snapshot (JSON), if it was compact. */
-  take(key: string): string | undefined {
-    const entry = this.entries.get(key);
-    if (entry) this.entries.delete(key);
-    return entry?.json;
   }
 
   delete(key: string): void {

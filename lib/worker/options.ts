@@ -3,7 +3,7 @@
  * policy built once (`compileWorkerOptions`), so no collaborator writes `x ?? default` again.
  */
 import { exponentialBackoff, type Backoff } from '../core/backoff.js';
-import type { Clock } from '../core/clock.js';
+import { nextTurn, type Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Histogram } from '../core/histogram.js';
@@ -101,11 +101,6 @@ export interface WorkerConfig {
   commitRetry: Backoff;
   /** Rounds of retries while the log refuses publishes (outbox invariant 2: one probe per round). */
   publishRetry: Backoff;
-}
-
-/** Resolves on the event loop's next turn, after pending I/O callbacks. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function positiveInt(field: string, v: number): number {

@@ -33,7 +33,7 @@
  *     checkpoint at the next trigger).
  */
 import { randomBytes } from 'node:crypto';
-import { SystemClock, type Clock } from '../../core/clock.js';
+import { nextTurn, SystemClock, type Clock } from '../../core/clock.js';
 import { CheckpointFencedError, WardenError, ConfigError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import {
@@ -63,11 +63,6 @@ const FENCED = /^WARDEN_FENCED (epoch|seq|claim) (\S+)/;
 
 /** Actor entries sealed between two turns of the event loop (invariant 2). */
 const SEAL_CHUNK = 256;
-
-/** Resolves on the event loop's next turn. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
