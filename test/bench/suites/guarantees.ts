@@ -175,15 +175,22 @@ function wallNow(): number {
 }
 
 /** Latency samples of B's applies (index = input number), for the hop pipeline. */
+/** Send -> A's apply, per input (where in the hop the time goes). */
+let firstApplyLatency: Float64Array = new Float64Array(0);
 let applyLatency: Float64Array = new Float64Array(0);
 
 const hopA = defineActor({
   name: 'hop-a',
   machine: setup({
     types: { context: {} as { n: number }, events: {} as { type: 'in'; t: number; i: number }, emitted: {} as { type: 'inc'; t: number; i: number } },
+    actions: {
+      record: ({ event }) => {
+        if (event.i < firstApplyLatency.length) firstApplyLatency[event.i] = wallNow() - event.t;
+      },
+    },
   }).createMachine({
     context: { n: 0 },
-    on: { in: { actions: [assign({ n: ({ context }) => context.n + 1 }), emit(({ event }) => ({ type: 'inc' as const, t: event.t, i: event.i }))] } },
+    on: { in: { actions: [assign({ n: ({ context }) => context.n + 1 }), 'record', emit(({ event }) => ({ type: 'inc' as const, t: event.t, i: event.i }))] } },
   }),
 });
 const hopB = defineActor({
@@ -502,11 +509,11 @@ async function watch(js: JetStreamClient, stream: string, onMessage: (body: { ts
 }
 
 /** Publish of the input -> receipt of A's output in B's stream, and at B's apply. */
-function wardenLatency(b: Backends, name: string, rate = RATE): Promise<{ hop: Latency; apply: Latency }> {
+function wardenLatency(b: Backends, name: string, rate = RATE): Promise<{ hop: Latency; apply: Latency; firstApply: Latency }> {
   return withStore(b, (store) => wardenLatencyWith(b, store, name, rate));
 }
 
-async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name: string, rate = RATE): Promise<{ hop: Latency; apply: Latency }> {
+async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name: string, rate = RATE): Promise<{ hop: Latency; apply: Latency; firstApply: Latency }> {
   const pipeline = definePipeline({
     name,
     stages: [
@@ -516,6 +523,7 @@ async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name:
   });
   const hop = new Float64Array(latTotal(rate)).fill(Number.NaN);
   applyLatency = new Float64Array(latTotal(rate)).fill(Number.NaN);
+  firstApplyLatency = new Float64Array(latTotal(rate)).fill(Number.NaN);
   let received = 0;
   let failure: unknown;
   const node = await startNode({ pipeline, transport: b.transport, checkpointStore: store, logger: silentLogger });
@@ -535,7 +543,7 @@ async function wardenLatencyWith(b: Backends, store: RedisCheckpointStore, name:
     await node.stop();
     for (const stream of [...pipeline.stages.map((s) => s.stream), pipeline.deadLetterStream]) await b.transport.deleteStream(stream).catch(() => undefined);
   }
-  return { hop: summarize(hop, LAT_WARMUP), apply: summarize(applyLatency, LAT_WARMUP) };
+  return { hop: summarize(hop, LAT_WARMUP), apply: summarize(applyLatency, LAT_WARMUP), firstApply: summarize(firstApplyLatency, LAT_WARMUP) };
 }
 
 /** Raw: `js.publish` (msgID) at the same pace -> ordered consumer of the same stream. */
@@ -761,6 +769,7 @@ export const guarantees: Suite = {
             [`hop A -> B's stream at ${RATE}/s, exactly-once, p50 / p99 ms`, `${lat.hop.p50.toFixed(3)} / ${lat.hop.p99.toFixed(3)}`],
             [`hop A -> B's stream at ${RATE_HIGH}/s, exactly-once, p50 / p99 ms`, `${lat10k.hop.p50.toFixed(3)} / ${lat10k.hop.p99.toFixed(3)}`],
             [`publish -> B's apply, p50 / p99 ms`, `${lat.apply.p50.toFixed(3)} / ${lat.apply.p99.toFixed(3)}`],
+            [`publish -> A's apply, p50 / p99 ms`, `${lat.firstApply.p50.toFixed(3)} / ${lat.firstApply.p99.toFixed(3)}`],
             [`raw js.publish -> ordered consumer at ${RATE}/s, p50 / p99 ms`, `${rawLat.p50.toFixed(3)} / ${rawLat.p99.toFixed(3)}`],
           ],
           figures: { latencyP50Ms: Number(lat.hop.p50.toFixed(3)), latencyP99Ms: Number(lat.hop.p99.toFixed(3)), latencyP99At10kMs: Number(lat10k.hop.p99.toFixed(3)), rawLatencyP99Ms: Number(rawLat.p99.toFixed(3)) },
@@ -887,6 +896,7 @@ export const guarantees: Suite = {
           [`hop A -> B's stream at ${RATE}/s, exactly-once, p50 ms (goal < 1)`, `${lat.hop.p50.toFixed(3)} ${goal(lat.hop.p50 < 1)}`],
           [`hop A -> B's stream at ${RATE}/s, exactly-once, p99 ms (goal < 5)`, `${lat.hop.p99.toFixed(3)} ${goal(lat.hop.p99 < 5)}`],
           [`publish -> B's apply, p50 / p99 ms`, `${lat.apply.p50.toFixed(3)} / ${lat.apply.p99.toFixed(3)}`],
+          [`publish -> A's apply, p50 / p99 ms`, `${lat.firstApply.p50.toFixed(3)} / ${lat.firstApply.p99.toFixed(3)}`],
           [`hop A -> B's stream at ${RATE_HIGH}/s, exactly-once, p50 / p99 ms`, `${lat10k.hop.p50.toFixed(3)} / ${lat10k.hop.p99.toFixed(3)}`],
           [`raw js.publish -> ordered consumer at ${RATE}/s, p50 / p99 ms`, `${rawLat.p50.toFixed(3)} / ${rawLat.p99.toFixed(3)}`],
           [`heap bytes per live actor (goal < 4096)`, `${fmt(mem.bytesPerActiveActor)} ${goal(mem.bytesPerActiveActor < 4096)}`],
@@ -923,6 +933,7 @@ export const guarantees: Suite = {
           latencyP99At10kMs: Number(lat10k.hop.p99.toFixed(3)),
           applyLatencyP50Ms: Number(lat.apply.p50.toFixed(3)),
           applyLatencyP99Ms: Number(lat.apply.p99.toFixed(3)),
+          firstApplyLatencyP99Ms: Number(lat.firstApply.p99.toFixed(3)),
           rawLatencyP50Ms: Number(rawLat.p50.toFixed(3)),
           rawLatencyP99Ms: Number(rawLat.p99.toFixed(3)),
           bytesPerActiveActor: mem.bytesPerActiveActor,
