@@ -87,6 +87,7 @@ export function startSpan(name: string, kind: number, headers: Record<string, st
   const a = otel();
   if (!a) return undefined;
   try {
+    if (noProviderRegistered(a)) return undefined; // invariant 3: nothing to record, so not even a no-op span
     const parent = headers && (headers.traceparent !== undefined) ? a.propagation.extract(a.context.active(), headers) : a.context.active();
     tracer ??= a.trace.getTracer('warden');
     const span = tracer.startSpan(name, { kind: kind as OtelApi.SpanKind }, parent);
@@ -96,6 +97,16 @@ export function startSpan(name: string, kind: number, headers: Record<string, st
   } catch {
     return undefined; // invariant 1
   }
+}
+
+/**
+ * No SDK registered: the global provider is still the API's own proxy, with nothing behind it. (A
+ * provider registered through another copy of the API is not recognised here: spans are then
+ * started and asked whether they record, as before.)
+ */
+function noProviderRegistered(a: Api): boolean {
+  const provider = a.trace.getTracerProvider();
+  return provider instanceof a.ProxyTracerProvider && provider.getDelegateTracer('warden') === undefined;
 }
 
 /**
