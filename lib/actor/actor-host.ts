@@ -54,6 +54,9 @@ const IGNORE_ERRORS = { error: (): void => undefined };
 
 const NO_TIMERS: readonly PersistedTimer[] = [];
 
+/** What an input that emitted nothing returns: one shared array, frozen (a caller never changes outputs). */
+const NO_OUTPUTS = Object.freeze([]) as unknown as EmittedEvent[];
+
 /**
  * @example
  * const host = new ActorHost(counter, 'user-1', { clock: new SystemClock() });
@@ -261,6 +264,7 @@ export class ActorHost {
   }
 
   private takeOutputs(): EmittedEvent[] {
+    if (this.emitted.length === 0) return NO_OUTPUTS;
     const out = this.emitted.slice();
     this.emitted.length = 0;
     return out;

@@ -100,6 +100,22 @@ export function startSpan(name: string, kind: number, headers: Record<string, st
 }
 
 /**
+ * Is there anything to trace into (the API installed and an SDK registered)? Callers on a hot path
+ * ask first, so they build nothing for a span that would not be started.
+ *
+ * @example const span = tracingOn() ? startSpan('process orders', SpanKinds.consumer, headers, attrs) : undefined;
+ */
+export function tracingOn(): boolean {
+  const a = otel();
+  if (!a) return false;
+  try {
+    return !noProviderRegistered(a);
+  } catch {
+    return false; // invariant 1
+  }
+}
+
+/**
  * No SDK registered: the global provider is still the API's own proxy, with nothing behind it. (A
  * provider registered through another copy of the API is not recognised here: spans are then
  * started and asked whether they record, as before.)

@@ -10,7 +10,7 @@ import { validateCallRecord, validateInput, validateTimerRecord } from '../actor
 import { decodeEnvelope, type Envelope } from '../core/envelope.js';
 import { WardenError } from '../core/errors.js';
 import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
-import { SpanKinds, startSpan } from '../core/tracing.js';
+import { SpanKinds, startSpan, tracingOn } from '../core/tracing.js';
 import type { OutboxEntry } from '../checkpoint/checkpoint-store.js';
 import type { StoredMessage } from '../transport/transport.js';
 import type { Checkpointer } from './checkpointer.js';
@@ -89,7 +89,7 @@ function applyOne(w: InputOwner, msg: StoredMessage, decoded?: Envelope): Applie
     return undefined;
   }
   // Invariant 19: a span per input, a child of the trace its envelope carries; outputs carry it on.
-  const span = startSpan(`process ${w.c.stage.name}`, SpanKinds.consumer, env.headers, () => ({ 'warden.stage': w.c.stage.name, 'warden.partition': w.c.partition, 'warden.seq': msg.seq, 'warden.type': env.type, 'warden.epoch': w.epoch }));
+  const span = tracingOn() && startSpan(`process ${w.c.stage.name}`, SpanKinds.consumer, env.headers, () => ({ 'warden.stage': w.c.stage.name, 'warden.partition': w.c.partition, 'warden.seq': msg.seq, 'warden.type': env.type, 'warden.epoch': w.epoch }));
   if (!span) return applyEnvelope(w, msg, env);
   w.records.traceHeaders = span.headers();
   return (async () => {

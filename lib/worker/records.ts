@@ -33,6 +33,9 @@ import { deadLetterOf, type DeadLetterReason } from './dead-letter.js';
 import type { WorkerConfig } from './options.js';
 import type { Outbox } from './outbox.js';
 
+/** The entries of an input with no outputs: one shared array, frozen (nobody adds to it). */
+const NO_ENTRIES = Object.freeze([]) as unknown as OutboxEntry[];
+
 /** Header of a timer or call record that authenticates it (invariant 2). */
 export const MAC_HEADER = 'warden-mac';
 
@@ -92,6 +95,7 @@ export class LogRecords {
    * naming the output when one cannot be routed (nothing is published then).
    */
   route(env: Envelope, outputs: readonly EmittedEvent[]): OutboxEntry[] {
+    if (outputs.length === 0) return NO_ENTRIES;
     const { stage, routing } = this.c;
     const entries: OutboxEntry[] = [];
     for (let n = 0; n < outputs.length; n++) {

@@ -4,6 +4,7 @@
  * Suites measure side by side in one run, never against stored numbers.
  */
 import { parseArgs } from 'node:util';
+import { alloc } from './suites/alloc.js';
 import { checkpoint } from './suites/checkpoint.js';
 import { coldload } from './suites/coldload.js';
 import { embedded } from './suites/embedded.js';
@@ -14,7 +15,7 @@ import { restart } from './suites/restart.js';
 import { transport } from './suites/transport.js';
 import type { Suite } from './suite.js';
 
-const suites: Record<string, Suite> = { embedded, restart, checkpoint, coldload, transport, guarantees, guards, failover };
+const suites: Record<string, Suite> = { embedded, restart, checkpoint, coldload, alloc, transport, guarantees, guards, failover };
 
 const USAGE = `usage: npm run bench -- <suite> [--json]
 
@@ -23,6 +24,7 @@ suites:
   restart      from an actor crash to its next event (p50, p99); restarts per second a supervisor sustains
   checkpoint   checkpoint writes per second through RedisCheckpointStore against its Lua script called raw
   coldload     a node restarted with 10,000 keys in Redis: how fast their first inputs are applied (actor loads)
+  alloc        bytes allocated per input on the embedded path, by warden, by xstate, by the rest (heap sampling)
   transport    JetStreamTransport publish and in-order read against the raw NATS client
   guarantees   exactly-once, at-least-once, at-most-once sinks against raw consume and BullMQ; latency per hop; memory per actor
   guards       guarded calls: the cost of timeout, retry and breaker around a call
