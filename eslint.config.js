@@ -35,7 +35,7 @@ const layerRules = Object.entries(MAY_IMPORT).map(([folder, allowed]) => {
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.warden/**', 'dist/**'] },
+  { ignores: ['node_modules/**', '.warden/**', 'dist/**', '.scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -116,7 +116,7 @@ export class ActorHost {
     this.actor.subscribe(IGNORE_ERRORS); // one shared observer: a closure per actor costs ~700 bytes
 
     this.actor.start();
-    this.afterStep({ phase: 'start' });
+    this.afterStep(undefined, undefined, { phase: 'start' });
   }
 
   /** 'active', 'done' (reached a final state) or 'error' (crashed). */
@@ -137,12 +137,10 @@ export class ActorHost {
   handle(event: EmittedEvent, at?: LogPoint | number): EmittedEvent[] {
     if (this.crash) throw this.crash;
     if (typeof at === 'object') this.timerTable.begin(at);
-    else if (at === undefined) this.timerTable.begin({ timeMs: this.clock.now() });
-    else this.timerTable.begin({ seq: at, timeMs: this.clock.now() });
+    else this.timerTable.beginAt(at, this.clock.now());
     this.emitted.length = 0;
     this.actor.send(event);
-    const seq = typeof at === 'object' ? at.seq : at;
-    this.afterStep(seq === undefined ? { type: event.type } : { type: event.type, seq });
+    this.afterStep(event.type, typeof at === 'object' ? at.seq : at);
     return this.takeOutputs();
   }
 
@@ -162,7 +160,7 @@ export class ActorHost {
     this.timerTable.begin(at);
     this.emitted.length = 0;
     target.send(timer.event);
-    this.afterStep({ type: timer.event.type, seq: at.seq, timer: id });
+    this.afterStep(timer.event.type, at.seq, { timer: id });
     return this.takeOutputs();
   }
 
@@ -176,7 +174,7 @@ export class ActorHost {
     this.timerTable.begin(at);
     this.emitted.length = 0;
     if (!this.calls.deliver(result)) return [];
-    this.afterStep({ type: CALL_EVENT, seq: at.seq, call: result.call });
+    this.afterStep(CALL_EVENT, at.seq, { call: result.call });
     return this.takeOutputs();
   }
 
@@ -271,15 +269,14 @@ export class ActorHost {
   }
 
   /** Ends a step: drops the timers of an actor that is no longer active (invariant 6), surfaces a crash. */
-  private afterStep(details: Record<string, unknown>): void {
+  private afterStep(type: string | undefined, seq: number | undefined, extra?: Record<string, unknown>): void {
     const snap = this.actor.getSnapshot() as { status: string; error?: unknown };
-    if (snap.status !== 'active') {
-      this.timerTable.clear();
-      this.calls.clear();
-    }
+    if (snap.status === 'active') return;
+    this.timerTable.clear();
+    this.calls.clear();
     if (snap.status === 'error') {
       this.emitted.length = 0;
-      this.crash = new ActorCrashedError(this.def.name, this.key, snap.error, details);
+      this.crash = new ActorCrashedError(this.def.name, this.key, snap.error, { ...(type === undefined ? {} : { type }), ...(seq === undefined ? {} : { seq }), ...extra });
       throw this.crash;
     }
   }

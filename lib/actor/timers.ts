@@ -179,14 +179,17 @@ export class TimerTable {
   private get table(): Map<string, PersistedTimer> {
     return (this.tableOrUndefined ??= new Map());
   }
-  private point: LogPoint;
+  /** The log point of the input being applied (two fields, not an object: `begin` runs per input). */
+  private seq: number;
+  private timeMs: number;
   private n = 0;
 
   /** `restored`: the timers of the snapshot the actor was created from; `at`: the creating input. */
   constructor(root: AnyActorRef, restored: readonly PersistedTimer[], at: LogPoint) {
     this.root = root;
     for (const t of restored) this.table.set(t.id, { ...t });
-    this.point = at;
+    this.seq = at.seq;
+    this.timeMs = at.timeMs;
   }
 
   /**
@@ -213,10 +216,14 @@ export class TimerTable {
    * current seq and numbering; only the deadlines' base time changes.
    */
   begin(at: { seq?: number; timeMs: number }): void {
-    if (at.seq === undefined) {
-      this.point = { seq: this.point.seq, timeMs: at.timeMs };
-    } else {
-      this.point = { seq: at.seq, timeMs: at.timeMs };
+    this.beginAt(at.seq, at.timeMs);
+  }
+
+  /** `begin({ seq, timeMs })` without the object. */
+  beginAt(seq: number | undefined, timeMs: number): void {
+    this.timeMs = timeMs;
+    if (seq !== undefined) {
+      this.seq = seq;
       this.n = 0;
     }
   }
@@ -228,7 +235,7 @@ export class TimerTable {
 
   /** The log point of the input being applied. */
   get at(): LogPoint {
-    return this.point;
+    return { seq: this.seq, timeMs: this.timeMs };
   }
 
   /** Pending timers, by deadline then id. */
@@ -266,11 +273,11 @@ export class TimerTable {
       throw new WardenError('CONFIG', `a delayed '${event.type}' cannot be made durable: its delay ${delay} is not a finite number of ms`, { nonRetryable: true, details: { event: event.type, delay } });
     }
     let id: string;
-    do id = `${this.point.seq}.${this.n++}`;
+    do id = `${this.seq}.${this.n++}`;
     while (this.table.has(id)); // taken only if a seq is applied twice or an input has no seq
     this.table.set(id, {
       id,
-      dueMs: this.point.timeMs + delay,
+      dueMs: this.timeMs + delay,
       delay,
       event, // invariant 6: a JSON value
       source: from,

@@ -139,6 +139,14 @@ export interface CheckpointStore {
   readMeta(scope: CheckpointScope): Promise<CheckpointMeta | undefined>;
   /** One actor's entry, or undefined. */
   readActor(scope: CheckpointScope, key: string): Promise<ActorEntry | undefined>;
+  /**
+   * The entries of `keys` read together (one round trip for a batch), one settled result per
+   * key in the order given: fulfilled with the entry or undefined, rejected for a key whose entry
+   * is corrupt (`CHECKPOINT_CORRUPT`, that key only). The promise itself rejects when the read
+   * fails. Optional: a partition whose store lacks it reads each key with `readActor`, all
+   * requests at once.
+   */
+  readActorsOf?(scope: CheckpointScope, keys: readonly string[]): Promise<Array<PromiseSettledResult<ActorEntry | undefined>>>;
   /** Every actor entry of the partition. */
   readActors(scope: CheckpointScope): Promise<ActorEntry[]>;
   /**

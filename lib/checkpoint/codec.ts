@@ -32,3 +32,13 @@ export function openEntry<T>(sealed: string, what: string): T {
     throw new WardenError('CHECKPOINT_CORRUPT', `checkpoint entry ${what} is not valid JSON`, { cause: err, nonRetryable: true, details: { what } });
   }
 }
+
+/** `openEntry` of one result of a batch read (null: no entry), as a settled result: a corrupt entry fails its key only. */
+export function openSettled<T>(sealed: string | null, what: string): PromiseSettledResult<T | undefined> {
+  if (sealed === null) return { status: 'fulfilled', value: undefined };
+  try {
+    return { status: 'fulfilled', value: openEntry<T>(sealed, what) };
+  } catch (reason) {
+    return { status: 'rejected', reason };
+  }
+}

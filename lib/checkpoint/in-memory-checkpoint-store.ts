@@ -20,7 +20,7 @@ import {
   type CheckpointWrite,
   type WriteResult,
 } from './checkpoint-store.js';
-import { openEntry, sealEntry } from './codec.js';
+import { openEntry, openSettled, sealEntry } from './codec.js';
 
 interface Partition {
   meta: string;
@@ -163,6 +163,12 @@ export class InMemoryCheckpointStore implements CheckpointStore {
   async readActor(scope: CheckpointScope, key: string): Promise<ActorEntry | undefined> {
     const sealed = this.partitions.get(scopeId(scope))?.actors.get(key);
     return sealed === undefined ? undefined : openEntry<ActorEntry>(sealed, `${scopeId(scope)}#${key}`);
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async readActorsOf(scope: CheckpointScope, keys: readonly string[]): Promise<Array<PromiseSettledResult<ActorEntry | undefined>>> {
+    const actors = this.partitions.get(scopeId(scope))?.actors;
+    return keys.map((key) => openSettled(actors?.get(key) ?? null, `${scopeId(scope)}#${key}`));
   }
 
   // eslint-disable-next-line @typescript-eslint/require-await

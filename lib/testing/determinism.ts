@@ -21,7 +21,7 @@
 import { ActorHost, type EmittedEvent, type LogPoint } from '../actor/actor-host.js';
 import type { ActorDefinition } from '../actor/define-actor.js';
 import { SimulatedClock } from '../core/clock.js';
-import type { Json } from '../core/envelope.js';
+import { inputEvent, type Json } from '../core/envelope.js';
 
 /** One input of the check: an event for a key, at a log time. */
 export interface DeterminismInput {
@@ -132,7 +132,7 @@ function run(actor: ActorDefinition, inputs: ReadonlyArray<DeterminismInput & { 
     let outputs: EmittedEvent[] = [];
     let state: string;
     try {
-      outputs = a.kind === 'input' ? host.handle({ ...a.input.payload, type: a.input.type }, at) : host.fireTimer(a.id, at);
+      outputs = a.kind === 'input' ? host.handle(inputEvent(a.input), at) : host.fireTimer(a.id, at);
       state = JSON.stringify(host.status === 'active' ? host.persisted() : host.status);
     } catch (err) {
       state = `crash: ${err instanceof Error ? err.message : String(err)}`;

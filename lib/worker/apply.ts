@@ -7,7 +7,7 @@
 import type { LogPoint } from '../actor/actor-host.js';
 import type { CallResult } from '../actor/calls.js';
 import { validateCallRecord, validateInput, validateTimerRecord } from '../actor/validate.js';
-import { decodeEnvelope, type Envelope } from '../core/envelope.js';
+import { decodeEnvelope, inputEvent, type Envelope } from '../core/envelope.js';
 import { WardenError } from '../core/errors.js';
 import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
 import { SpanKinds, startSpan, tracingOn } from '../core/tracing.js';
@@ -109,7 +109,7 @@ function applyEnvelope(w: InputOwner, msg: StoredMessage, env: Envelope): Applie
   const at: LogPoint = { seq: msg.seq, timeMs: msg.timestampMs };
   const timer = env.type === TIMER_EVENT ? (env.payload.timer as string) : undefined;
   const call = env.type === CALL_EVENT ? (env.payload as unknown as CallResult) : undefined;
-  const event = { ...env.payload, type: env.type };
+  const event = inputEvent(env);
   const outcome = w.actors.apply(env.key, at, (host) => {
     const outputs = timer !== undefined ? host.fireTimer(timer, at) : call !== undefined ? host.resolveCall(call, at) : host.handle(event, at);
     try {

@@ -27,6 +27,7 @@ import { ActorHost, type LogPoint } from '../actor/actor-host.js';
 import type { Json } from '../core/envelope.js';
 import { ActorCrashedError, describeError, type WardenError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
+import { readEntries } from './batch.js';
 import { CompactTier } from './compact-tier.js';
 import { KeyRestarts } from './key-restarts.js';
 import type { WorkerConfig } from './options.js';
@@ -230,16 +231,11 @@ export class KeyedActors {
    * the load that uses them).
    */
   async prefetch(keys: Iterable<string>): Promise<void> {
+    const missing: string[] = [];
+    for (const key of keys) if (!this.actors.has(key) && !this.compact.has(key)) missing.push(key);
     const ctx = this.owner.restoreContext();
-    const next = new Map<string, Promise<ActorEntry | undefined>>();
-    for (const key of keys) {
-      if (this.actors.has(key) || this.compact.has(key) || next.has(key)) continue;
-      const read = ctx.store.readActor(ctx.scope, key);
-      read.catch(() => undefined); // handled by the load that uses it (or dropped with the batch)
-      next.set(key, read);
-    }
-    this.prefetched = next;
-    await Promise.allSettled(next.values());
+    this.prefetched = readEntries(ctx.store, ctx.scope, missing);
+    await Promise.allSettled(this.prefetched.values());
   }
 
   /** Loads `key` (a restored cut listed it with pending calls); no-op if it is in memory. */

@@ -22,7 +22,7 @@ import { joinPersisted, splitPersisted } from '../actor/timers.js';
 import { validateCallRecord, validateInput, validateTimerRecord } from '../actor/validate.js';
 import type { CallResult } from '../actor/calls.js';
 import type { Clock } from '../core/clock.js';
-import { decodeEnvelope, type Envelope, type Json } from '../core/envelope.js';
+import { decodeEnvelope, inputEvent, type Envelope, type Json } from '../core/envelope.js';
 import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
 import { CALL_EVENT, TIMER_EVENT } from '../core/ids.js';
 import type { ActorEntry, CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
@@ -200,7 +200,7 @@ export async function rebuildActor(
             // Outputs dropped (invariant 3); timer and call records act at the same point as the first time.
             if (timer !== undefined) host.fireTimer(timer, at);
             else if (call !== undefined) host.resolveCall(call, at);
-            else host.handle({ ...env.payload, type: env.type }, at);
+            else host.handle(inputEvent(env), at);
             replayed++;
           } catch (err) {
             if (!(err instanceof ActorCrashedError)) throw err;

@@ -167,6 +167,16 @@ export function checkpointStoreContract(label: string, make: () => Promise<Contr
     t.deepEqual(await store.readActor(scope(), odd), expected.find((e) => e.key === odd));
     t.is(await store.readActor(scope(), 'nobody'), undefined);
     t.deepEqual(byKey(await store.readActors(scope())), expected);
+    if (store.readActorsOf) {
+      // Many keys in one read: one settled result per key, in the order asked, undefined for a key with no entry.
+      t.deepEqual(await store.readActorsOf(scope(), [odd, 'nobody', 'alice']), [
+        { status: 'fulfilled', value: expected.find((e) => e.key === odd) },
+        { status: 'fulfilled', value: undefined },
+        { status: 'fulfilled', value: expected.find((e) => e.key === 'alice') },
+      ]);
+      t.deepEqual(await store.readActorsOf(scope(), []), []);
+      t.deepEqual(await store.readActorsOf(scope(1), ['alice']), [{ status: 'fulfilled', value: undefined }], 'a never-written scope');
+    }
     // bytes: the sealed entries plus the sealed meta, exactly as the shared codec seals them.
     const sealedBytes = expected.reduce((n, e) => n + sealEntry(e).length, 0) + sealEntry(meta).length;
     t.is(res.bytes, sealedBytes);

@@ -8,12 +8,16 @@ import { assign, emit, setup } from 'xstate';
 import { ConfigError, defineActor, definePipeline, InMemoryCheckpointStore, InMemoryTransport, silentLogger, startNode, type CheckpointStore, type PartitionStatus, type StageOptions, type WardenNode } from '../../lib/index.js';
 import { counter } from '../helpers/counter.js';
 
-/** A store counting entry reads (a compact actor comes back without one). */
+/** A store counting the entries it reads, one at a time or many at once (a compact actor comes back without one). */
 class CountingReads extends InMemoryCheckpointStore {
   reads = 0;
   override async readActor(...args: Parameters<CheckpointStore['readActor']>): ReturnType<CheckpointStore['readActor']> {
     this.reads++;
     return super.readActor(...args);
+  }
+  override async readActorsOf(...args: Parameters<NonNullable<CheckpointStore['readActorsOf']>>): ReturnType<NonNullable<CheckpointStore['readActorsOf']>> {
+    this.reads += args[1].length;
+    return super.readActorsOf(...args);
   }
 }
 

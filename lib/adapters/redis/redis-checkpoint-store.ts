@@ -46,7 +46,7 @@ import {
   type CheckpointWrite,
   type WriteResult,
 } from '../../checkpoint/checkpoint-store.js';
-import { openEntry, sealEntry } from '../../checkpoint/codec.js';
+import { openEntry, openSettled, sealEntry } from '../../checkpoint/codec.js';
 import { createClient, type RedisCheckpointStoreOptions, type ScriptedClient } from './client.js';
 import { storeClosedError, translateRedisError, type RedisErrorContext } from './errors.js';
 import { CLAIM_COMMAND, CLAIM_SCRIPT, CLEAR_COMMAND, CLEAR_SCRIPT, WRITE_COMMAND, WRITE_SCRIPT } from './lua.js';
@@ -262,6 +262,15 @@ export class RedisCheckpointStore implements CheckpointStore {
     const id = scopeId(scope);
     const sealed = await this.call('readActor', id, () => this.client.hget(this.keysOf(scope).actors, key));
     return sealed === null ? undefined : openEntry<ActorEntry>(sealed, `${id}#${key}`);
+  }
+
+  /** One `HMGET` for all of `keys`. */
+  async readActorsOf(scope: CheckpointScope, keys: readonly string[]): Promise<Array<PromiseSettledResult<ActorEntry | undefined>>> {
+    this.ensureOpen('readActorsOf');
+    const id = scopeId(scope);
+    if (keys.length === 0) return [];
+    const sealed = await this.call('readActorsOf', id, () => this.client.hmget(this.keysOf(scope).actors, ...keys));
+    return keys.map((key, i) => openSettled<ActorEntry>(sealed[i] ?? null, `${id}#${key}`));
   }
 
   async readActors(scope: CheckpointScope): Promise<ActorEntry[]> {

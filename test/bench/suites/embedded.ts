@@ -17,7 +17,7 @@ import {
 } from '../../../lib/index.js';
 import { ActorHost } from '../../../lib/actor/actor-host.js';
 import { validateInput } from '../../../lib/actor/validate.js';
-import { encodeEnvelope, type Envelope } from '../../../lib/core/envelope.js';
+import { encodeEnvelope, inputEvent, type Envelope } from '../../../lib/core/envelope.js';
 import { fmt, median, type Suite } from '../suite.js';
 
 const machine = setup({
@@ -61,7 +61,7 @@ async function host(): Promise<number> {
     env.seq = i;
     env.payload.amount = i & 7;
     validateInput(counter, env, 64);
-    outputs += h.handle({ ...env.payload, type: env.type }, i).length;
+    outputs += h.handle(inputEvent(env), i).length;
     if (i % 1000 === 0) {
       await store.write({ scope: { operator: 'counter', partition: 0 }, seq: i, epoch: 1, machineVersion: '1', actors: { k: h.persisted() }, outbox: [] });
     }
@@ -109,7 +109,7 @@ export const embedded: Suite = {
       rows: [
         ['bare xstate actor.send, events/s', fmt(bareEps)],
         ['warden ActorHost (validate + apply + checkpoint/1000), events/s', fmt(hostEps)],
-        ['ratio (goal >= 0.5)', ratio.toFixed(3)],
+        ['ratio (goal >= 0.85)', ratio.toFixed(3)],
         ['warden PartitionWorker on InMemoryTransport, 1000 keys, events/s', fmt(w)],
       ],
       figures: { eventsPerSec: Math.round(hostEps), bareXstateEventsPerSec: Math.round(bareEps), ratio: Number(ratio.toFixed(3)), workerEventsPerSec: Math.round(w) },
