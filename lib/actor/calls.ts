@@ -29,6 +29,7 @@ import type { AnyActorRef, PromiseActorLogic } from 'xstate';
 import type { Json } from '../core/envelope.js';
 import { describeError, WardenError } from '../core/errors.js';
 import { getCall } from '../resilience/registry.js';
+import { memberOf } from './actor-system.js';
 import type { LogPoint } from './timers.js';
 import { actorPath, resolvePath } from './timers.js';
 
@@ -63,9 +64,6 @@ export interface CallRequest {
 
 /** Internal event delivering a result to the call actor. */
 const RESULT = 'warden.call.result';
-
-/** Key under which a host's bridge hangs off its actor system. */
-const BRIDGE = Symbol.for('warden.calls');
 
 /** Finds a call by name for `fromCall('name')`. */
 export type CallLookup = (name: string) => CallTarget | undefined;
@@ -107,9 +105,7 @@ export class CallBridge {
     private readonly position: { readonly at: LogPoint },
     /** Finds calls by name. @default the process-wide registry */
     readonly lookup?: CallLookup,
-  ) {
-    (root.system as unknown as Record<symbol, unknown>)[BRIDGE] = this;
-  }
+  ) {}
 
   /** Invariant 1. */
   nextId(): string {
@@ -169,8 +165,9 @@ export class CallBridge {
   }
 }
 
-function bridgeOf(system: unknown): CallBridge | undefined {
-  return (system as Record<symbol, CallBridge | undefined>)[BRIDGE];
+/** The bridge of the host whose tree `self` is in (undefined under plain xstate). */
+function bridgeOf(self: unknown): CallBridge | undefined {
+  return memberOf(self)?.calls;
 }
 
 interface CallSnapshot {
@@ -198,15 +195,15 @@ export function fromCall<I = unknown, O = unknown>(callOrName: CallTarget<I, O> 
   const name = typeof callOrName === 'string' ? callOrName : callOrName.name;
   const logic = {
     config: callOrName,
-    getInitialSnapshot: (scope: { system: unknown }, input: unknown): CallSnapshot => {
-      const bridge = bridgeOf(scope.system);
+    getInitialSnapshot: (scope: { self: unknown }, input: unknown): CallSnapshot => {
+      const bridge = bridgeOf(scope.self);
       const snap: CallSnapshot = { status: 'active', output: undefined, error: undefined, input };
       if (bridge) snap.callId = bridge.nextId();
       return snap;
     },
-    start: (snap: CallSnapshot, scope: { self: AnyActorRef; system: unknown }): void => {
+    start: (snap: CallSnapshot, scope: { self: AnyActorRef }): void => {
       if (snap.status !== 'active') return;
-      const bridge = bridgeOf(scope.system);
+      const bridge = bridgeOf(scope.self);
       const target = targetOf(callOrName, bridge?.lookup);
       // A call invoked by the initial state is created inside createActor, before the host attached
       // its bridge: it gets its ID here, at start, still while its creating input is applied.
@@ -226,13 +223,13 @@ export function fromCall<I = unknown, O = unknown>(callOrName: CallTarget<I, O> 
         },
       );
     },
-    transition: (snap: CallSnapshot, event: { type: string; ok?: boolean; output?: unknown; error?: unknown }, scope: { system: unknown }): CallSnapshot => {
+    transition: (snap: CallSnapshot, event: { type: string; ok?: boolean; output?: unknown; error?: unknown }, scope: { self: unknown }): CallSnapshot => {
       if (snap.status !== 'active') return snap;
       if (event.type === RESULT) {
         return event.ok ? { ...snap, status: 'done', output: event.output, input: undefined } : { ...snap, status: 'error', error: event.error, input: undefined };
       }
       if (event.type === 'xstate.stop') {
-        if (snap.callId !== undefined) bridgeOf(scope.system)?.forget(snap.callId);
+        if (snap.callId !== undefined) bridgeOf(scope.self)?.forget(snap.callId);
         return { ...snap, status: 'stopped', input: undefined };
       }
       return snap;

@@ -260,7 +260,8 @@ export class TimerTable {
     this.tableOrUndefined?.clear();
   }
 
-  private schedule(source: AnyActorRef, target: AnyActorRef, event: EventObject, delay: number, xid: string | undefined): void {
+  /** @internal xstate's `scheduler.schedule`, for this table's tree: records the timer (invariant 1). */
+  schedule(source: AnyActorRef, target: AnyActorRef, event: EventObject, delay: number, xid: string | undefined): void {
     const from = actorPath(this.root, source);
     const to = actorPath(this.root, target);
     if (from === undefined || to === undefined) {
@@ -286,13 +287,15 @@ export class TimerTable {
     });
   }
 
-  private cancel(source: AnyActorRef, xid: string): void {
+  /** @internal xstate's `scheduler.cancel` (invariant 4). */
+  cancel(source: AnyActorRef, xid: string): void {
     const from = actorPath(this.root, source);
     if (from === undefined) return;
     for (const [id, t] of this.table) if (t.source === from && t.xid === xid) this.table.delete(id);
   }
 
-  private cancelAll(ref: AnyActorRef): void {
+  /** @internal xstate's `scheduler.cancelAll` (invariant 4). */
+  cancelAll(ref: AnyActorRef): void {
     const from = actorPath(this.root, ref);
     if (from === undefined) return;
     for (const [id, t] of this.table) if (t.source === from) this.table.delete(id);

@@ -23,7 +23,8 @@
  * 22. The compact tier: stated in compact-tier.ts.
  */
 import type { ActorEntry } from '../checkpoint/checkpoint-store.js';
-import { ActorHost, type LogPoint } from '../actor/actor-host.js';
+import { ActorHost, type ActorHostOptions, type LogPoint } from '../actor/actor-host.js';
+import { SharedActorSystem } from '../actor/actor-system.js';
 import type { Json } from '../core/envelope.js';
 import { ActorCrashedError, describeError, type WardenError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
@@ -102,11 +103,14 @@ export class KeyedActors {
   compacted = 0;
   /** Least-recently-active order is kept only when something reads it (passivation, compaction). */
   private readonly trackActivity: boolean;
+  /** The xstate actor system every host of the partition runs in (lib/actor/actor-system.ts). */
+  readonly system: SharedActorSystem;
 
   constructor(
     private readonly c: WorkerConfig,
     private readonly owner: ActorsOwner,
   ) {
+    this.system = new SharedActorSystem(c.clock);
     this.restarts = new KeyRestarts(c.stage.supervision, c.clock, c.random);
     this.compact = new CompactTier(c.clock.now());
     this.trackActivity = c.stage.idleMs > 0 || c.stage.compactMs > 0;
@@ -322,6 +326,7 @@ export class KeyedActors {
   stopAll(): void {
     for (const host of this.actors.values()) host.stop();
     this.compact.clear();
+    this.system.stop();
   }
 
   /** The state of `key`, if in memory (live or compact). */
@@ -348,14 +353,18 @@ export class KeyedActors {
   /** Invariant 22: the live actor rebuilt from its compact snapshot (throws `ActorCrashedError` if it cannot be). */
   private wake(key: string): ActorHost {
     const json = this.compact.peek(key)!;
-    const host = new ActorHost(this.c.stage.actor, key, { clock: this.c.clock, snapshot: JSON.parse(json) as Json, ...(this.c.calls ? { calls: this.c.calls } : {}) });
+    const host = new ActorHost(this.c.stage.actor, key, this.hostOptions({ snapshot: JSON.parse(json) as Json }));
     this.compact.delete(key);
     this.place(key, host);
     return host;
   }
 
   private newHost(key: string, at: LogPoint): ActorHost {
-    return new ActorHost(this.c.stage.actor, key, { clock: this.c.clock, at, ...(this.c.calls ? { calls: this.c.calls } : {}) });
+    return new ActorHost(this.c.stage.actor, key, this.hostOptions({ at }));
+  }
+
+  private hostOptions(o: { at?: LogPoint; snapshot?: Json }): ActorHostOptions {
+    return { clock: this.c.clock, system: this.system, ...o, ...(this.c.calls ? { calls: this.c.calls } : {}) };
   }
 
   private drop(key: string): void {

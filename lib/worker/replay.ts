@@ -18,6 +18,7 @@
  *     at sequence 1, else `LOG_TRUNCATED`), or the error stops the partition.
  */
 import { ActorHost, type LogPoint } from '../actor/actor-host.js';
+import type { SharedActorSystem } from '../actor/actor-system.js';
 import { joinPersisted, splitPersisted } from '../actor/timers.js';
 import { validateCallRecord, validateInput, validateTimerRecord } from '../actor/validate.js';
 import type { CallResult } from '../actor/calls.js';
@@ -49,6 +50,8 @@ export interface RestoreContext {
   floorSeq?: number;
   /** Finds guarded calls by name for the hosts built here. */
   calls?: CallLookup | undefined;
+  /** The actor system the hosts built here run in (the partition's). @default each its own */
+  system?: SharedActorSystem | undefined;
 }
 
 /** What a worker lends to build its restore context. */
@@ -56,6 +59,8 @@ export interface RestoreOwner {
   readonly c: { stage: WorkerStage; store: CheckpointStore; transport: Transport; clock: Clock; subject: string; calls: CallLookup | undefined; partition: number; emit: (e: { type: 'checkpoint-unusable'; key?: string; error: string }) => void; logger: { error(o: object, msg: string): void } };
   readonly scope: CheckpointScope;
   readonly restoredSeq: number;
+  /** The partition's actor system. */
+  readonly actorSystem: SharedActorSystem;
   readonly dead: boolean;
   readonly records: { verify(env: Envelope): void };
   failpoint(point: 'during-replay', seq: number): void;
@@ -65,7 +70,7 @@ export interface RestoreOwner {
 export function restoreContextOf(w: RestoreOwner): RestoreContext {
   const { c } = w;
   return {
-    stage: c.stage, scope: w.scope, store: c.store, transport: c.transport, clock: c.clock, subject: c.subject, calls: c.calls, floorSeq: w.restoredSeq,
+    stage: c.stage, scope: w.scope, store: c.store, transport: c.transport, clock: c.clock, subject: c.subject, calls: c.calls, floorSeq: w.restoredSeq, system: w.actorSystem,
     verifyRecord: (env) => w.records.verify(env),
     onUnusable: (key, error) => {
       c.emit({ type: 'checkpoint-unusable', ...(key === undefined ? {} : { key }), error: describeError(error) });
@@ -80,7 +85,7 @@ export function restoreContextOf(w: RestoreOwner): RestoreContext {
 
 /** The options of a host built while restoring. */
 function hostOptions(ctx: RestoreContext, o: { at?: LogPoint; snapshot?: Json }): ConstructorParameters<typeof ActorHost>[2] {
-  return { clock: ctx.clock, ...o, ...(ctx.calls ? { calls: ctx.calls } : {}) };
+  return { clock: ctx.clock, ...o, ...(ctx.calls ? { calls: ctx.calls } : {}), ...(ctx.system ? { system: ctx.system } : {}) };
 }
 
 /** A checkpoint that may not be restored: it fails its checksum, or no `migrate` takes its version. */

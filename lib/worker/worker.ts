@@ -153,6 +153,10 @@ export class PartitionWorker implements ActorsOwner, InputOwner {
     return restoreContextOf(this);
   }
 
+  get actorSystem(): KeyedActors['system'] {
+    return this.actors.system;
+  }
+
   touched(key: string, host: ActorHost): void {
     if (host.hasTimers || this.wheel.has(key)) this.wheel.sync(key, host.timers());
     if (host.hasCalls || this.calls.has(key)) this.calls.sync(key, host, this.appliedSeq);
