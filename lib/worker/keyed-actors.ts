@@ -103,8 +103,7 @@ export class KeyedActors {
   compacted = 0;
   /** Least-recently-active order is kept only when something reads it (passivation, compaction). */
   private readonly trackActivity: boolean;
-  /** The xstate actor system every host of the partition runs in (lib/actor/actor-system.ts). */
-  readonly system: SharedActorSystem;
+  readonly system: SharedActorSystem; // every host of the partition runs in it (lib/actor/actor-system.ts)
 
   constructor(
     private readonly c: WorkerConfig,
