@@ -96,6 +96,84 @@ test('zombie fencing across two clients: the old owner is refused once the new o
   await t.throwsAsync(successor.readMeta(scope), { message: /closed/ });
 });
 
+/** Staging hashes of `scope` still in Redis (a large write sends its entries ahead to one). */
+async function stagingKeys(client: Redis, store: RedisCheckpointStore, scope: CheckpointScope): Promise<string[]> {
+  return client.keys(`${store.keysOf(scope).actors}:staging:*`);
+}
+
+/** Polls `ok` for up to 2 s (a failed write removes its staging hash without waiting for the reply). */
+async function eventually(ok: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (await ok()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return ok();
+}
+
+test('a large checkpoint is written whole, in one step for readers, and leaves no staging hash behind', async (t) => {
+  const scope = uniqueScope();
+  const client = new Redis(URL_);
+  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
+  t.teardown(async () => {
+    await store.drop(scope);
+    await store.close();
+    client.disconnect();
+  });
+  const actors: Record<string, { n: number }> = {};
+  for (let i = 0; i < 1_000; i++) actors[`k${i}`] = { n: i };
+  // A reader polling while the write stages its chunks sees the partition before it or after it.
+  const seen = new Set<number>();
+  let reading = true;
+  const reader = (async () => {
+    while (reading) seen.add((await store.readActors(scope)).length);
+  })();
+  await store.write({ scope, seq: 1, epoch: 1, machineVersion: '1', actors, outbox: [] });
+  reading = false;
+  await reader;
+  seen.add((await store.readActors(scope)).length);
+  t.deepEqual([...seen].filter((n) => n !== 0 && n !== 1_000), [], `actor counts a reader saw: ${[...seen].join(', ')}`);
+  t.like(await store.readMeta(scope), { seq: 1, actorCount: 1_000 });
+  t.like(await store.readActor(scope, 'k999'), { snapshot: { n: 999 }, seq: 1 });
+  t.deepEqual(await stagingKeys(client, store, scope), []);
+});
+
+test('a refused large write changes nothing and removes what it staged', async (t) => {
+  const scope = uniqueScope();
+  const client = new Redis(URL_);
+  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
+  t.teardown(async () => {
+    await store.drop(scope);
+    await store.close();
+    client.disconnect();
+  });
+  await store.write({ scope, seq: 5, epoch: 2, machineVersion: '1', actors: { kept: 1 }, outbox: [] });
+  const actors: Record<string, number> = {};
+  for (let i = 0; i < 600; i++) actors[`k${i}`] = i;
+  await t.throwsAsync(store.write({ scope, seq: 6, epoch: 1, machineVersion: '1', actors, outbox: [] }), { instanceOf: CheckpointFencedError });
+  t.true(await eventually(async () => (await stagingKeys(client, store, scope)).length === 0), 'staging hash removed');
+  t.like(await store.readMeta(scope), { seq: 5, epoch: 2, actorCount: 1 });
+  t.deepEqual((await store.readActors(scope)).map((e) => e.key), ['kept']);
+});
+
+test('a large write whose last snapshot cannot be serialised changes nothing and removes what it staged', async (t) => {
+  const scope = uniqueScope();
+  const client = new Redis(URL_);
+  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
+  t.teardown(async () => {
+    await store.drop(scope);
+    await store.close();
+    client.disconnect();
+  });
+  await store.write({ scope, seq: 5, epoch: 1, machineVersion: '1', actors: { kept: 1 }, outbox: [] });
+  const actors: Record<string, unknown> = {};
+  for (let i = 0; i < 600; i++) actors[`k${i}`] = i;
+  actors.bad = { n: 10n }; // BigInt: not JSON
+  await t.throwsAsync(store.write({ scope, seq: 6, epoch: 1, machineVersion: '1', actors: actors as Record<string, number>, outbox: [] }), { code: 'VALIDATION', message: /actor bad is not serialisable/ });
+  t.true(await eventually(async () => (await stagingKeys(client, store, scope)).length === 0), 'staging hash removed');
+  t.like(await store.readMeta(scope), { seq: 5, actorCount: 1 });
+  t.is(await store.readActor(scope, 'k0'), undefined);
+});
+
 test('credentials never reach an error or a log line: unreachable server', async (t) => {
   const port = await freePort();
   const url = `redis://warden:s3cret-pw@127.0.0.1:${port}`;

@@ -17,10 +17,15 @@
  *  4. All keys share one hash tag, so the script touches one slot and runs on Redis Cluster.
  *  5. The claim hash (fields `epoch`, `key`) is apart from the checkpoint: a write is fenced against
  *     the larger of the claimed and the stored epoch, and clearing the checkpoint keeps the claim.
+ *  6. A large write sends its entries ahead in chunks, to a staging hash of its own (named after
+ *     the write id, same hash tag, with a TTL); the script reads the staging hash before its
+ *     first write, stores its entries with the ones it was given, and deletes it. Staged entries
+ *     are invisible until the script runs, and a write that never runs (refused, failed, its
+ *     writer dead) leaves only a staging hash that expires.
  *
  * Keys and arguments:
  *  - KEYS[1] meta hash (fields `epoch`, `seq`, `wid`, `body`), KEYS[2] actors hash (key -> sealed entry),
- *    KEYS[3] claim hash
+ *    KEYS[3] claim hash, KEYS[4] staging hash (invariant 6; absent when nothing was staged)
  *  - ARGV[1] epoch, ARGV[2] seq, ARGV[3] write id (changes with every write; readers use it to
  *    detect a write landing during a multi-call scan), ARGV[4] meta JSON before the count,
  *    ARGV[5] meta JSON after the count, ARGV[6] number of actor entries n, then n (key, sealed)
@@ -32,10 +37,10 @@
  * Name under which the script is registered on an ioredis client (`defineCommand`).
  *
  * @example
- * client.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
- * await client[WRITE_COMMAND](metaKey, actorsKey, '1', '42', 'w1', before, after, 1, 'alice', sealed);
+ * client.defineCommand(WRITE_COMMAND, { numberOfKeys: 4, lua: WRITE_SCRIPT });
+ * await client[WRITE_COMMAND](metaKey, actorsKey, claimKey, stagingKey, '1', '42', 'w1', before, after, 1, 'alice', sealed);
  */
-export const WRITE_COMMAND = 'wardenCheckpointWriteV2';
+export const WRITE_COMMAND = 'wardenCheckpointWriteV3';
 
 /** Name of the claim script on an ioredis client. */
 export const CLAIM_COMMAND = 'wardenCheckpointClaimV1';
@@ -56,10 +61,10 @@ export const LUA_CHUNK = 1000;
  * The checkpoint write script (see the module invariants for its keys and arguments).
  *
  * @example
- * client.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
+ * client.defineCommand(WRITE_COMMAND, { numberOfKeys: 4, lua: WRITE_SCRIPT });
  */
 export const WRITE_SCRIPT = `#!lua
-local metaKey, actorsKey, claimKey = KEYS[1], KEYS[2], KEYS[3]
+local metaKey, actorsKey, claimKey, stagingKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local epoch, seq = tonumber(ARGV[1]), tonumber(ARGV[2])
 if epoch == nil or seq == nil then
   return redis.error_reply('WARDEN_BADARG epoch and seq must be numbers')
@@ -78,6 +83,14 @@ if stored[2] then
   end
 end
 redis.call('HLEN', actorsKey) -- fails with WRONGTYPE now rather than after a partial write
+local staged = redis.call('HGETALL', stagingKey) -- invariant 6, read before the first write
+local j = 1
+while j <= #staged do
+  local upto = math.min(#staged, j + ${LUA_CHUNK} - 1)
+  redis.call('HSET', actorsKey, unpack(staged, j, upto))
+  j = upto + 1
+end
+if #staged > 0 then redis.call('DEL', stagingKey) end
 local n = tonumber(ARGV[6])
 local i = 7
 local last = 6 + 2 * n

@@ -13,8 +13,10 @@
  *     ioredis `defineCommand`) checks the fencing, HSETs the entries, HDELs the removed keys and
  *     sets the meta, with `actorCount` taken by HLEN after the changes. Everything that can fail
  *     on the client (serialising snapshots) happens before the script is sent. Entries are
- *     sealed `SEAL_CHUNK` at a time, with a turn of the event loop between chunks, so a large
- *     write does not hold the loop (the values handed to `write` must not change meanwhile).
+ *     sealed `SEAL_CHUNK` at a time, with a turn of the event loop between chunks, and every chunk
+ *     but the last is sent ahead to a staging hash the script takes in (lua.ts invariant 6), so a
+ *     large write holds the loop for one chunk at a time, not for the whole command (the values
+ *     handed to `write` must not change meanwhile).
  *  3. Fencing (port invariants 2 and 3) is decided inside the script against the stored epoch
  *     and seq, and reported as `CheckpointFencedError` with the same messages and details as the
  *     in-memory store.
@@ -61,8 +63,10 @@ interface Keys {
 
 const FENCED = /^WARDEN_FENCED (epoch|seq|claim) (\S+)/;
 
-/** Actor entries sealed between two turns of the event loop (invariant 2). */
-const SEAL_CHUNK = 256;
+/** Actor entries sealed between two turns of the event loop, and staged by one HSET (invariant 2). */
+const SEAL_CHUNK = 128;
+/** A staging hash outlives a write that never ran by this long (lua.ts invariant 6). */
+const STAGING_TTL_MS = 120_000;
 
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -118,7 +122,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     this.logger = (options.logger ?? createLogger()).child({ component: 'redis-checkpoint-store', target: this.target });
     this.scanCount = options.scanCount ?? 1000;
     this.scanAttempts = options.scanAttempts ?? 3;
-    this.client.defineCommand(WRITE_COMMAND, { numberOfKeys: 3, lua: WRITE_SCRIPT });
+    this.client.defineCommand(WRITE_COMMAND, { numberOfKeys: 4, lua: WRITE_SCRIPT });
     this.client.defineCommand(CLAIM_COMMAND, { numberOfKeys: 2, lua: CLAIM_SCRIPT });
     this.client.defineCommand(CLEAR_COMMAND, { numberOfKeys: 3, lua: CLEAR_SCRIPT });
     if (this.owned) this.watch();
@@ -197,17 +201,33 @@ export class RedisCheckpointStore implements CheckpointStore {
         details: { scope: id, seq: cp.seq, actorsSeq: cp.actorsSeq },
       });
     }
-    // Invariant 2: everything that can fail on the client happens before the script is sent.
-    const args: Array<string | number> = [];
-    let bytes = 0;
+    const keys = this.keysOf(cp.scope);
+    const wid = `${this.writerId}:${++this.writeCounter}`;
+    // Invariant 2: what can fail on the client fails before the script is sent; a large write
+    // stages its entries ahead, chunk by chunk (lua.ts invariant 6).
     const entries = Object.entries(cp.actors);
-    for (let i = 0; i < entries.length; i++) {
-      if (i > 0 && i % SEAL_CHUNK === 0) await nextTurn();
-      const [key, snapshot] = entries[i]!;
-      const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
-      const sealed = sealActor(id, key, entry);
-      bytes += sealed.length;
-      args.push(key, sealed);
+    const staging = `${keys.actors}:staging:${wid}`;
+    const staged: Array<Promise<unknown>> = [];
+    let args: Array<string | number> = [];
+    let bytes = 0;
+    try {
+      for (let i = 0; i < entries.length; i++) {
+        if (i > 0 && i % SEAL_CHUNK === 0) {
+          staged.push(this.client.hset(staging, ...(args as string[])));
+          if (staged.length === 1) staged.push(this.client.pexpire(staging, STAGING_TTL_MS));
+          args = [];
+          await nextTurn();
+        }
+        const [key, snapshot] = entries[i]!;
+        const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
+        const sealed = sealActor(id, key, entry);
+        bytes += sealed.length;
+        args.push(key, sealed);
+      }
+      await Promise.all(staged);
+    } catch (err) {
+      if (staged.length > 0) this.client.del(staging).catch(() => undefined);
+      throw err instanceof WardenError ? err : this.fencedOrTranslated(err, cp, id);
     }
     const removed = cp.removed ?? [];
     // The meta JSON around actorCount: JSON.stringify of the whole CheckpointMeta, in its key order.
@@ -227,13 +247,12 @@ export class RedisCheckpointStore implements CheckpointStore {
       throw new WardenError('VALIDATION', `checkpoint ${id} meta is not serialisable: ${(err as Error).message}`, { cause: err, nonRetryable: true, details: { scope: id } });
     }
     const after = `,"writtenAtMs":${JSON.stringify(this.clock.now())}}`;
-    const keys = this.keysOf(cp.scope);
-    const wid = `${this.writerId}:${++this.writeCounter}`;
     let count: number;
     try {
-      const reply = await this.client[WRITE_COMMAND](keys.meta, keys.actors, keys.claim, String(cp.epoch), String(cp.seq), wid, before, after, entries.length, ...args, ...removed);
+      const reply = await this.client[WRITE_COMMAND](keys.meta, keys.actors, keys.claim, staging, String(cp.epoch), String(cp.seq), wid, before, after, args.length / 2, ...args, ...removed);
       count = Number(reply);
     } catch (err) {
+      if (staged.length > 0) this.client.del(staging).catch(() => undefined);
       throw this.fencedOrTranslated(err, cp, id);
     }
     bytes += 40 + before.length + String(count).length + after.length;
