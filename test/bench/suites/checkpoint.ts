@@ -49,7 +49,7 @@ export const checkpoint: Suite = {
     const prefix = `warden-bench-${randomBytes(4).toString('hex')}`;
     const store = await RedisCheckpointStore.connect({ url, keyPrefix: `${prefix}-store`, logger: silentLogger });
     const raw = new Redis(url) as RawClient;
-    raw.defineCommand(WRITE_COMMAND, { numberOfKeys: 2, lua: WRITE_SCRIPT });
+    raw.defineCommand(WRITE_COMMAND, { numberOfKeys: 4, lua: WRITE_SCRIPT });
     const state = snapshot(1);
     const entryBytes = sealEntry({ key: 'k', snapshot: state, machineVersion: '1', seq: 1 }).length;
     log(`checkpoint: ${WRITES} writes per round, ${IN_FLIGHT} in flight on ${IN_FLIGHT} partitions, ${entryBytes} B sealed actor entry, ${ROUNDS} rounds alternating (median reported)`);
@@ -58,15 +58,15 @@ export const checkpoint: Suite = {
     const sealed = sealEntry({ key: 'k', snapshot: state, machineVersion: '1', seq: 1 });
     const before = `${JSON.stringify({ scope: { operator: 'bench', partition: 0 }, seq: 1, epoch: 1, machineVersion: '1', outbox: [] }).slice(0, -1)},"actorCount":`;
     const after = ',"writtenAtMs":0}';
-    const rawKeys = Array.from({ length: IN_FLIGHT }, (_, p) => [`${prefix}-raw:{bench/${p}}:meta`, `${prefix}-raw:{bench/${p}}:actors`] as const);
+    const rawKeys = Array.from({ length: IN_FLIGHT }, (_, p) => [`${prefix}-raw:{bench/${p}}:meta`, `${prefix}-raw:{bench/${p}}:actors`, `${prefix}-raw:{bench/${p}}:claim`, `${prefix}-raw:{bench/${p}}:staging`] as const);
     const rawWrite = (lane: number, seq: number): Promise<unknown> => {
-      const [meta, actors] = rawKeys[lane]!;
-      return raw[WRITE_COMMAND](meta, actors, '1', String(seq), 'w', before, after, 1, 'k', sealed);
+      const [meta, actors, claim, staging] = rawKeys[lane]!;
+      return raw[WRITE_COMMAND](meta, actors, claim, staging, '1', String(seq), 'w', before, after, 1, 'k', sealed);
     };
     // Raw, but sealing the entry per write as the store must: shows what the codec costs.
     const rawSealedWrite = (lane: number, seq: number): Promise<unknown> => {
-      const [meta, actors] = rawKeys[lane]!;
-      return raw[WRITE_COMMAND](meta, actors, '1', String(seq), 'w', before, after, 1, 'k', sealEntry({ key: 'k', snapshot: state, machineVersion: '1', seq }));
+      const [meta, actors, claim, staging] = rawKeys[lane]!;
+      return raw[WRITE_COMMAND](meta, actors, claim, staging, '1', String(seq), 'w', before, after, 1, 'k', sealEntry({ key: 'k', snapshot: state, machineVersion: '1', seq }));
     };
     const storeWrite = (lane: number, seq: number): Promise<unknown> =>
       store.write({ scope: { operator: 'bench', partition: lane }, seq, epoch: 1, machineVersion: '1', actors: { k: state }, outbox: [] });
