@@ -177,3 +177,19 @@ test('sendParent from a keyed actor crashes it, in a shared system as in its own
   }
   t.deepEqual(new ActorHost(bell, 'b', { clock, system }).handle({ type: 'tick' }, 2), [{ type: 'ticked', n: 1 }]);
 });
+
+test('each step returns only its own outputs, in an array later steps of any host leave alone', (t) => {
+  const clock = new SimulatedClock(0);
+  const system = new SharedActorSystem(clock);
+  const a = new ActorHost(bell, 'a', { clock, system });
+  const b = new ActorHost(bell, 'b', { clock });
+  const first = a.handle({ type: 'tick' }, 1);
+  t.deepEqual(first, [{ type: 'ticked', n: 1 }]);
+  t.deepEqual(b.handle({ type: 'arm' }, { seq: 2, timeMs: 0 }), [], "b's step emitted nothing and returns nothing of a's");
+  const second = a.handle({ type: 'tick' }, 3);
+  t.deepEqual(b.fireTimer('2.0', { seq: 4, timeMs: 1_000 }), [{ type: 'rang' }]);
+  t.throws(() => a.handle({ type: 'boom' }, 5), { code: 'ACTOR_CRASHED' });
+  t.deepEqual(first, [{ type: 'ticked', n: 1 }], 'an earlier result is unchanged by later steps');
+  t.deepEqual(second, [{ type: 'ticked', n: 2 }]);
+  t.deepEqual(new ActorHost(bell, 'c', { clock, system }).handle({ type: 'tick' }, 6), [{ type: 'ticked', n: 1 }], 'a crashed step leaves no outputs behind');
+});
