@@ -174,6 +174,34 @@ test('a large write whose last snapshot cannot be serialised changes nothing and
   t.is(await store.readActor(scope, 'k0'), undefined);
 });
 
+test('a staged chunk that fails rejects the write, raises no unhandled rejection, and changes nothing', async (t) => {
+  const scope = uniqueScope();
+  const client = new Redis(URL_);
+  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
+  t.teardown(async () => {
+    await store.drop(scope);
+    await store.close();
+    client.disconnect();
+  });
+  await store.write({ scope, seq: 5, epoch: 1, machineVersion: '1', actors: { kept: 1 }, outbox: [] });
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+  // The first staged chunk fails at once, while the later ones are still being sealed.
+  const hset = client.hset.bind(client);
+  (client as unknown as { hset: (...a: unknown[]) => Promise<number> }).hset = () => Promise.reject(new Error('staging refused'));
+  const actors: Record<string, number> = {};
+  for (let i = 0; i < 1_000; i++) actors[`k${i}`] = i;
+  const err = await t.throwsAsync(store.write({ scope, seq: 6, epoch: 1, machineVersion: '1', actors, outbox: [] }));
+  t.regex(describeError(err), /staging refused/);
+  (client as unknown as { hset: typeof hset }).hset = hset;
+  await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(unhandled, []);
+  t.like(await store.readMeta(scope), { seq: 5, actorCount: 1 });
+  t.is(await store.readActor(scope, 'k0'), undefined);
+});
+
 test('credentials never reach an error or a log line: unreachable server', async (t) => {
   const port = await freePort();
   const url = `redis://warden:s3cret-pw@127.0.0.1:${port}`;

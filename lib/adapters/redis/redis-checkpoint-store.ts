@@ -68,6 +68,15 @@ const SEAL_CHUNK = 128;
 /** A staging hash outlives a write that never ran by this long (lua.ts invariant 6). */
 const STAGING_TTL_MS = 120_000;
 
+/** A staged write's failure, kept as a value until the write looks at it. */
+class StagingFailure {
+  constructor(readonly error: unknown) {}
+}
+
+function handled<T>(p: Promise<T>): Promise<T | StagingFailure> {
+  return p.catch((err: unknown) => new StagingFailure(err));
+}
+
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 }
@@ -201,34 +210,6 @@ export class RedisCheckpointStore implements CheckpointStore {
         details: { scope: id, seq: cp.seq, actorsSeq: cp.actorsSeq },
       });
     }
-    const keys = this.keysOf(cp.scope);
-    const wid = `${this.writerId}:${++this.writeCounter}`;
-    // Invariant 2: what can fail on the client fails before the script is sent; a large write
-    // stages its entries ahead, chunk by chunk (lua.ts invariant 6).
-    const entries = Object.entries(cp.actors);
-    const staging = `${keys.actors}:staging:${wid}`;
-    const staged: Array<Promise<unknown>> = [];
-    let args: Array<string | number> = [];
-    let bytes = 0;
-    try {
-      for (let i = 0; i < entries.length; i++) {
-        if (i > 0 && i % SEAL_CHUNK === 0) {
-          staged.push(this.client.hset(staging, ...(args as string[])));
-          if (staged.length === 1) staged.push(this.client.pexpire(staging, STAGING_TTL_MS));
-          args = [];
-          await nextTurn();
-        }
-        const [key, snapshot] = entries[i]!;
-        const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
-        const sealed = sealActor(id, key, entry);
-        bytes += sealed.length;
-        args.push(key, sealed);
-      }
-      await Promise.all(staged);
-    } catch (err) {
-      if (staged.length > 0) this.client.del(staging).catch(() => undefined);
-      throw err instanceof WardenError ? err : this.fencedOrTranslated(err, cp, id);
-    }
     const removed = cp.removed ?? [];
     // The meta JSON around actorCount: JSON.stringify of the whole CheckpointMeta, in its key order.
     const head: Omit<CheckpointMeta, 'actorCount' | 'writtenAtMs'> = {
@@ -245,6 +226,38 @@ export class RedisCheckpointStore implements CheckpointStore {
       before = `${JSON.stringify(head).slice(0, -1)},"actorCount":`;
     } catch (err) {
       throw new WardenError('VALIDATION', `checkpoint ${id} meta is not serialisable: ${(err as Error).message}`, { cause: err, nonRetryable: true, details: { scope: id } });
+    }
+    const keys = this.keysOf(cp.scope);
+    const wid = `${this.writerId}:${++this.writeCounter}`;
+    // Invariant 2: what can fail on the client fails before the script is sent; a large write
+    // stages its entries ahead, chunk by chunk (lua.ts invariant 6).
+    const entries = Object.entries(cp.actors);
+    const staging = `${keys.actors}:staging:${wid}`;
+    const staged: Array<Promise<unknown>> = [];
+    let args: Array<string | number> = [];
+    let bytes = 0;
+    try {
+      for (let i = 0; i < entries.length; i++) {
+        if (i > 0 && i % SEAL_CHUNK === 0) {
+          // Handled at once (awaited below, after the last chunk): a failure while later chunks are sealed is no unhandled rejection.
+          staged.push(handled(this.client.hset(staging, ...(args as string[]))));
+          if (staged.length === 1) staged.push(handled(this.client.pexpire(staging, STAGING_TTL_MS)));
+          args = [];
+          await nextTurn();
+        }
+        const [key, snapshot] = entries[i]!;
+        const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
+        const sealed = sealActor(id, key, entry);
+        bytes += sealed.length;
+        args.push(key, sealed);
+      }
+      for (const p of staged) {
+        const r = await p;
+        if (r instanceof StagingFailure) throw r.error;
+      }
+    } catch (err) {
+      if (staged.length > 0) this.client.del(staging).catch(() => undefined);
+      throw err instanceof WardenError ? err : this.fencedOrTranslated(err, cp, id);
     }
     const after = `,"writtenAtMs":${JSON.stringify(this.clock.now())}}`;
     let count: number;
