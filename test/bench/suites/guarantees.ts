@@ -23,7 +23,7 @@
  *    prefix, deleted after), so it starts from no checkpoint; after it, `whenCaughtUp`, then every
  *    key's count is checked (100 each) through `node.inspect`, untimed.
  *    One warm-up run each of raw and exactly-once, then `BENCH_GUARANTEES_ROUNDS` (default 3)
- *    rounds in which the order of the sides rotates, with a full GC before each side; medians are reported.
+ *    rounds in which the order of the sides rotates; medians are reported.
  *    - floor: the same ordered consume, each envelope decoded and validated as warden does, and
  *      an xstate `send` to the key's actor of the same machine (`floorConsume`): what any engine
  *      must do per event here; warden's runs are reported as a fraction of it.
@@ -58,8 +58,6 @@
  * `_EVERY_EVENTS`, `_MEMORY_KEYS`.
  */
 import { execFile } from 'node:child_process';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -221,12 +219,6 @@ function sortedSamples(xs: Float64Array, from: number): Float64Array {
 function sleepMs(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
-
-/** A full GC (V8's `gc`, reached without `--expose-gc` on the command line), between measured sides. */
-const settleHeap: () => void = (() => {
-  v8.setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
 
 /** Rejects after `ms` with `what` unless `p` settles first. */
 async function within<T>(p: Promise<T>, ms: number, what: () => string | Promise<string>): Promise<T> {
@@ -817,7 +809,6 @@ export const guarantees: Suite = {
         const line: string[] = [];
         for (const side of order) {
           await sleepMs(200);
-          settleHeap(); // the previous side's garbage is collected before this one, not during it
           const v = await side.run();
           results.get(side.label)!.push(v);
           line.push(`${side.label} ${fmt(v)}/s`);
