@@ -13,10 +13,10 @@
  *     ioredis `defineCommand`) checks the fencing, HSETs the entries, HDELs the removed keys and
  *     sets the meta, with `actorCount` taken by HLEN after the changes. Everything that can fail
  *     on the client (serialising snapshots) happens before the script is sent. Entries are
- *     sealed `SEAL_CHUNK` at a time, with a turn of the event loop between chunks, and every chunk
- *     but the last is sent ahead to a staging hash the script takes in (lua.ts invariant 6), so a
- *     large write holds the loop for one chunk at a time, not for the whole command (the values
- *     handed to `write` must not change meanwhile).
+ *     sealed a chunk at a time, with a turn of the event loop between chunks, and every chunk but
+ *     the last is sent ahead to a staging hash the script takes in (staging.ts; lua.ts invariant 6),
+ *     so a large write holds the loop for one chunk at a time, not for the whole command (the
+ *     values handed to `write` must not change meanwhile).
  *  3. Fencing (port invariants 2 and 3) is decided inside the script against the stored epoch
  *     and seq, and reported as `CheckpointFencedError` with the same messages and details as the
  *     in-memory store.
@@ -35,7 +35,7 @@
  *     checkpoint at the next trigger).
  */
 import { randomBytes } from 'node:crypto';
-import { nextTurn, SystemClock, type Clock } from '../../core/clock.js';
+import { SystemClock, type Clock } from '../../core/clock.js';
 import { CheckpointFencedError, WardenError, ConfigError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import {
@@ -48,7 +48,8 @@ import {
   type CheckpointWrite,
   type WriteResult,
 } from '../../checkpoint/checkpoint-store.js';
-import { openEntry, openSettled, sealEntry } from '../../checkpoint/codec.js';
+import { openEntry, openSettled } from '../../checkpoint/codec.js';
+import { sealAndStage, type SealedEntries } from './staging.js';
 import { createClient, type RedisCheckpointStoreOptions, type ScriptedClient } from './client.js';
 import { storeClosedError, translateRedisError, type RedisErrorContext } from './errors.js';
 import { CLAIM_COMMAND, CLAIM_SCRIPT, CLEAR_COMMAND, CLEAR_SCRIPT, WRITE_COMMAND, WRITE_SCRIPT } from './lua.js';
@@ -62,20 +63,6 @@ interface Keys {
 }
 
 const FENCED = /^WARDEN_FENCED (epoch|seq|claim) (\S+)/;
-
-/** Actor entries sealed between two turns of the event loop, and staged by one HSET (invariant 2). */
-const SEAL_CHUNK = 128;
-/** A staging hash outlives a write that never ran by this long (lua.ts invariant 6). */
-const STAGING_TTL_MS = 120_000;
-
-/** A staged write's failure, kept as a value until the write looks at it. */
-class StagingFailure {
-  constructor(readonly error: unknown) {}
-}
-
-function handled<T>(p: Promise<T>): Promise<T | StagingFailure> {
-  return p.catch((err: unknown) => new StagingFailure(err));
-}
 
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -230,42 +217,23 @@ export class RedisCheckpointStore implements CheckpointStore {
     const keys = this.keysOf(cp.scope);
     const wid = `${this.writerId}:${++this.writeCounter}`;
     // Invariant 2: what can fail on the client fails before the script is sent; a large write
-    // stages its entries ahead, chunk by chunk (lua.ts invariant 6).
-    const entries = Object.entries(cp.actors);
+    // stages its entries ahead, chunk by chunk (staging.ts).
     const staging = `${keys.actors}:staging:${wid}`;
-    const staged: Array<Promise<unknown>> = [];
-    let args: Array<string | number> = [];
-    let bytes = 0;
+    let sealed: SealedEntries;
     try {
-      for (let i = 0; i < entries.length; i++) {
-        if (i > 0 && i % SEAL_CHUNK === 0) {
-          // Handled at once (awaited below, after the last chunk): a failure while later chunks are sealed is no unhandled rejection.
-          staged.push(handled(this.client.hset(staging, ...(args as string[]))));
-          if (staged.length === 1) staged.push(handled(this.client.pexpire(staging, STAGING_TTL_MS)));
-          args = [];
-          await nextTurn();
-        }
-        const [key, snapshot] = entries[i]!;
-        const entry: ActorEntry = { key, snapshot, machineVersion: cp.machineVersion, seq: actorsSeq };
-        const sealed = sealActor(id, key, entry);
-        bytes += sealed.length;
-        args.push(key, sealed);
-      }
-      for (const p of staged) {
-        const r = await p;
-        if (r instanceof StagingFailure) throw r.error;
-      }
+      sealed = await sealAndStage(this.client, staging, id, cp.actors, cp.machineVersion, actorsSeq);
     } catch (err) {
-      if (staged.length > 0) this.client.del(staging).catch(() => undefined);
       throw err instanceof WardenError ? err : this.fencedOrTranslated(err, cp, id);
     }
+    const { inline, staged } = sealed;
+    let bytes = sealed.bytes;
     const after = `,"writtenAtMs":${JSON.stringify(this.clock.now())}}`;
     let count: number;
     try {
-      const reply = await this.client[WRITE_COMMAND](keys.meta, keys.actors, keys.claim, staging, String(cp.epoch), String(cp.seq), wid, before, after, args.length / 2, ...args, ...removed);
+      const reply = await this.client[WRITE_COMMAND](keys.meta, keys.actors, keys.claim, staging, String(cp.epoch), String(cp.seq), wid, before, after, inline.length / 2, ...inline, ...removed);
       count = Number(reply);
     } catch (err) {
-      if (staged.length > 0) this.client.del(staging).catch(() => undefined);
+      if (staged) this.client.del(staging).catch(() => undefined);
       throw this.fencedOrTranslated(err, cp, id);
     }
     bytes += 40 + before.length + String(count).length + after.length;
@@ -433,18 +401,6 @@ export class RedisCheckpointStore implements CheckpointStore {
       });
     }
     return translateRedisError(err, this.ctx('write', id));
-  }
-}
-
-function sealActor(id: string, key: string, entry: ActorEntry): string {
-  try {
-    return sealEntry(entry);
-  } catch (err) {
-    throw new WardenError('VALIDATION', `checkpoint ${id} actor ${key} is not serialisable: ${(err as Error).message}`, {
-      cause: err,
-      nonRetryable: true,
-      details: { scope: id, key },
-    });
   }
 }
 
