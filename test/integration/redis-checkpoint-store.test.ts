@@ -5,7 +5,7 @@
  * credentials kept out of errors and logs, the cluster-safe key layout (and the store working on
  * a real Cluster), byte-level compatibility with the shared codec, and driver errors translated.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -96,6 +96,26 @@ test('zombie fencing across two clients: the old owner is refused once the new o
   await t.throwsAsync(successor.readMeta(scope), { message: /closed/ });
 });
 
+/** `{ k0: 0, k1: 1, ... }`: `n` actor snapshots. */
+function numbered(n: number): Record<string, number> {
+  const actors: Record<string, number> = {};
+  for (let i = 0; i < n; i++) actors[`k${i}`] = i;
+  return actors;
+}
+
+/** A store on a client of the test's own, and a fresh scope; both dropped when the test ends. */
+function storeOfOwnClient(t: ExecutionContext): { scope: CheckpointScope; client: Redis; store: RedisCheckpointStore } {
+  const scope = uniqueScope();
+  const client = new Redis(URL_);
+  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
+  t.teardown(async () => {
+    await store.drop(scope);
+    await store.close();
+    client.disconnect();
+  });
+  return { scope, client, store };
+}
+
 /** Staging hashes of `scope` still in Redis (a large write sends its entries ahead to one). */
 async function stagingKeys(client: Redis, store: RedisCheckpointStore, scope: CheckpointScope): Promise<string[]> {
   return client.keys(`${store.keysOf(scope).actors}:staging:*`);
@@ -111,14 +131,7 @@ async function eventually(ok: () => Promise<boolean>): Promise<boolean> {
 }
 
 test('a large checkpoint is written whole, in one step for readers, and leaves no staging hash behind', async (t) => {
-  const scope = uniqueScope();
-  const client = new Redis(URL_);
-  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
-  t.teardown(async () => {
-    await store.drop(scope);
-    await store.close();
-    client.disconnect();
-  });
+  const { scope, client, store } = storeOfOwnClient(t);
   const actors: Record<string, { n: number }> = {};
   for (let i = 0; i < 1_000; i++) actors[`k${i}`] = { n: i };
   // A reader polling while the write stages its chunks sees the partition before it or after it.
@@ -138,17 +151,9 @@ test('a large checkpoint is written whole, in one step for readers, and leaves n
 });
 
 test('a refused large write changes nothing and removes what it staged', async (t) => {
-  const scope = uniqueScope();
-  const client = new Redis(URL_);
-  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
-  t.teardown(async () => {
-    await store.drop(scope);
-    await store.close();
-    client.disconnect();
-  });
+  const { scope, client, store } = storeOfOwnClient(t);
   await store.write({ scope, seq: 5, epoch: 2, machineVersion: '1', actors: { kept: 1 }, outbox: [] });
-  const actors: Record<string, number> = {};
-  for (let i = 0; i < 600; i++) actors[`k${i}`] = i;
+  const actors = numbered(600);
   await t.throwsAsync(store.write({ scope, seq: 6, epoch: 1, machineVersion: '1', actors, outbox: [] }), { instanceOf: CheckpointFencedError });
   t.true(await eventually(async () => (await stagingKeys(client, store, scope)).length === 0), 'staging hash removed');
   t.like(await store.readMeta(scope), { seq: 5, epoch: 2, actorCount: 1 });
@@ -156,17 +161,9 @@ test('a refused large write changes nothing and removes what it staged', async (
 });
 
 test('a large write whose last snapshot cannot be serialised changes nothing and removes what it staged', async (t) => {
-  const scope = uniqueScope();
-  const client = new Redis(URL_);
-  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
-  t.teardown(async () => {
-    await store.drop(scope);
-    await store.close();
-    client.disconnect();
-  });
+  const { scope, client, store } = storeOfOwnClient(t);
   await store.write({ scope, seq: 5, epoch: 1, machineVersion: '1', actors: { kept: 1 }, outbox: [] });
-  const actors: Record<string, unknown> = {};
-  for (let i = 0; i < 600; i++) actors[`k${i}`] = i;
+  const actors: Record<string, unknown> = numbered(600);
   actors.bad = { n: 10n }; // BigInt: not JSON
   await t.throwsAsync(store.write({ scope, seq: 6, epoch: 1, machineVersion: '1', actors: actors as Record<string, number>, outbox: [] }), { code: 'VALIDATION', message: /actor bad is not serialisable/ });
   t.true(await eventually(async () => (await stagingKeys(client, store, scope)).length === 0), 'staging hash removed');
@@ -175,14 +172,7 @@ test('a large write whose last snapshot cannot be serialised changes nothing and
 });
 
 test('a staged chunk that fails rejects the write, raises no unhandled rejection, and changes nothing', async (t) => {
-  const scope = uniqueScope();
-  const client = new Redis(URL_);
-  const store = new RedisCheckpointStore({ redis: client, logger: silentLogger });
-  t.teardown(async () => {
-    await store.drop(scope);
-    await store.close();
-    client.disconnect();
-  });
+  const { scope, client, store } = storeOfOwnClient(t);
   await store.write({ scope, seq: 5, epoch: 1, machineVersion: '1', actors: { kept: 1 }, outbox: [] });
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
@@ -191,8 +181,7 @@ test('a staged chunk that fails rejects the write, raises no unhandled rejection
   // The first staged chunk fails at once, while the later ones are still being sealed.
   const hset = client.hset.bind(client);
   (client as unknown as { hset: (...a: unknown[]) => Promise<number> }).hset = () => Promise.reject(new Error('staging refused'));
-  const actors: Record<string, number> = {};
-  for (let i = 0; i < 1_000; i++) actors[`k${i}`] = i;
+  const actors = numbered(1_000);
   const err = await t.throwsAsync(store.write({ scope, seq: 6, epoch: 1, machineVersion: '1', actors, outbox: [] }));
   t.regex(describeError(err), /staging refused/);
   (client as unknown as { hset: typeof hset }).hset = hset;

@@ -8,7 +8,8 @@ import { assign, emit, sendParent, sendTo, setup, type AnyActorRef } from 'xstat
 import { ActorHost } from '../../lib/actor/actor-host.js';
 import { SharedActorSystem } from '../../lib/actor/actor-system.js';
 import { SimulatedClock } from '../../lib/core/clock.js';
-import { defineActor, fromCall, type CallTarget } from '../../lib/index.js';
+import { defineActor, type CallTarget } from '../../lib/index.js';
+import { payer } from '../helpers/payer.js';
 
 /** Counts `tick`s; `arm` arms a 1 s `after` that emits `rang` and ends (`rung` is final); `boom` throws. */
 const bell = defineActor({
@@ -126,35 +127,13 @@ test('two keys may each have a child with the same systemId, and system.get find
 
 test('guarded calls of two keys in one system are numbered and resolved per key', (t) => {
   const charge: CallTarget<{ amount: number }, { receipt: string }> = { name: 'charge', call: () => Promise.resolve({ receipt: 'never run here' }) };
-  const payer = defineActor({
-    name: 'payer',
-    events: { pay: null },
-    machine: setup({
-      types: { context: {} as { receipts: string[] }, events: {} as { type: 'pay'; amount: number } },
-      actors: { charge: fromCall(charge) },
-    }).createMachine({
-      id: 'payer',
-      initial: 'idle',
-      context: { receipts: [] },
-      states: {
-        idle: { on: { pay: 'paying' } },
-        paying: {
-          invoke: {
-            id: 'charge',
-            src: 'charge',
-            input: ({ event }) => ({ amount: (event as { amount: number }).amount }),
-            onDone: { target: 'idle', actions: assign({ receipts: ({ context, event }) => [...context.receipts, event.output.receipt] }) },
-          },
-        },
-      },
-    }),
-  });
+  const payerOf = payer(charge);
   const clock = new SimulatedClock(0);
   const system = new SharedActorSystem(clock);
-  const a = new ActorHost(payer, 'a', { clock, system });
-  const b = new ActorHost(payer, 'b', { clock, system });
-  a.handle({ type: 'pay', amount: 5 }, 10);
-  b.handle({ type: 'pay', amount: 7 }, 11);
+  const a = new ActorHost(payerOf, 'a', { clock, system });
+  const b = new ActorHost(payerOf, 'b', { clock, system });
+  a.handle({ type: 'add', amount: 5 }, 10);
+  b.handle({ type: 'add', amount: 7 }, 11);
   const [ra] = a.takeCallRequests();
   const [rb] = b.takeCallRequests();
   t.like(ra, { id: '10.0', name: 'charge', input: { amount: 5 }, path: 'charge' });

@@ -14,6 +14,7 @@ import test from 'ava';
 import { assign, setup } from 'xstate';
 import { defineActor, fromCall, type CallTarget } from '../../lib/index.js';
 import { advance, rareCuts } from '../helpers/interleaving.js';
+import { payer } from '../helpers/payer.js';
 import { ctxOf, records, Rig, settle } from '../helpers/worker-rig.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -52,34 +53,6 @@ function initialCaller(charge: CallTarget<{ amount: number }, { receipt: string 
           on: { poke: {} },
         },
         paid: { on: { poke: {} } },
-      },
-    }),
-  });
-}
-
-/** `add` pays through the call; `cancel` leaves the state (as in worker-calls.test.ts). */
-function payer(charge: CallTarget<{ amount: number }, { receipt: string }>) {
-  return defineActor({
-    name: 'counter',
-    events: { add: null, cancel: null },
-    machine: setup({
-      types: { context: {} as { receipts: string[] }, events: {} as { type: 'add'; amount: number } | { type: 'cancel' } },
-      actors: { charge: fromCall(charge) },
-    }).createMachine({
-      id: 'payer',
-      initial: 'idle',
-      context: { receipts: [] },
-      states: {
-        idle: { on: { add: 'paying' } },
-        paying: {
-          invoke: {
-            id: 'charge',
-            src: 'charge',
-            input: ({ event }) => ({ amount: (event as { amount: number }).amount }),
-            onDone: { target: 'idle', actions: assign({ receipts: ({ context, event }) => [...context.receipts, event.output.receipt] }) },
-          },
-          on: { cancel: 'idle' },
-        },
       },
     }),
   });
