@@ -73,7 +73,9 @@ export interface NodeOptions {
   /**
    * How often a partition applying a backlog yields to the event loop, so acknowledgements and
    * checkpoint replies are read meanwhile: after `inputs` inputs or `ms` milliseconds, whichever
-   * comes first. Fewer yields: a little more throughput, later replies. @default { inputs: 64, ms: 2 }
+   * comes first. The `ms` rule is not applied after the last input of a read that emptied the
+   * reader's buffer (the next read waits for the event loop anyway). Fewer yields: a little more
+   * throughput, later replies. @default { inputs: 64, ms: 2 }
    */
   yieldEvery?: { inputs?: number; ms?: number };
   /**

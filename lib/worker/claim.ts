@@ -96,12 +96,12 @@ export class RetentionWatch {
   /**
    * After the reader delivered `firstDelivered` while everything up to `readSeq` had been read:
    * checks the stream at once if that left a gap while retention is near. Throws `LOG_TRUNCATED`
-   * by the policy; returns otherwise.
+   * by the policy; returns otherwise (undefined, no promise, when there is nothing to check).
    */
-  async afterRead(readSeq: number, firstDelivered: number, gapInside: boolean): Promise<void> {
-    if (firstDelivered <= readSeq + 1 && !gapInside) return;
-    if (this.firstSeq + this.window < readSeq) return; // retention far behind: nothing can be lost
-    await this.tick(readSeq);
+  afterRead(readSeq: number, firstDelivered: number, gapInside: boolean): Promise<void> | undefined {
+    if (firstDelivered <= readSeq + 1 && !gapInside) return undefined;
+    if (this.firstSeq + this.window < readSeq) return undefined; // retention far behind: nothing can be lost
+    return this.tick(readSeq);
   }
 
   /** At every tick: reads the stream's first sequence and compares it with `readSeq`. */

@@ -34,6 +34,9 @@ import { KeyRestarts } from './key-restarts.js';
 import type { WorkerConfig } from './options.js';
 import { isUnusableCheckpoint, loadActor, rebuildActor, type RestoreContext } from './replay.js';
 
+/** No entry prefetched: one shared empty map. */
+const NOTHING_PREFETCHED = new Map<string, Promise<ActorEntry | undefined>>(); // never added to: a load only deletes from it
+
 /**
  * Thrown by a step to refuse its own result (its outputs cannot be routed): the step is rolled
  * back (the actor rebuilt to before the input) and reported `rejected`.
@@ -97,7 +100,7 @@ export class KeyedActors {
   readonly poisoned = new Set<number>();
   private readonly restarts: KeyRestarts;
   /** Invariant 20: entries read ahead for the batch being applied, by key. */
-  private prefetched = new Map<string, Promise<ActorEntry | undefined>>();
+  private prefetched = NOTHING_PREFETCHED;
   crashes = 0;
   passivated = 0;
   compacted = 0;
@@ -231,14 +234,19 @@ export class KeyedActors {
   /**
    * Invariant 20: reads the checkpoint entries of `keys` not in memory, every request at once;
    * replaces what an earlier batch prefetched. Resolves when all are read (failures are kept for
-   * the load that uses them).
+   * the load that uses them); undefined when every key is in memory (nothing to wait for).
    */
-  async prefetch(keys: Iterable<string>): Promise<void> {
-    const missing: string[] = [];
-    for (const key of keys) if (!this.actors.has(key) && !this.compact.has(key)) missing.push(key);
+  prefetch(keys: Iterable<string>): Promise<void> | undefined {
+    let missing: string[] | undefined;
+    for (const key of keys) if (!this.actors.has(key) && !this.compact.has(key)) (missing ??= []).push(key);
+    if (missing === undefined) {
+      // Every key is in memory (the common case): nothing to read, no promise.
+      if (this.prefetched.size > 0) this.prefetched = NOTHING_PREFETCHED;
+      return undefined;
+    }
     const ctx = this.owner.restoreContext();
     this.prefetched = readEntries(ctx.store, ctx.scope, missing);
-    await Promise.allSettled(this.prefetched.values());
+    return Promise.allSettled(this.prefetched.values()).then(() => undefined);
   }
 
   /** Loads `key` (a restored cut listed it with pending calls); no-op if it is in memory. */

@@ -52,7 +52,10 @@
  * 21. Inputs to actors in memory are applied without a promise per input (keyed-actors invariant
  *     21); the loop yields to the event loop after `yieldEvery.inputs` inputs or `yieldEvery.ms`
  *     of clock time, whichever comes first, so acknowledgements and checkpoint replies are read
- *     while a backlog is applied. A cut is never taken inside an input (checkpointer invariant 1).
+ *     while a backlog is applied. After the last input of a batch smaller than `batchSize` (it
+ *     emptied the reader's buffer) the time rule is not applied: the next read waits for the
+ *     event loop anyway, and the count rule still bounds a loop whose reads never wait. A cut is
+ *     never taken inside an input (checkpointer invariant 1).
  */
 import type { ActorHost } from '../actor/actor-host.js';
 import { sleep, type TimerHandle } from '../core/clock.js';
@@ -303,12 +306,14 @@ export class PartitionWorker implements ActorsOwner, InputOwner {
         if (this.reader!.closed) throw new WardenError('TRANSPORT_CLOSED', `the reader of ${c.where} on stream ${c.stage.stream} was closed while the partition ran`);
         continue;
       }
-      await this.retention!.afterRead(this.readSeq, first.seq, last.seq - first.seq + 1 > msgs.length);
+      const checking = this.retention!.afterRead(this.readSeq, first.seq, last.seq - first.seq + 1 > msgs.length);
+      if (checking) await checking;
       this.readSeq = Math.max(this.readSeq, last.seq);
       if (c.commitBeforeApply && last.seq > this.aheadSeq) await this.commitAhead(last.seq);
       // Invariant 20 (keyed-actors.ts): decode the batch once, read the entries of its keys not in memory together.
       const { envs, keys } = decodeBatch(msgs, this.appliedSeq);
-      await this.actors.prefetch(keys);
+      const loading = this.actors.prefetch(keys);
+      if (loading) await loading;
       for (let i = 0; i < msgs.length; i++) {
         const msg = msgs[i]!;
         if (this.state !== 'running') return; // stopping: the input in hand is finished, the rest stays in the log
@@ -316,7 +321,8 @@ export class PartitionWorker implements ActorsOwner, InputOwner {
         const pending = applyMessage(this, msg, envs[i]);
         if (pending) await pending;
         if (this.outbox.full && this.state === 'running') await this.outbox.drained();
-        if (++this.sinceYield >= c.yieldEvery.inputs || c.clock.now() - this.yieldedAt >= c.yieldEvery.ms) await this.yieldToIo(); // invariant 21
+        const drained = i === msgs.length - 1 && msgs.length < c.batchSize; // invariant 21
+        if (++this.sinceYield >= c.yieldEvery.inputs || (!drained && c.clock.now() - this.yieldedAt >= c.yieldEvery.ms)) await this.yieldToIo();
       }
     }
   }

@@ -78,6 +78,8 @@ export interface WorkerOverrides {
   epoch?: number;
   failpoint?: PartitionWorkerOptions['failpoint'];
   maxOutboxSize?: number;
+  batchSize?: number;
+  yieldEvery?: PartitionWorkerOptions['yieldEvery'];
 }
 
 /** One pipeline on its own clock, transport and store. */
@@ -125,6 +127,8 @@ export class Rig {
       ...(o.epoch === undefined ? {} : { epoch: o.epoch }),
       ...(o.failpoint === undefined ? {} : { failpoint: o.failpoint }),
       ...(o.maxOutboxSize === undefined ? {} : { maxOutboxSize: o.maxOutboxSize }),
+      ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }),
+      ...(o.yieldEvery === undefined ? {} : { yieldEvery: o.yieldEvery }),
       onEvent: (e) => events.push(e),
     });
     return { worker, events };
