@@ -199,47 +199,70 @@ function checkPlainObject(value: unknown, path: string): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || !isPlain(value)) {
     refuse(path, `must be a plain object of JSON values, got ${describe(value)}`);
   }
-  checkJson(value, path, []);
+  checkJson(value, [path], []);
+}
+
+/**
+ * Where a value sits, as the parts of its path: the root's name, then property names and array
+ * indexes. The path is spelled only when a value is refused, so a valid payload builds no string.
+ */
+type PathParts = Array<string | number>;
+
+function spell(parts: PathParts): string {
+  let out = String(parts[0]);
+  for (let i = 1; i < parts.length; i++) {
+    const p = parts[i]!;
+    out += typeof p === 'number' ? `[${p}]` : `.${p}`;
+  }
+  return out;
 }
 
 /** Refuses what `JSON.stringify` would throw on, or silently change: the path names the first such value. */
-function checkJson(value: unknown, path: string, ancestors: object[]): void {
+function checkJson(value: unknown, at: PathParts, ancestors: object[]): void {
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return;
     case 'number':
-      if (!Number.isFinite(value)) refuse(path, `is ${value}, which JSON cannot hold (it would become null)`);
+      if (!Number.isFinite(value)) refuse(spell(at), `is ${value}, which JSON cannot hold (it would become null)`);
       return;
     case 'bigint':
-      refuse(path, `is a BigInt (${value}n), which JSON cannot hold: send it as a string or a number`);
+      refuse(spell(at), `is a BigInt (${value}n), which JSON cannot hold: send it as a string or a number`);
       break;
     case 'object': {
       if (value === null) return;
-      if (ancestors.includes(value)) refuse(path, 'refers back to an object that contains it (a cycle), which JSON cannot hold');
+      if (ancestors.includes(value)) refuse(spell(at), 'refers back to an object that contains it (a cycle), which JSON cannot hold');
       if (Array.isArray(value)) {
         ancestors.push(value);
-        value.forEach((item: unknown, i) => {
-          if (item === undefined) refuse(`${path}[${i}]`, 'is undefined, which JSON turns into null in an array');
-          checkJson(item, `${path}[${i}]`, ancestors);
-        });
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i];
+          at.push(i);
+          if (item === undefined) refuse(spell(at), 'is undefined, which JSON turns into null in an array');
+          checkJson(item, at, ancestors);
+          at.pop();
+        }
         ancestors.pop();
         return;
       }
       if (!isPlain(value)) {
         const hint = value instanceof Date ? ' (send date.getTime() or date.toISOString())' : '';
-        refuse(path, `is ${describe(value)}, not a plain JSON object${hint}`);
+        refuse(spell(at), `is ${describe(value)}, not a plain JSON object${hint}`);
       }
       ancestors.push(value);
-      for (const [k, v] of Object.entries(value)) {
-        if (v !== undefined) checkJson(v, `${path}.${k}`, ancestors);
+      const record = value as Record<string, unknown>;
+      for (const k of Object.keys(record)) {
+        const v = record[k];
+        if (v === undefined) continue;
+        at.push(k);
+        checkJson(v, at, ancestors);
+        at.pop();
       }
       ancestors.pop();
       return;
     }
     default:
       // undefined at the top of an array item is handled above; functions and symbols never serialise.
-      refuse(path, `is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, which JSON cannot hold`);
+      refuse(spell(at), `is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, which JSON cannot hold`);
   }
 }
 

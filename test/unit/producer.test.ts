@@ -114,6 +114,9 @@ test('ingest refuses every malformed field with a ValidationError naming it, and
     [{ key: 'a', type: 'add', payload: { at: new Date(0) } }, 'input.payload.at'],
     [{ key: 'a', type: 'add', payload: { amount: Number.NaN } }, 'input.payload.amount'],
     [{ key: 'a', type: 'add', payload: { items: [1, undefined] } }, 'input.payload.items[1]'],
+    // eslint-disable-next-line no-sparse-arrays -- a hole, which JSON would turn into null
+    [{ key: 'a', type: 'add', payload: { items: [1, , 3] } }, 'input.payload.items[1]'],
+    [{ key: 'a', type: 'add', payload: { rows: [{ ok: true }, { cells: [0, { v: Number.NaN }] }] } }, 'input.payload.rows[1].cells[1].v'],
     [{ key: 'a', type: 'add', payload: { f: () => 1 } }, 'input.payload.f'],
     [{ key: 'a', type: 'add', payload: { deep: [{ n: 1n }] } }, 'input.payload.deep[0].n'],
     [{ key: 'a', type: 'add', headers: { trace: 7 } }, 'input.headers.trace'],
