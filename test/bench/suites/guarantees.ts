@@ -39,7 +39,10 @@
  *    (`performance.timeOrigin + performance.now()`) as `ts`, which A's output keeps. Latency =
  *    receipt of A's output by a raw ordered consumer of B's stream - send time, p50/p99. Alongside
  *    (extra figures): send time -> B's apply of A's output. Baseline: raw `js.publish` (with a
- *    msgID) -> ordered consumer of the same stream, same rate, warm-up and span.
+ *    msgID) -> ordered consumer of the same stream, same rate, warm-up and span. In a full run this
+ *    part runs in a child process (the parent's flags, `BENCH_GUARANTEES_ONLY=latency`), as the memory
+ *    part does: a node running the hop, not one whose heap still holds what the throughput sides and
+ *    BullMQ left behind (their mark-compacts would land in the measured seconds).
  * 3. Memory, in a child process started with `--expose-gc` (the parent's tsx flags plus that,
  *    so the heap holds nothing of the runs above): a node on the embedded in-memory transport and
  *    store drives 50k distinct keys once each through the counter. After the last checkpoint
@@ -574,6 +577,55 @@ async function rawLatency(jsm: JetStreamManager, js: JetStreamClient, stream: st
   return summarize(lat, LAT_WARMUP);
 }
 
+/** The latency figures of a run (JSON keys of the suite). */
+type LatencyFigures = {
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencyP50At10kMs: number;
+  latencyP99At10kMs: number;
+  applyLatencyP50Ms: number;
+  applyLatencyP99Ms: number;
+  firstApplyLatencyP50Ms: number;
+  firstApplyLatencyP99Ms: number;
+  rawLatencyP50Ms: number;
+  rawLatencyP99Ms: number;
+};
+
+type WardenLatency = Awaited<ReturnType<typeof wardenLatency>>;
+
+function latencyFigures(raw: Latency, lat: WardenLatency, lat10k: WardenLatency): LatencyFigures {
+  const ms = (x: number): number => Number(x.toFixed(3));
+  return {
+    latencyP50Ms: ms(lat.hop.p50),
+    latencyP99Ms: ms(lat.hop.p99),
+    latencyP50At10kMs: ms(lat10k.hop.p50),
+    latencyP99At10kMs: ms(lat10k.hop.p99),
+    applyLatencyP50Ms: ms(lat.apply.p50),
+    applyLatencyP99Ms: ms(lat.apply.p99),
+    firstApplyLatencyP50Ms: ms(lat.firstApply.p50),
+    firstApplyLatencyP99Ms: ms(lat.firstApply.p99),
+    rawLatencyP50Ms: ms(raw.p50),
+    rawLatencyP99Ms: ms(raw.p99),
+  };
+}
+
+/**
+ * The latency part of a full run, in a child process (`BENCH_GUARANTEES_ONLY=latency`, the parent's
+ * flags): a node that runs the hop, not one whose heap still holds what eight throughput sides and
+ * BullMQ left (its mark-compacts then land in the measured seconds).
+ */
+async function latencyInChild(): Promise<LatencyFigures> {
+  const runner = fileURLToPath(new URL('../run.ts', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, runner, 'guarantees', '--json'], {
+    env: { ...process.env, BENCH_GUARANTEES_ONLY: 'latency' },
+    timeout: 300_000,
+    maxBuffer: 1 << 20,
+  });
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  const { suite: _suite, ...figures } = JSON.parse(last) as LatencyFigures & { suite: string };
+  return figures;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Memory (child process with --expose-gc)
 
@@ -772,7 +824,7 @@ export const guarantees: Suite = {
             [`publish -> A's apply, p50 / p99 ms`, `${lat.firstApply.p50.toFixed(3)} / ${lat.firstApply.p99.toFixed(3)}`],
             [`raw js.publish -> ordered consumer at ${RATE}/s, p50 / p99 ms`, `${rawLat.p50.toFixed(3)} / ${rawLat.p99.toFixed(3)}`],
           ],
-          figures: { latencyP50Ms: Number(lat.hop.p50.toFixed(3)), latencyP99Ms: Number(lat.hop.p99.toFixed(3)), latencyP99At10kMs: Number(lat10k.hop.p99.toFixed(3)), rawLatencyP99Ms: Number(rawLat.p99.toFixed(3)) },
+          figures: latencyFigures(rawLat, lat, lat10k),
         };
       }
       const t0 = performance.now();
@@ -857,13 +909,8 @@ export const guarantees: Suite = {
       const bull = await bullmq(bullPrefix, log);
       log(`  BullMQ: ${fmt(bull)} jobs/s`);
 
-      const hopName = `${base}-hop`;
-      const rawLat = await rawLatency(jsm, js, `${base}-rawlat`);
-      log(`  raw publish -> consume at ${RATE}/s: p50 ${rawLat.p50.toFixed(3)} ms, p99 ${rawLat.p99.toFixed(3)} ms (${rawLat.samples} samples)`);
-      const lat = await wardenLatency(b, hopName);
-      log(`  warden hop at ${RATE}/s: p50 ${lat.hop.p50.toFixed(3)} ms, p99 ${lat.hop.p99.toFixed(3)} ms (${lat.hop.samples} samples)`);
-      const lat10k = await wardenLatency(b, `${hopName}-10k`, RATE_HIGH);
-      log(`  warden hop at ${RATE_HIGH}/s: p50 ${lat10k.hop.p50.toFixed(3)} ms, p99 ${lat10k.hop.p99.toFixed(3)} ms (${lat10k.hop.samples} samples)`);
+      const latFig = await latencyInChild();
+      log(`  raw publish -> consume at ${RATE}/s: p50 ${latFig.rawLatencyP50Ms} ms, p99 ${latFig.rawLatencyP99Ms} ms; warden hop at ${RATE}/s: p50 ${latFig.latencyP50Ms} ms, p99 ${latFig.latencyP99Ms} ms; at ${RATE_HIGH}/s: p99 ${latFig.latencyP99At10kMs} ms (child process)`);
 
       const mem = await memory();
 
@@ -893,12 +940,12 @@ export const guarantees: Suite = {
           [`checkpoint overhead: with / without checkpoints (goal >= 0.97)`, `${cpRatio.toFixed(3)} ${goal(cpRatio >= 0.97)}`],
           ['warden exactly-once, metrics off / scraped every second, events/s', `${fmt(metricsOff)} / ${fmt(metricsScraped)}`],
           [`metrics cost: scraped every second / off (goal >= 0.97)`, `${ratio(metricsScraped, metricsOff).toFixed(3)} ${goal(metricsScraped >= 0.97 * metricsOff)}`],
-          [`hop A -> B's stream at ${RATE}/s, exactly-once, p50 ms (goal < 1)`, `${lat.hop.p50.toFixed(3)} ${goal(lat.hop.p50 < 1)}`],
-          [`hop A -> B's stream at ${RATE}/s, exactly-once, p99 ms (goal < 5)`, `${lat.hop.p99.toFixed(3)} ${goal(lat.hop.p99 < 5)}`],
-          [`publish -> B's apply, p50 / p99 ms`, `${lat.apply.p50.toFixed(3)} / ${lat.apply.p99.toFixed(3)}`],
-          [`publish -> A's apply, p50 / p99 ms`, `${lat.firstApply.p50.toFixed(3)} / ${lat.firstApply.p99.toFixed(3)}`],
-          [`hop A -> B's stream at ${RATE_HIGH}/s, exactly-once, p50 / p99 ms`, `${lat10k.hop.p50.toFixed(3)} / ${lat10k.hop.p99.toFixed(3)}`],
-          [`raw js.publish -> ordered consumer at ${RATE}/s, p50 / p99 ms`, `${rawLat.p50.toFixed(3)} / ${rawLat.p99.toFixed(3)}`],
+          [`hop A -> B's stream at ${RATE}/s, exactly-once, p50 ms (goal < 1)`, `${latFig.latencyP50Ms.toFixed(3)} ${goal(latFig.latencyP50Ms < 1)}`],
+          [`hop A -> B's stream at ${RATE}/s, exactly-once, p99 ms (goal < 5)`, `${latFig.latencyP99Ms.toFixed(3)} ${goal(latFig.latencyP99Ms < 5)}`],
+          [`publish -> B's apply, p50 / p99 ms`, `${latFig.applyLatencyP50Ms.toFixed(3)} / ${latFig.applyLatencyP99Ms.toFixed(3)}`],
+          [`publish -> A's apply, p50 / p99 ms`, `${latFig.firstApplyLatencyP50Ms.toFixed(3)} / ${latFig.firstApplyLatencyP99Ms.toFixed(3)}`],
+          [`hop A -> B's stream at ${RATE_HIGH}/s, exactly-once, p50 / p99 ms`, `${latFig.latencyP50At10kMs.toFixed(3)} / ${latFig.latencyP99At10kMs.toFixed(3)}`],
+          [`raw js.publish -> ordered consumer at ${RATE}/s, p50 / p99 ms`, `${latFig.rawLatencyP50Ms.toFixed(3)} / ${latFig.rawLatencyP99Ms.toFixed(3)}`],
           [`heap bytes per live actor (goal < 4096)`, `${fmt(mem.bytesPerActiveActor)} ${goal(mem.bytesPerActiveActor < 4096)}`],
           [`  the same machine as a bare xstate actor (createActor + start + send), bytes`, fmt(mem.bytesPerBareXstateActor)],
           [`  + embedded store's sealed copy, bytes per actor`, fmt(mem.storeBytesPerActor)],
@@ -927,15 +974,7 @@ export const guarantees: Suite = {
           exactlyOnceVsRaw: ratio(eo, rawPerSec),
           atLeastOnceVsRaw: ratio(alo, rawPerSec),
           exactlyOnceVsBullmq: ratio(eo, bull),
-          latencyP50Ms: Number(lat.hop.p50.toFixed(3)),
-          latencyP99Ms: Number(lat.hop.p99.toFixed(3)),
-          latencyP50At10kMs: Number(lat10k.hop.p50.toFixed(3)),
-          latencyP99At10kMs: Number(lat10k.hop.p99.toFixed(3)),
-          applyLatencyP50Ms: Number(lat.apply.p50.toFixed(3)),
-          applyLatencyP99Ms: Number(lat.apply.p99.toFixed(3)),
-          firstApplyLatencyP99Ms: Number(lat.firstApply.p99.toFixed(3)),
-          rawLatencyP50Ms: Number(rawLat.p50.toFixed(3)),
-          rawLatencyP99Ms: Number(rawLat.p99.toFixed(3)),
+          ...latFig,
           bytesPerActiveActor: mem.bytesPerActiveActor,
           bytesPerBareXstateActor: mem.bytesPerBareXstateActor,
           storeBytesPerActor: mem.storeBytesPerActor,
