@@ -4,7 +4,8 @@
  *
  *   lag                 a partition's lag above `lagAbove` inputs (checked every `pollMs`)
  *   checkpoint-failing  `checkpointFailures` consecutive failed checkpoints of a partition
- *   checkpoint-stale    a partition's checkpoint older than `checkpointAgeMs` (checked every `pollMs`)
+ *   checkpoint-stale    a partition's checkpoint older than `checkpointAgeMs` while it holds applied
+ *                       inputs that checkpoint does not cover (checked every `pollMs`)
  *   restart-intensity   a supervisor gave up: restarts beyond its intensity (the stage, or the node)
  *   dead-letters        dead letters arriving on a partition; resolved after `deadLetterQuietMs` without one
  *   call-failures       a guarded call's `alertAfter` consecutive failures (its own `alert` event)
@@ -192,10 +193,12 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
       const at = where(p.stage, p.partition);
       if (lagAbove > 0 && p.lag > lagAbove) raise(`lag ${at}`, { alert: 'lag', severity: 'warning', stage: p.stage, partition: p.partition, value: p.lag, bound: lagAbove, message: `${at} is ${p.lag} inputs behind its log (bound ${lagAbove})` });
       else resolve(`lag ${at}`);
-      if (checkpointAgeMs > 0 && p.running && p.checkpointAgeMs > checkpointAgeMs) {
-        raise(`checkpoint-stale ${at}`, { alert: 'checkpoint-stale', severity: 'warning', stage: p.stage, partition: p.partition, value: p.checkpointAgeMs, bound: checkpointAgeMs, message: `the last checkpoint of ${at} is ${Math.round(p.checkpointAgeMs / 1000)} s old (bound ${Math.round(checkpointAgeMs / 1000)} s)` });
-      } else if (p.checkpointAgeMs <= checkpointAgeMs) {
-        resolve(`checkpoint-stale ${at}`);
+      // An idle partition whose last checkpoint covers everything it applied is not stale, however old that checkpoint.
+      const uncovered = p.appliedSeq > p.checkpointSeq;
+      if (checkpointAgeMs > 0 && p.running && uncovered && p.checkpointAgeMs > checkpointAgeMs) {
+        raise(`checkpoint-stale ${at}`, { alert: 'checkpoint-stale', severity: 'warning', stage: p.stage, partition: p.partition, value: p.checkpointAgeMs, bound: checkpointAgeMs, message: `the last checkpoint of ${at} is ${Math.round(p.checkpointAgeMs / 1000)} s old (bound ${Math.round(checkpointAgeMs / 1000)} s) and does not cover inputs up to seq ${p.appliedSeq}` });
+      } else if (p.checkpointAgeMs <= checkpointAgeMs || (p.running && !uncovered)) {
+        resolve(`checkpoint-stale ${at}`); // not while the partition restarts: its age says it all then
       }
     }
   }

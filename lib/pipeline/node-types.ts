@@ -153,7 +153,10 @@ export interface PartitionStatus extends WorkerStats {
   restarts: number;
   /** Inputs in the log not yet applied. */
   lag: number;
-  /** Time since the last successful checkpoint of this incarnation (since its start before the first). */
+  /**
+   * Time since the partition's last successful checkpoint on this node, whichever incarnation wrote it
+   * (since the node began running the partition, before the first): a restart does not reset it.
+   */
   checkpointAgeMs: number;
 }
 

@@ -45,7 +45,10 @@ interface Slot {
   /** Dead letters by reason, every incarnation on this node. */
   deadLetters: Map<string, number>;
   incarnations: number;
-  startedAtMs: number;
+  /** When this node began running the partition (created, or gained under an ownership). */
+  sinceMs: number;
+  /** When a checkpoint of the partition last landed on this node, any incarnation; 0 before the first since `sinceMs`. */
+  lastCheckpointAtMs: number;
   down: PartitionDown | undefined;
   /** In the tree now (always, without an ownership). */
   held: boolean;
@@ -87,7 +90,7 @@ export class NodePartitions {
     for (const stage of pipeline.stages) {
       this.stageMetrics.set(stage.name, { latency: new Histogram(LATENCY_BOUNDS_MS), checkpointDuration: new Histogram(CHECKPOINT_BOUNDS_MS) });
       for (let partition = 0; partition < stage.partitions; partition++) {
-        this.slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, before: zeroTotals(), deadLetters: new Map(), incarnations: 0, startedAtMs: clock.now(), down: undefined, held: !dynamic });
+        this.slots.set(`${stage.name}/${partition}`, { stage: stage.name, partition, worker: undefined, before: zeroTotals(), deadLetters: new Map(), incarnations: 0, sinceMs: clock.now(), lastCheckpointAtMs: 0, down: undefined, held: !dynamic });
       }
     }
     const { intensity, periodMs, backoff } = compiled.supervision;
@@ -125,7 +128,10 @@ export class NodePartitions {
     return actorGroup({
       pipeline, stage, partition, transport: this.x.transport, checkpointStore: this.x.store,
       onEvent: (e) => {
-        if (e.type === 'checkpoint') metrics.checkpointDuration.observe(e.durationMs);
+        if (e.type === 'checkpoint') {
+          metrics.checkpointDuration.observe(e.durationMs);
+          slot.lastCheckpointAtMs = clock.now(); // kept across incarnations: a restart does not make the partition's state younger
+        }
         else if (e.type === 'dead-letter') slot.deadLetters.set(e.reason, (slot.deadLetters.get(e.reason) ?? 0) + 1);
         logLifecycle(logger, e, slot.worker?.epoch ?? 0);
         emit(e);
@@ -143,7 +149,6 @@ export class NodePartitions {
         retire(slot);
         slot.worker = worker;
         slot.incarnations++;
-        slot.startedAtMs = clock.now();
         slot.down = undefined;
       },
       onDown: (down) => {
@@ -167,6 +172,8 @@ export class NodePartitions {
     if (!slot || slot.held) return;
     slot.held = true;
     slot.down = undefined;
+    slot.sinceMs = this.x.clock.now();
+    slot.lastCheckpointAtMs = 0;
     try {
       await this.supervisor.supervisorOf(stageName).startChild(this.groupOf(stageName, partition));
     } catch (err) {
@@ -224,7 +231,7 @@ export class NodePartitions {
           totals: totalsOf(slot, stats),
           deadLettersByReason: Object.fromEntries(slot.deadLetters),
           lag: stats ? Math.max(0, last - stats.appliedSeq) : last,
-          checkpointAgeMs: clock.now() - (base.lastCheckpointAtMs || slot.startedAtMs),
+          checkpointAgeMs: clock.now() - (slot.lastCheckpointAtMs || slot.sinceMs),
         };
       }),
     );

@@ -19,11 +19,13 @@ import { FlakyCheckpoints } from '../helpers/flaky-checkpoints.js';
 import { counter } from '../helpers/counter.js';
 
 /** A node whose status and events the test sets: what the watcher reads of a node. */
-function fakeNode(): { node: WardenNode; lag: number; ageMs: number; emit(e: NodeEvent): void } {
+function fakeNode(): { node: WardenNode; lag: number; ageMs: number; appliedSeq: number; checkpointSeq: number; emit(e: NodeEvent): void } {
   const listeners = new Set<(e: NodeEvent) => void>();
   const state = {
     lag: 0,
     ageMs: 0,
+    appliedSeq: 10,
+    checkpointSeq: 5,
     emit: (e: NodeEvent) => listeners.forEach((l) => l(e)),
     node: undefined as unknown as WardenNode,
   };
@@ -33,7 +35,7 @@ function fakeNode(): { node: WardenNode; lag: number; ageMs: number; emit(e: Nod
       listeners.add(l);
       return () => listeners.delete(l);
     },
-    status: () => Promise.resolve([{ stage: 'orders', partition: 0, local: true, running: true, lag: state.lag, checkpointAgeMs: state.ageMs } as PartitionStatus]),
+    status: () => Promise.resolve([{ stage: 'orders', partition: 0, local: true, running: true, lag: state.lag, checkpointAgeMs: state.ageMs, appliedSeq: state.appliedSeq, checkpointSeq: state.checkpointSeq } as PartitionStatus]),
   } as unknown as WardenNode;
   return state;
 }
@@ -74,6 +76,25 @@ test('the watcher checks every pollMs on its clock; a stale checkpoint opens an 
   f.lag = 1e9;
   await clock.advanceAsync(10_000);
   t.is(opened.length, 1, 'nothing after stop()');
+});
+
+test('an idle partition whose last checkpoint covers everything it applied is not stale, however old the checkpoint', async (t) => {
+  const f = fakeNode();
+  const clock = new SimulatedClock();
+  const opened: WardenAlert[] = [];
+  const resolved: WardenAlert[] = [];
+  const w = watchAlerts(f.node, { checkpointAgeMs: 60_000, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  t.teardown(() => w.stop());
+  f.ageMs = 3_600_000;
+  f.appliedSeq = f.checkpointSeq = 42;
+  await clock.advanceAsync(5_000);
+  t.deepEqual(opened, [], 'covered: no alert');
+  f.appliedSeq = 43; // an input the checkpoint does not hold, and no checkpoint lands
+  await clock.advanceAsync(1_000);
+  t.deepEqual(opened.map((a) => a.alert), ['checkpoint-stale']);
+  f.checkpointSeq = 43; // a checkpoint covers it (the age is the fake's, unchanged)
+  await clock.advanceAsync(1_000);
+  t.deepEqual(resolved.map((a) => a.alert), ['checkpoint-stale']);
 });
 
 test('bad bounds throw ConfigError naming the option', (t) => {
@@ -132,4 +153,38 @@ test('on a running node: failing checkpoints, dead letters and a guarded call fa
   up = true;
   await call.call(9);
   t.deepEqual(resolved.filter((a) => a.alert === 'call-failures').map((a) => a.subject), [name]);
+});
+
+test('a partition restart does not make its checkpoint younger: the age keeps growing and checkpoint-stale stays open until a checkpoint lands', async (t) => {
+  const checkpointStore = new FlakyCheckpoints();
+  const pipeline = definePipeline({ name: 'alerts-stale-restart', stages: [{ actor: counter, partitions: 1, checkpoint: { everyEvents: 1, intervalMs: 20 } }] });
+  const node = await startNode({ pipeline, checkpointStore, logger: silentLogger });
+  t.teardown(() => node.stop());
+  const opened: WardenAlert[] = [];
+  const resolved: WardenAlert[] = [];
+  const w = watchAlerts(node, { checkpointAgeMs: 150, pollMs: 20, calls: false, checkpointFailures: 0, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  t.teardown(() => w.stop());
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+  await node.whenCaughtUp();
+  await new Promise((r) => setTimeout(r, 60)); // a checkpoint landed
+  checkpointStore.failing = true;
+  for (let i = 0; i < 6; i++) {
+    await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  t.is(opened.filter((a) => a.alert === 'checkpoint-stale').length, 1, 'open while writes fail');
+  const before = (await node.status())[0]!.checkpointAgeMs;
+  node.kill('counter', 0);
+  await new Promise((r) => setTimeout(r, 150));
+  const after = (await node.status())[0]!;
+  t.true(after.restarts >= 1, 'the partition restarted');
+  t.true(after.checkpointAgeMs >= before, `age ${after.checkpointAgeMs} ms after the restart, ${before} ms before`);
+  t.deepEqual(resolved.filter((a) => a.alert === 'checkpoint-stale'), [], 'not resolved by the restart');
+  checkpointStore.failing = false;
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+  await new Promise((r) => setTimeout(r, 150));
+  t.is(resolved.filter((a) => a.alert === 'checkpoint-stale').length, 1, 'resolved once a checkpoint lands');
+  await new Promise((r) => setTimeout(r, 200)); // idle, everything covered: the age grows past the bound
+  t.true((await node.status())[0]!.checkpointAgeMs > 150);
+  t.is(opened.filter((a) => a.alert === 'checkpoint-stale').length, 1, 'an idle, covered partition does not open it again');
 });
