@@ -76,7 +76,7 @@ async function escalate(w: InputOwner, escalation: WardenError): Promise<void> {
  * `decoded`: the envelope of `msg` if the batch decoded it already (a failed decode is redone here, and dead-lettered).
  */
 function applyOne(w: InputOwner, msg: StoredMessage, decoded?: Envelope): Applied {
-  let env: Envelope;
+  let env: Envelope | undefined;
   try {
     env = decoded ?? decodeEnvelope(msg.data, msg.seq);
     if (env.type === TIMER_EVENT) validateTimerRecord(env);
@@ -84,7 +84,7 @@ function applyOne(w: InputOwner, msg: StoredMessage, decoded?: Envelope): Applie
     else validateInput(w.c.stage.actor, env, msg.data.length);
     if (env.type === TIMER_EVENT || env.type === CALL_EVENT) w.records.verify(env);
   } catch (err) {
-    w.records.deadLetter(msg, err);
+    w.records.deadLetter(msg, err, env ? { env } : {}); // a decoded input's letter names its key and type
     w.advance(msg.seq);
     return undefined;
   }

@@ -199,7 +199,8 @@ export class LogRecords {
     } else if (entry.subject !== this.c.routing.deadLetterSubject) {
       const seq = Number(/:(\d+):\d+$/.exec(entry.msgId)?.[1] ?? 0);
       const msg: StoredMessage = { stream: this.c.stage.stream, subject: this.c.subject, seq, data: new TextEncoder().encode(entry.body), headers: {}, timestampMs: 0 };
-      this.deadLetter(msg, error, { reason: 'unpublishable', outputId: entry.msgId });
+      const output = JSON.parse(entry.body) as Envelope; // the letter names the output's key and type, as its body holds it
+      this.deadLetter(msg, error, { reason: 'unpublishable', outputId: entry.msgId, env: output });
       return undefined;
     }
     return new WardenError(error.code, `${this.c.where} cannot write ${entry.msgId} to the log: ${error.message}`, { cause: error, nonRetryable: true, details: { subject: entry.subject, msgId: entry.msgId } });

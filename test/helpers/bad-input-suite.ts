@@ -82,6 +82,14 @@ function ledger(cursed: ReadonlySet<string> = new Set()) {
   });
 }
 
+/** The ledger with a schema of its events: `add` needs a numeric amount. */
+const strictLedger = defineActor({
+  name: 'strict',
+  machine: ledgerMachine,
+  input: (key) => ({ key }),
+  events: { add: (p) => (typeof p.amount === 'number' ? true : 'amount must be a number'), boom: null, note: null },
+});
+
 const sink = defineActor({
   name: 'sink',
   machine: setup({ types: { context: {} as { got: number }, events: {} as { type: 'noted'; route: string; total: number } } }).createMachine({
@@ -239,6 +247,17 @@ export function badInputSuite(label: string, make: () => Promise<Backends>): voi
     t.deepEqual(r.node.inspect('ledger', 'big')?.context, { key: 'big', total: 2, seen: [2] });
   });
 
+  test(name('an input refused before its actor (schema, unknown event type) is dead-lettered naming its key and type'), async (t) => {
+    const r = await run(t, () => [{ actor: strictLedger }]);
+    await r.node.ingest({ key: 'k1', type: 'add', payload: { amount: 'ten' } });
+    await r.node.ingest({ key: 'k2', type: 'withdraw', payload: { amount: 1 } });
+    await r.node.ingest({ key: 'k1', type: 'add', payload: { amount: 10 } });
+    await r.node.whenCaughtUp({ timeoutMs: 20_000 });
+    const dl = await letters(r);
+    t.deepEqual(dl.map((l) => [l.reason, l.key, l.type]), [['schema', 'k1', 'add'], ['unknown-event', 'k2', 'withdraw']]);
+    t.like(r.node.inspect('strict', 'k1')?.context, { total: 10 });
+  });
+
   test(name('a warden.timer or warden.call record its partition did not write is dead-lettered as forged and changes nothing'), async (t) => {
     const r = await run(t, () => [{ actor: door }]);
     const ack = await r.node.ingest({ key: 'd1', type: 'open' });
@@ -252,6 +271,7 @@ export function badInputSuite(label: string, make: () => Promise<Backends>): voi
     await r.node.whenCaughtUp({ timeoutMs: 20_000 });
     const dl = await letters(r);
     t.deepEqual(dl.map((l) => l.reason), ['forged', 'forged', 'forged']);
+    t.deepEqual(dl.map((l) => [l.key, l.type]), [['d1', 'warden.timer'], ['d1', 'warden.timer'], ['d1', 'warden.call']], 'each letter names the record it holds');
     t.regex(dl[0]!.error, /was not written by an owner of door\/0/);
     t.like(r.node.inspect('door', 'd1'), { value: 'open', context: { log: [] } }, 'the timer did not fire');
     const [p] = await r.node.status();
@@ -265,7 +285,7 @@ export function badInputSuite(label: string, make: () => Promise<Backends>): voi
     await r.node.whenCaughtUp({ timeoutMs: 20_000 });
     const dl = await letters(r);
     t.is(dl.length, 1);
-    t.like(dl[0], { reason: 'unpublishable', outputId: `door:d2:1:0`, bodyTruncated: true, seq: 1 });
+    t.like(dl[0], { reason: 'unpublishable', outputId: `door:d2:1:0`, bodyTruncated: true, seq: 1, key: 'd2', type: 'blob' });
     t.regex(dl[0]!.error, /too large|exceeds|max_payload/i);
     t.is(r.node.inspect('door', 'd2')?.value, 'open', 'the partition went on');
     t.true((await r.node.status()).every((p) => p.outbox === 0 && p.restarts === 0));
