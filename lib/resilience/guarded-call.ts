@@ -264,8 +264,9 @@ class Guard<I, O> implements GuardedCall<I, O>, AttemptHost<I, O> {
     if (kind === undefined) {
       if (this.breaker.isRefusal(err)) {
         kind = 'breaker-open';
+        // The cause is the dependency's last error in this call; none when the first attempt was refused.
         error = new WardenError('BREAKER_OPEN', `call ${this.name}: the circuit breaker is ${this.breaker.state}; failing fast`, {
-          cause: run.lastError ?? err,
+          ...(run.lastError === undefined ? {} : { cause: run.lastError }),
           details: { call: this.name, state: this.breaker.state, attempts: run.attempts },
         });
       } else {

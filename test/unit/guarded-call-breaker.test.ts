@@ -51,6 +51,7 @@ test('breaker: opens at volumeThreshold failures, then fails fast with BREAKER_O
   const err = await t.throwsAsync(call.call(5), { instanceOf: WardenError });
   t.is(err?.code, 'BREAKER_OPEN');
   t.false(err?.nonRetryable, 'the pipeline may try again later');
+  t.is(err?.cause, undefined, 'refused at its first attempt: no error of the dependency in this call');
   t.is(dep.hits, 5, 'the open breaker did not call the dependency');
   const m = call.metrics();
   t.is(m.failures.breakerOpen, 1);
