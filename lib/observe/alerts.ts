@@ -140,6 +140,7 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
         break;
       }
       case 'dead-letter': {
+        if (deadLetterQuietMs === 0) break; // the alert is off
         const at = where(e.stage, e.partition);
         lastDeadLetter.set(at, clock.now());
         const current = open.get(`dead-letters ${at}`);
@@ -148,7 +149,7 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
         break;
       }
       case 'escalated':
-        raise(`restart-intensity ${e.path}`, { alert: 'restart-intensity', severity: 'critical', subject: e.path, value: e.restarts, bound: e.restarts, message: `${e.path} restarted ${e.restarts} times within ${e.periodMs} ms and gave up: ${e.error}` });
+        raise(`restart-intensity ${e.path}`, { alert: 'restart-intensity', severity: 'critical', subject: e.path, value: e.restarts, bound: e.intensity, message: `${e.path} restarted ${e.restarts} times within ${e.periodMs} ms (intensity ${e.intensity}) and gave up: ${e.error}` });
         break;
       case 'partition-down':
         raise(`partition-down ${where(e.stage, e.partition)}`, { alert: 'partition-down', severity: 'critical', stage: e.stage, partition: e.partition, value: 1, bound: 0, message: `${where(e.stage, e.partition)} stays down (${e.code}): ${e.error}` });

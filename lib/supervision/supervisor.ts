@@ -296,7 +296,7 @@ class SupervisorCore implements Supervisor, RefHost {
       { cause: reason, details: { reason: 'intensity', path: this.path, child: trigger.spec.id, restarts: count, intensity, periodMs } },
     );
     this.state = 'stopping';
-    this.emit({ type: 'escalated', path: this.path, restarts: count, periodMs, error: describeError(error) });
+    this.emit({ type: 'escalated', path: this.path, restarts: count, intensity, periodMs, error: describeError(error) });
     this.opts.logger.error({ path: this.path, child: trigger.spec.id, restarts: count, periodMs, err: describeError(reason) }, 'restart intensity exceeded');
     await this.stopAll();
     this.finish('failed', error, true);

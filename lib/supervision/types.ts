@@ -170,7 +170,7 @@ export type SupervisionEvent =
   | { type: 'child-restarting'; path: string; id: string; attempt: number; delayMs: number }
   | { type: 'child-start-failed'; path: string; id: string; attempt: number; error: string }
   | { type: 'child-stopped'; path: string; id: string; how: 'graceful' | 'killed' | 'abandoned' }
-  | { type: 'escalated'; path: string; restarts: number; periodMs: number; error: string }
+  | { type: 'escalated'; path: string; restarts: number; intensity: number; periodMs: number; error: string }
   | { type: 'supervisor-stopped'; path: string }
   | { type: 'fatal'; path: string; error: string };
 

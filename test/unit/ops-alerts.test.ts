@@ -188,3 +188,24 @@ test('a partition restart does not make its checkpoint younger: the age keeps gr
   t.true((await node.status())[0]!.checkpointAgeMs > 150);
   t.is(opened.filter((a) => a.alert === 'checkpoint-stale').length, 1, 'an idle, covered partition does not open it again');
 });
+
+test('a bound of 0 turns its alert off: no dead-letters alert with deadLetterQuietMs 0, no lag alert with lagAbove 0', async (t) => {
+  const f = fakeNode();
+  const clock = new SimulatedClock();
+  const opened: WardenAlert[] = [];
+  const w = watchAlerts(f.node, { deadLetterQuietMs: 0, lagAbove: 0, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a) });
+  t.teardown(() => w.stop());
+  f.lag = 1e6;
+  for (let i = 0; i < 3; i++) f.emit({ type: 'dead-letter', stage: 'orders', partition: 0, seq: i + 1, reason: 'schema', error: 'bad' });
+  await clock.advanceAsync(5_000);
+  t.deepEqual(opened, []);
+});
+
+test('a restart-intensity alert carries the restarts that crossed the intensity, and the intensity as its bound', (t) => {
+  const f = fakeNode();
+  const opened: WardenAlert[] = [];
+  const w = watchAlerts(f.node, { calls: false, onAlert: (a) => opened.push(a) });
+  t.teardown(() => w.stop());
+  f.emit({ type: 'escalated', path: 'orders', restarts: 2, intensity: 1, periodMs: 60_000, error: 'boom' });
+  t.like(opened[0], { alert: 'restart-intensity', subject: 'orders', value: 2, bound: 1 });
+});
