@@ -182,8 +182,13 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
 
 function nonNegative(field: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(field, `must be a number >= 0, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(field, `must be a finite number >= 0, got ${String(v)}`);
   return v;
+}
+
+/** A bad option's value, for an error message. */
+function describeValue(v: unknown): string {
+  return typeof v === 'object' && v !== null ? (Array.isArray(v) ? 'an array' : 'an object') : typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
 
 function oneOf<T extends string>(field: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
@@ -202,12 +207,11 @@ function resolveActorSupervision(at: string, o: ActorSupervisionOptions): Resolv
   }
   const intensity = o.intensity ?? 50;
   if (!Number.isInteger(intensity) || intensity < 0) throw new ConfigError(`${at}.intensity`, `must be an integer >= 0, got ${String(intensity)}`);
-  const minBackoffMs = o.minBackoffMs ?? 0;
-  const maxBackoffMs = o.maxBackoffMs ?? 1_000;
-  if (!(minBackoffMs >= 0)) throw new ConfigError(`${at}.minBackoffMs`, `must be >= 0, got ${String(minBackoffMs)}`);
-  if (!(maxBackoffMs >= minBackoffMs)) throw new ConfigError(`${at}.maxBackoffMs`, `must be >= minBackoffMs (${minBackoffMs}), got ${String(maxBackoffMs)}`);
-  const randomFactor = o.randomFactor ?? 0.2;
-  if (!(randomFactor >= 0)) throw new ConfigError(`${at}.randomFactor`, `must be >= 0, got ${String(randomFactor)}`);
+  const minBackoffMs = nonNegative(`${at}.minBackoffMs`, o.minBackoffMs, 0);
+  const maxBackoffMs = nonNegative(`${at}.maxBackoffMs`, o.maxBackoffMs, 1_000);
+  if (maxBackoffMs < minBackoffMs) throw new ConfigError(`${at}.maxBackoffMs`, `must be >= minBackoffMs (${minBackoffMs}), got ${String(maxBackoffMs)}`);
+  const randomFactor = nonNegative(`${at}.randomFactor`, o.randomFactor, 0.2);
+  const resetBackoffAfterMs = nonNegative(`${at}.resetBackoffAfterMs`, o.resetBackoffAfterMs, maxBackoffMs);
   return {
     restartFrom,
     safeStates: o.safeStates ? [...o.safeStates] : undefined,
@@ -216,7 +220,7 @@ function resolveActorSupervision(at: string, o: ActorSupervisionOptions): Resolv
     minBackoffMs,
     maxBackoffMs,
     randomFactor,
-    resetBackoffAfterMs: o.resetBackoffAfterMs ?? maxBackoffMs,
+    resetBackoffAfterMs,
   };
 }
 
@@ -253,6 +257,12 @@ export function definePipeline(options: PipelineOptions): Pipeline {
   }
   const stages = options.stages.map((s, i): ResolvedStage => {
     const at = `stages[${i}] (${s.actor.name})`;
+    if (s.to !== undefined && typeof s.to !== 'string' && typeof s.to !== 'function') {
+      throw new ConfigError(`${at}.to`, `must be a stage name or a function of the output, got ${describeValue(s.to)}`);
+    }
+    if (s.keyBy !== undefined && typeof s.keyBy !== 'function') {
+      throw new ConfigError(`${at}.keyBy`, `must be a function of the output returning its key, got ${describeValue(s.keyBy)}`);
+    }
     if (typeof s.to === 'string' && !names.has(s.to)) {
       throw new ConfigError(`${at}.to`, `names no stage: '${s.to}' (stages: ${[...names].join(', ')})`);
     }

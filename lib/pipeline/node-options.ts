@@ -8,7 +8,7 @@ import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import { SystemClock, type Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
-import { withBackoffDefaults } from '../supervision/backoff.js';
+import { resolveBackoff, withBackoffDefaults } from '../supervision/backoff.js';
 import type { BackoffOptions } from '../supervision/types.js';
 import { InMemoryTransport } from '../transport/in-memory-transport.js';
 import type { Transport } from '../transport/transport.js';
@@ -51,6 +51,9 @@ export interface NodeOptionsInput {
   supervision?: { intensity?: number; periodMs?: number; backoff?: BackoffOptions } | undefined;
   metrics?: boolean | undefined;
   yieldEvery?: { inputs?: number; ms?: number } | undefined;
+  onFatal?: unknown;
+  onEvent?: unknown;
+  random?: unknown;
 }
 
 /** The node's options, compiled. */
@@ -78,6 +81,10 @@ export function compileNodeOptions(options: NodeOptionsInput): CompiledNodeOptio
   const sup = options.supervision ?? {};
   const intensity = sup.intensity ?? 10;
   if (!Number.isSafeInteger(intensity) || intensity < 0) throw new ConfigError('supervision.intensity', `must be an integer >= 0, got ${String(intensity)}`);
+  for (const field of ['onFatal', 'onEvent', 'random'] as const) {
+    const v = options[field];
+    if (v !== undefined && typeof v !== 'function') throw new ConfigError(field, `must be a function, got ${typeof v}`);
+  }
   if (options.metrics !== undefined && typeof options.metrics !== 'boolean') throw new ConfigError('metrics', `must be true or false, got ${JSON.stringify(options.metrics)}`);
   for (const field of ['inputs', 'ms'] as const) {
     const v = options.yieldEvery?.[field];
@@ -94,7 +101,7 @@ export function compileNodeOptions(options: NodeOptionsInput): CompiledNodeOptio
     supervision: {
       intensity,
       periodMs: finiteMs('supervision.periodMs', sup.periodMs, 60_000, 'positive'),
-      backoff: withBackoffDefaults(sup.backoff, { minBackoffMs: 10, maxBackoffMs: 5_000 }),
+      backoff: resolveBackoff(withBackoffDefaults(sup.backoff, { minBackoffMs: 10, maxBackoffMs: 5_000 }), {}, 'supervision.backoff'),
     },
   };
 }

@@ -86,6 +86,7 @@ interface Outgoing {
  * await producer.sendMany(rows.map((r) => ({ key: r.account, type: 'deposit', payload: { amount: r.amount } })));
  */
 export function createProducer(options: ProducerOptions): Producer {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object { pipeline, transport }');
   const { pipeline, transport } = options;
   if (pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
   if (typeof transport?.publish !== 'function') throw new ConfigError('transport', 'must be a Transport (InMemoryTransport, JetStreamTransport...)');

@@ -101,20 +101,20 @@ class NestedSupervisorRef implements SupervisorRef {
   startChild(spec: WorkerChildSpec | ActorGroupChildSpec): Promise<WorkerRef>;
   startChild(spec: ChildSpec): Promise<ChildRef>;
   async startChild(spec: ChildSpec): Promise<ChildRef> {
-    await this.running('startChild').startChild(spec);
+    await this.running('startChild', spec.id).startChild(spec);
     return childRef(spec.id, spec.kind, () => this.current(), this.path, this.listen);
   }
 
   async terminateChild(id: string): Promise<void> {
-    return this.running('terminateChild').terminateChild(id);
+    return this.running('terminateChild', id).terminateChild(id);
   }
 
   async restartChild(id: string): Promise<void> {
-    return this.running('restartChild').restartChild(id);
+    return this.running('restartChild', id).restartChild(id);
   }
 
   async deleteChild(id: string): Promise<void> {
-    return this.running('deleteChild').deleteChild(id);
+    return this.running('deleteChild', id).deleteChild(id);
   }
 
   whichChildren(): ChildInfo[] {
@@ -144,13 +144,13 @@ class NestedSupervisorRef implements SupervisorRef {
   }
 
   child(id: string): ChildRef {
-    const rec = this.running('child').recordOf(id);
+    const rec = this.running('child', id).recordOf(id);
     if (!rec) throw adminError(this.path, id, 'not found');
     return childRef(id, rec.spec.kind, () => this.current(), this.path, this.listen);
   }
 
   supervisorOf(id: string): SupervisorRef {
-    const rec = this.running('supervisorOf').recordOf(id);
+    const rec = this.running('supervisorOf', id).recordOf(id);
     if (!rec) throw adminError(this.path, id, 'not found');
     if (rec.spec.kind !== 'supervisor') throw adminError(this.path, id, 'not a supervisor');
     return new NestedSupervisorRef(id, () => this.current(), this.path, this.listen);
@@ -164,17 +164,17 @@ class NestedSupervisorRef implements SupervisorRef {
   }
 
   /** The current incarnation, or a refusal (invariant 2). */
-  private running(op: string): RefHost {
-    const holder = this.holding(op);
+  private running(op: string, id?: string): RefHost {
+    const holder = this.holding(op, id);
     const rec = this.recordIn(holder);
     const nested = holder.nestedOf(rec);
-    if (!nested) throw notRunningError(this.path, rec.status, op);
+    if (!nested) throw notRunningError(this.path, rec.status, op, id);
     return nested;
   }
 
-  private holding(op: string): RefHost {
+  private holding(op: string, id?: string): RefHost {
     const holder = this.holder();
-    if (!holder) throw notRunningError(this.holderPath, 'between incarnations', op);
+    if (!holder) throw notRunningError(this.holderPath, 'between incarnations', op, id);
     return holder;
   }
 

@@ -60,8 +60,8 @@ export function existsError(path: string, rec: ChildRecord): SupervisorRefusedEr
 }
 
 /** A call on a supervisor that is not running (stopped, failed, not started, or a nested one between incarnations). */
-export function notRunningError(path: string, state: string, op: string): SupervisorRefusedError {
-  return new SupervisorRefusedError('not running', `supervisor ${path} is not running (${state}): ${op} refused`, { path, state, op });
+export function notRunningError(path: string, state: string, op: string, id?: string): SupervisorRefusedError {
+  return new SupervisorRefusedError('not running', `supervisor ${path} is not running (${state}): ${op} refused`, { path, state, op, ...(id === undefined ? {} : { id }) });
 }
 
 /** A child that failed to start, naming it; the child's error is the cause. */

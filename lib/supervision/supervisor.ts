@@ -308,7 +308,7 @@ class SupervisorCore implements Supervisor, RefHost {
   async startChild(spec: ChildSpec): Promise<ChildRef> {
     const resolved = resolveChildSpec(spec, this.opts.backoff, this.opts, 'spec');
     await this.serial(async () => {
-      this.assertRunning('startChild');
+      this.assertRunning('startChild', resolved.id);
       const existing = this.children.find(resolved.id);
       if (existing) throw existsError(this.path, existing);
       const rec = newChildRecord(resolved, this.path);
@@ -324,7 +324,7 @@ class SupervisorCore implements Supervisor, RefHost {
 
   terminateChild(id: string): Promise<void> {
     return this.serial(async () => {
-      this.assertRunning('terminateChild');
+      this.assertRunning('terminateChild', id);
       const rec = this.children.get(id);
       this.plans.detach(rec);
       rec.held = true;
@@ -335,7 +335,7 @@ class SupervisorCore implements Supervisor, RefHost {
 
   restartChild(id: string): Promise<void> {
     return this.serial(async () => {
-      this.assertRunning('restartChild');
+      this.assertRunning('restartChild', id);
       const rec = this.children.terminated(this.children.get(id));
       try {
         await this.launch(rec);
@@ -347,7 +347,7 @@ class SupervisorCore implements Supervisor, RefHost {
 
   deleteChild(id: string): Promise<void> {
     return this.serial(() => {
-      this.assertRunning('deleteChild');
+      this.assertRunning('deleteChild', id);
       this.remove(this.children.terminated(this.children.get(id)));
     });
   }
@@ -405,8 +405,8 @@ class SupervisorCore implements Supervisor, RefHost {
     this.children.delete(rec);
   }
 
-  private assertRunning(op: string): void {
-    if (this.state !== 'running') throw notRunningError(this.path, this.state, op);
+  private assertRunning(op: string, id?: string): void {
+    if (this.state !== 'running') throw notRunningError(this.path, this.state, op, id);
   }
 
   private bug(err: unknown): void {

@@ -1,6 +1,6 @@
 /** Configuration checks of `definePipeline` and `startNode` that name the field at fault. */
 import test from 'ava';
-import { ConfigError, InMemoryTransport, WardenError, defineActor, definePipeline, silentLogger, startNode } from '../../lib/index.js';
+import { ConfigError, InMemoryTransport, WardenError, createProducer, defineActor, definePipeline, silentLogger, startNode } from '../../lib/index.js';
 import { counter, counterMachine } from '../helpers/counter.js';
 
 /** The counter operator under another name. */
@@ -68,4 +68,37 @@ test('startNode refuses a yieldEvery that is not a positive integer, naming the 
   for (let i = 0; i < 10; i++) await node.ingest({ key: 'k', type: 'add', payload: { amount: 1 } });
   await node.whenCaughtUp();
   t.like(node.inspect('counter', 'k')?.context, { count: 10 });
+});
+
+test('definePipeline refuses a to, keyBy or actor supervision value of the wrong kind, naming the field', (t) => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ to: 42 }, /\.to$/],
+    [{ to: { stage: 'x' } }, /\.to$/],
+    [{ keyBy: 'customer' }, /\.keyBy$/],
+    [{ supervision: { resetBackoffAfterMs: -1 } }, /\.supervision\.resetBackoffAfterMs$/],
+    [{ supervision: { resetBackoffAfterMs: 'soon' } }, /\.supervision\.resetBackoffAfterMs$/],
+    [{ supervision: { minBackoffMs: Number.POSITIVE_INFINITY, maxBackoffMs: Number.POSITIVE_INFINITY } }, /\.supervision\.minBackoffMs$/],
+    [{ supervision: { randomFactor: Number.NaN } }, /\.supervision\.randomFactor$/],
+  ];
+  for (const [stage, field] of cases) {
+    const err = t.throws(() => definePipeline({ name: 'bad-stage', stages: [{ actor: counter, ...stage }] }), { instanceOf: ConfigError }, JSON.stringify(stage));
+    t.regex(err?.field ?? '', field, err?.message);
+  }
+});
+
+test('startNode names a bad supervision.backoff field with its full path', async (t) => {
+  const pipeline = definePipeline({ name: 'bad-node-backoff', stages: [{ actor: counter }] });
+  for (const [backoff, field] of [[{ minBackoffMs: -1 }, 'supervision.backoff.minBackoffMs'], [{ randomFactor: Number.NaN }, 'supervision.backoff.randomFactor'], [{ minBackoffMs: 50, maxBackoffMs: 5 }, 'supervision.backoff.minBackoffMs']] as const) {
+    const err = await t.throwsAsync(startNode({ pipeline, logger: silentLogger, supervision: { backoff } }), { instanceOf: ConfigError });
+    t.is(err?.field, field, err?.message);
+  }
+});
+
+test('startNode refuses an onFatal, onEvent or random that is not a function, naming it; createProducer refuses a missing options object', async (t) => {
+  const pipeline = definePipeline({ name: 'bad-node-hooks', stages: [{ actor: counter }] });
+  for (const field of ['onFatal', 'onEvent', 'random'] as const) {
+    const err = await t.throwsAsync(startNode({ pipeline, logger: silentLogger, [field]: 5 }), { instanceOf: ConfigError });
+    t.is(err?.field, field);
+  }
+  t.throws(() => createProducer(undefined as unknown as Parameters<typeof createProducer>[0]), { instanceOf: ConfigError });
 });

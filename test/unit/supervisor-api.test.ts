@@ -30,7 +30,7 @@ test('supervisor invariant 2: each refused call carries a code to switch on, its
   const lab = new Lab();
   const sup = lab.supervisor({ id: 'svc', intensity: 5, periodMs: HOUR, children: [lab.worker('a'), lab.worker('b', { backoff: { minBackoffMs: 1_000, randomFactor: 0 } })] });
   const idle = await refusal(t, sup.startChild(lab.worker('x')));
-  t.like(idle, { code: 'SUPERVISOR_NOT_RUNNING', reason: 'not running', details: { path: 'svc', state: 'idle', op: 'startChild', reason: 'not running' } });
+  t.like(idle, { code: 'SUPERVISOR_NOT_RUNNING', reason: 'not running', details: { path: 'svc', id: 'x', state: 'idle', op: 'startChild', reason: 'not running' } });
   await sup.start();
 
   t.like(await refusal(t, sup.terminateChild('nope')), { code: 'CHILD_NOT_FOUND', reason: 'not found', details: { id: 'nope', path: 'svc' } });
@@ -48,9 +48,9 @@ test('supervisor invariant 2: each refused call carries a code to switch on, its
   t.like(await refusal(t, sup.deleteChild('b')), { code: 'CHILD_RESTARTING', reason: 'restarting' });
 
   await sup.stop();
-  for (const call of [sup.startChild(lab.worker('c')), sup.terminateChild('a'), sup.restartChild('a'), sup.deleteChild('a')]) {
+  for (const [call, id] of [[sup.startChild(lab.worker('c')), 'c'], [sup.terminateChild('a'), 'a'], [sup.restartChild('a'), 'a'], [sup.deleteChild('a'), 'a']] as const) {
     const err = await refusal(t, call);
-    t.like(err, { code: 'SUPERVISOR_NOT_RUNNING', details: { path: 'svc', state: 'stopped' } });
+    t.like(err, { code: 'SUPERVISOR_NOT_RUNNING', details: { path: 'svc', id, state: 'stopped' } });
     t.true(err instanceof WardenError);
   }
 });
