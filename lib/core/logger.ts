@@ -5,8 +5,8 @@
  * Invariants of `createLogger`:
  *  1. Credentials and payloads never reach a line: the fields named in `REDACTED_FIELDS` (at the
  *     top level and one level down) are written as `[redacted]`, and `redact` adds paths.
- *  2. An error under `err` is written with its type, message, `code`, stack and `chain` (every
- *     cause, as `errorChain` lists them).
+ *  2. An error under `err` is written with its type, message, `code`, stack and `chain` (the error
+ *     and every cause, as `errorChain` lists them). Warden's own lines pass the error itself.
  */
 import { pino } from 'pino';
 import { errorChain } from './errors.js';
@@ -42,7 +42,7 @@ export const REDACTED_FIELDS: readonly string[] = Object.freeze(['password', 'pa
 function serializeError(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
   const code = (err as { code?: unknown }).code;
-  return { type: err.name, message: err.message, ...(code === undefined ? {} : { code }), stack: err.stack, ...(err.cause === undefined ? {} : { chain: errorChain(err) }) };
+  return { type: err.name, message: err.message, ...(code === undefined ? {} : { code }), stack: err.stack, chain: errorChain(err) };
 }
 
 /**

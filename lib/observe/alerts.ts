@@ -18,7 +18,7 @@
  *  3. A hook that throws is logged and does not stop the watcher.
  */
 import { SystemClock, type Clock, type TimerHandle } from '../core/clock.js';
-import { ConfigError, describeError } from '../core/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { NodeEvent, WardenNode } from '../pipeline/node-types.js';
 import { listCalls } from '../resilience/registry.js';
@@ -103,7 +103,7 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
     try {
       fn?.();
     } catch (err) {
-      logger.error({ err: describeError(err) }, 'alert hook threw'); // invariant 3
+      logger.error({ err: err }, 'alert hook threw'); // invariant 3
     }
   };
   const raise = (id: string, a: Omit<WardenAlert, 'node' | 'sinceMs'>): void => {
@@ -186,7 +186,7 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
     try {
       status = await node.status();
     } catch (err) {
-      logger.warn({ err: describeError(err) }, 'alerts: status read failed; lag and checkpoint age not checked this time');
+      logger.warn({ err: err }, 'alerts: status read failed; lag and checkpoint age not checked this time');
       return;
     }
     for (const p of status) {

@@ -51,7 +51,8 @@ export interface ActorGroupOptions {
   /** Called with each new incarnation's worker (status, inspection). */
   onWorker?: (worker: PartitionWorker) => void;
   /** Invariant 2: the partition stays down, for this reason. */
-  onDown?: (down: PartitionDown) => void;
+  /** `err`: the error itself (`down.error` is its one-line description), for the log. */
+  onDown?: (down: PartitionDown, err: WardenError) => void;
   /** Finds guarded calls by name for `fromCall('name')`. @default the process-wide registry */
   calls?: CallLookup;
   /** The epoch of each new incarnation (a cluster renews the partition's lease for it). @default the store's next epoch */
@@ -74,7 +75,7 @@ export function keepsPartitionDown(err: unknown): err is WardenError {
 export function actorGroup(options: ActorGroupOptions): ActorGroupChildSpec {
   const { pipeline, stage, partition } = options;
   const down = (err: WardenError): void => {
-    options.onDown?.({ code: err.code, error: describeError(err) });
+    options.onDown?.({ code: err.code, error: describeError(err) }, err);
   };
   const spec: ActorGroupChildSpec = {
     kind: 'actors',

@@ -133,7 +133,7 @@ export class NodePartitions {
           slot.lastCheckpointAtMs = clock.now(); // kept across incarnations: a restart does not make the partition's state younger
         }
         else if (e.type === 'dead-letter') slot.deadLetters.set(e.reason, (slot.deadLetters.get(e.reason) ?? 0) + 1);
-        logLifecycle(logger, e, slot.worker?.epoch ?? 0);
+        logLifecycle(logger, e, slot.worker?.epoch ?? 0, slot.worker?.failedWith);
         emit(e);
       },
       ...(options.calls ? { calls: options.calls } : {}),
@@ -151,16 +151,16 @@ export class NodePartitions {
         slot.incarnations++;
         slot.down = undefined;
       },
-      onDown: (down) => {
+      onDown: (down, err) => {
         slot.down = down;
         if (down.code === 'LEASE_LOST' && ownership?.lapsed) {
           // Coordinator invariant 6: not for good; the ownership places it again under a new epoch.
-          logger.warn({ stage: stageName, partition, code: down.code, err: down.error }, 'partition stopped: its lease ran out');
+          logger.warn({ stage: stageName, partition, code: down.code, err }, 'partition stopped: its lease ran out');
           emit({ type: 'partition-down', stage: stageName, partition, ...down });
           ownership.lapsed(stageName, partition);
           return;
         }
-        logger.error({ stage: stageName, partition, code: down.code, err: down.error }, 'partition stays down');
+        logger.error({ stage: stageName, partition, code: down.code, err }, 'partition stays down');
         emit({ type: 'partition-down', stage: stageName, partition, ...down });
       },
     });
@@ -253,7 +253,7 @@ export class NodePartitions {
  * partition and epoch, and the error chain of a failure (its crashes and dead letters are logged
  * where they happen, checkpoints at debug).
  */
-function logLifecycle(logger: Logger, e: WorkerEvent, epoch: number): void {
+function logLifecycle(logger: Logger, e: WorkerEvent, epoch: number, failure?: unknown): void {
   const at = { stage: e.stage, partition: e.partition, epoch };
   switch (e.type) {
     case 'restored':
@@ -272,7 +272,7 @@ function logLifecycle(logger: Logger, e: WorkerEvent, epoch: number): void {
       logger.warn({ ...at, seq: e.seq }, 'partition worker killed');
       break;
     case 'failed':
-      logger.error({ ...at, seq: e.seq, err: e.error }, 'partition worker failed');
+      logger.error({ ...at, seq: e.seq, err: failure ?? e.error }, 'partition worker failed');
       break;
     case 'log-truncated':
       logger.error({ ...at, checkpointSeq: e.checkpointSeq, firstSeq: e.firstSeq }, 'the log no longer holds what the checkpoint needs');

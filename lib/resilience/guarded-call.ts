@@ -155,7 +155,7 @@ class Guard<I, O> implements GuardedCall<I, O>, AttemptHost<I, O> {
     try {
       return isRetryable(error) ? 'error' : 'terminal';
     } catch (err) {
-      this.o.logger.warn({ call: this.name, err: describeError(err) }, 'isRetryable threw; treating the error as retryable');
+      this.o.logger.warn({ call: this.name, err: err }, 'isRetryable threw; treating the error as retryable');
       return 'error';
     }
   }
@@ -324,7 +324,7 @@ class Guard<I, O> implements GuardedCall<I, O>, AttemptHost<I, O> {
     if (this.listeners.size > 0) {
       this.emit({ type: 'call-failed', call: this.name, attempts: run.attempts, kind, error: describeError(surfaced), idempotencyKey: run.idempotencyKey() });
     }
-    this.o.logger.debug({ call: this.name, attempts: run.attempts, kind, err: describeError(surfaced) }, 'guarded call failed');
+    this.o.logger.debug({ call: this.name, attempts: run.attempts, kind, err: surfaced }, 'guarded call failed');
     if (kind === 'aborted') throw surfaced;
     if (kind !== 'terminal' || this.o.terminalTripsBreaker) this.countFailure(surfaced);
     const fallback = this.o.fallback;
@@ -366,7 +366,7 @@ class Guard<I, O> implements GuardedCall<I, O>, AttemptHost<I, O> {
     try {
       this.o.onAlert?.(alert);
     } catch (err) {
-      this.o.logger.warn({ call: this.name, err: describeError(err) }, 'onAlert threw');
+      this.o.logger.warn({ call: this.name, err: err }, 'onAlert threw');
     }
   }
 
@@ -404,7 +404,7 @@ class Guard<I, O> implements GuardedCall<I, O>, AttemptHost<I, O> {
       try {
         listener(event);
       } catch (err) {
-        this.o.logger.warn({ call: this.name, event: event.type, err: describeError(err) }, 'guarded-call listener threw');
+        this.o.logger.warn({ call: this.name, event: event.type, err: err }, 'guarded-call listener threw');
       }
     }
   }

@@ -158,7 +158,7 @@ function discard(handle: ChildHandle, logger: Logger): void {
   }
   Promise.resolve()
     .then(() => handle.stop())
-    .catch((err: unknown) => logger.warn({ err: describeError(err) }, 'late child stop failed'));
+    .catch((err: unknown) => logger.warn({ err: err }, 'late child stop failed'));
 }
 
 function watch(inc: Incarnation, onExit: (inc: Incarnation, exit: ChildExit) => void): void {
@@ -188,7 +188,7 @@ export async function shutdownIncarnation(inc: Incarnation, shutdown: Shutdown, 
   if (shutdown === 'brutal-kill') return killOrAbandon(inc.handle, logger);
   const stopped = Promise.resolve()
     .then(() => inc.handle.stop())
-    .catch((err: unknown) => logger.warn({ err: describeError(err) }, 'child stop() failed'));
+    .catch((err: unknown) => logger.warn({ err: err }, 'child stop() failed'));
   if (shutdown === 'infinity') {
     await stopped;
     return 'graceful';
@@ -212,7 +212,7 @@ function safeKill(handle: ChildHandle, logger: Logger): void {
   try {
     handle.kill?.();
   } catch (err) {
-    logger.warn({ err: describeError(err) }, 'child kill() failed');
+    logger.warn({ err: err }, 'child kill() failed');
   }
 }
 

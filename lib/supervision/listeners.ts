@@ -7,7 +7,6 @@
  *  2. A listener removed (by the function `add` returned) while an event is being delivered
  *     still gets that event, and no later one.
  */
-import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 
 /**
@@ -37,7 +36,7 @@ export class Listeners<E extends { type: string }> {
       try {
         listener(event);
       } catch (err) {
-        this.logger.warn({ path: this.path, event: event.type, err: describeError(err) }, 'supervision listener threw');
+        this.logger.warn({ path: this.path, event: event.type, err: err }, 'supervision listener threw');
       }
     }
   }

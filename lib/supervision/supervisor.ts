@@ -129,7 +129,7 @@ class SupervisorCore implements Supervisor, RefHost {
       } catch (err) {
         if (this.state !== 'running') throw startCutShortError(this.path, this.state);
         const error = childError(this.path, rec.spec.id, 'failed to start', err);
-        this.opts.logger.error({ path: this.path, child: rec.spec.id, err: describeError(err) }, 'supervisor failed to start a child');
+        this.opts.logger.error({ path: this.path, child: rec.spec.id, err: err }, 'supervisor failed to start a child');
         await this.stopAll();
         this.finish('failed', error);
         throw error;
@@ -165,11 +165,11 @@ class SupervisorCore implements Supervisor, RefHost {
     }
     if (fatal && !this.placement.parentEmit) {
       this.emit({ type: 'fatal', path: this.path, error: describeError(error) });
-      this.opts.logger.error({ path: this.path, err: describeError(error) }, 'root supervisor gave up');
+      this.opts.logger.error({ path: this.path, err: error }, 'root supervisor gave up');
       try {
         this.opts.onFatal?.(error);
       } catch (err) {
-        this.opts.logger.error({ path: this.path, err: describeError(err) }, 'onFatal threw');
+        this.opts.logger.error({ path: this.path, err: err }, 'onFatal threw');
       }
     }
     this.settle.reject(error);
@@ -187,7 +187,7 @@ class SupervisorCore implements Supervisor, RefHost {
     } catch (err) {
       if (this.state === 'running') {
         this.emit({ type: 'child-start-failed', path: rec.path, id: rec.spec.id, attempt, error: describeError(err) });
-        this.opts.logger.warn({ path: rec.path, attempt, err: describeError(err) }, 'child failed to start');
+        this.opts.logger.warn({ path: rec.path, attempt, err: err }, 'child failed to start');
       }
       throw err;
     } finally {
@@ -221,7 +221,7 @@ class SupervisorCore implements Supervisor, RefHost {
       this.opts.logger.info({ path: rec.path }, 'child exited');
     } else {
       this.emit({ type: 'child-crashed', path: rec.path, id: rec.spec.id, error: describeError(exit.error), errorChain: errorChain(exit.error) });
-      this.opts.logger.warn({ path: rec.path, err: describeError(exit.error) }, 'child crashed');
+      this.opts.logger.warn({ path: rec.path, err: exit.error }, 'child crashed');
     }
     const { restart } = rec.spec;
     if (restart === 'temporary' || (restart === 'transient' && exit.kind === 'normal')) {
@@ -297,7 +297,7 @@ class SupervisorCore implements Supervisor, RefHost {
     );
     this.state = 'stopping';
     this.emit({ type: 'escalated', path: this.path, restarts: count, intensity, periodMs, error: describeError(error) });
-    this.opts.logger.error({ path: this.path, child: trigger.spec.id, restarts: count, periodMs, err: describeError(reason) }, 'restart intensity exceeded');
+    this.opts.logger.error({ path: this.path, child: trigger.spec.id, restarts: count, periodMs, err: reason }, 'restart intensity exceeded');
     await this.stopAll();
     this.finish('failed', error, true);
   }
@@ -410,6 +410,6 @@ class SupervisorCore implements Supervisor, RefHost {
   }
 
   private bug(err: unknown): void {
-    this.opts.logger.error({ path: this.path, err: describeError(err) }, 'supervisor internal error');
+    this.opts.logger.error({ path: this.path, err: err }, 'supervisor internal error');
   }
 }

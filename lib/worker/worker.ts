@@ -116,6 +116,11 @@ export class PartitionWorker implements ActorsOwner, InputOwner {
   private readonly endedController = new AbortController();
   private failure: unknown;
 
+  /** @internal What the worker failed with (its `failed` event carries it as one line), for the log. */
+  get failedWith(): unknown {
+    return this.failure;
+  }
+
   constructor(options: PartitionWorkerOptions) {
     const c = (this.c = compileWorkerOptions(options));
     this.scope = c.stage.scopeOf(c.partition);

@@ -4,7 +4,7 @@
  * lib/pipeline/partitions.ts invariant 5).
  */
 import test from 'ava';
-import { createLogger, definePipeline, silentLogger, startNode, WardenError } from '../../lib/index.js';
+import { createLogger, definePipeline, InMemoryCheckpointStore, silentLogger, startNode, WardenError } from '../../lib/index.js';
 import { counter } from '../helpers/counter.js';
 
 function capture(level: 'debug' | 'info' = 'info'): { lines: Array<Record<string, unknown>>; logger: ReturnType<typeof createLogger> } {
@@ -56,4 +56,32 @@ test('a partition restored, killed and stopped each log one line with stage, par
   const [first, second] = of('partition restored');
   t.true((second!.epoch as number) > (first!.epoch as number), 'the restart took a newer epoch');
   t.is(silentLogger.child({}), silentLogger);
+});
+
+test('a partition that fails and stays down, and the child that crashed, are logged with their error as an object: type, message, code, stack and chain', async (t) => {
+  const { lines, logger } = capture();
+  const pipeline = definePipeline({ name: 'logs-errors', stages: [{ actor: counter, partitions: 1, checkpoint: { everyEvents: 1, intervalMs: 20 } }] });
+  const store = new InMemoryCheckpointStore();
+  const node = await startNode({ pipeline, logger, checkpointStore: store });
+  t.teardown(() => node.stop());
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+  await node.whenCaughtUp();
+  node.kill('counter', 0); // its supervisor logs the crashed child
+  await new Promise((r) => setTimeout(r, 200));
+  await node.whenCaughtUp();
+  // Another owner takes the partition over (a newer epoch): this worker's next checkpoint is fenced.
+  const scope = pipeline.stage('counter').scopeOf(0);
+  const meta = await store.readMeta(scope);
+  await store.write({ scope, seq: meta!.seq, epoch: meta!.epoch + 10, machineVersion: meta!.machineVersion, actors: {}, removed: [], outbox: [], timers: [], calls: [] });
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+  for (let i = 0; i < 100 && !lines.some((l) => l.msg === 'partition stays down'); i++) await new Promise((r) => setTimeout(r, 20));
+  for (const msg of ['partition worker failed', 'partition stays down', 'child crashed']) {
+    const line = lines.find((l) => l.msg === msg);
+    t.truthy(line, msg);
+    const err = line?.err as { type?: string; message?: string; code?: string; stack?: string; chain?: unknown[] } | undefined;
+    t.is(typeof err, 'object', `${msg}: err is an object`);
+    t.truthy(err?.type && err.message && err.stack, `${msg}: ${JSON.stringify(err)}`);
+    t.true(Array.isArray(err?.chain) && err.chain.length >= 1, `${msg}: chain`);
+  }
+  t.is((lines.find((l) => l.msg === 'partition stays down')?.err as { code?: string }).code, 'CHECKPOINT_FENCED');
 });

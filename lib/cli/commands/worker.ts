@@ -197,7 +197,7 @@ export async function runParent(args: WorkerArgs & { nodes: number }, io: CliIo 
         io.out(`${JSON.stringify({ childExited: id, code, signal, leasesRevoked: n, revokeMs: Math.round(performance.now() - t0) })}\n`);
         spawnChild(i);
       }, (err: unknown) => {
-        logger.error({ child: id, err: describeError(err) }, 'revoking the leases of an exited child failed; they expire by TTL');
+        logger.error({ child: id, err: err }, 'revoking the leases of an exited child failed; they expire by TTL');
         spawnChild(i);
       });
     });
