@@ -144,7 +144,18 @@ export function defineScenario(o: ScenarioOptions): Scenario {
     if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`scenario.${field}`, `must be a finite number > 0, got ${String(v)}`);
     return v;
   };
+  const positiveInt = (field: string, v: number): number => {
+    if (!Number.isSafeInteger(v) || v <= 0) throw new ConfigError(`scenario.${field}`, `must be a positive integer, got ${String(v)}`);
+    return v;
+  };
+  if (o.description !== undefined && typeof o.description !== 'string') throw new ConfigError('scenario.description', `must be a string, got ${typeof o.description}`);
   const pipeline = o.pipeline ?? 'audit';
+  if (typeof pipeline === 'string' && pipeline !== 'audit' && pipeline !== 'payments') {
+    throw new ConfigError('scenario.pipeline', `must be 'audit', 'payments', or { module, observe: { stage, seqs(context) } }, got ${JSON.stringify(pipeline)}`);
+  }
+  if (typeof pipeline !== 'string' && (typeof pipeline !== 'object' || pipeline === null)) {
+    throw new ConfigError('scenario.pipeline', `must be 'audit', 'payments', or { module, observe: { stage, seqs(context) } }, got ${String(pipeline)}`);
+  }
   if (typeof pipeline === 'object' && (typeof pipeline.module !== 'string' || typeof pipeline.observe?.seqs !== 'function' || typeof pipeline.observe.stage !== 'string' || (pipeline.observe.arrivals !== undefined && typeof pipeline.observe.arrivals !== 'string'))) {
     throw new ConfigError('scenario.pipeline', 'must be \'audit\', \'payments\', or { module, observe: { stage, seqs(context) } }');
   }
@@ -159,8 +170,8 @@ export function defineScenario(o: ScenarioOptions): Scenario {
     durationMs: positive('durationMs', o.durationMs ?? 30_000),
     workload: {
       ratePerSec: positive('workload.ratePerSec', o.workload?.ratePerSec ?? 100),
-      keys: Math.round(positive('workload.keys', o.workload?.keys ?? 24)),
-      count: o.workload?.count === undefined ? undefined : Math.round(positive('workload.count', o.workload.count)),
+      keys: positiveInt('workload.keys', o.workload?.keys ?? 24),
+      count: o.workload?.count === undefined ? undefined : positiveInt('workload.count', o.workload.count),
     },
     faults: o.faults,
     livenessMs: positive('livenessMs', o.livenessMs ?? 60_000),

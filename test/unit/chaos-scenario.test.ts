@@ -42,6 +42,10 @@ test('defineScenario refuses a bad field with a ConfigError naming it', (t) => {
     [{ lateAfterMs: 0 }, 'scenario.lateAfterMs'],
     [{ recoveryBoundMs: -1 }, 'scenario.recoveryBoundMs'],
     [{ pipeline: { module: './p.js' } as unknown as 'audit' }, 'scenario.pipeline'],
+    [{ pipeline: 'nope' as 'audit' }, 'scenario.pipeline'],
+    [{ workload: { keys: 0.4 } }, 'scenario.workload.keys'],
+    [{ workload: { count: 2.5 } }, 'scenario.workload.count'],
+    [{ description: 5 as unknown as string }, 'scenario.description'],
   ];
   for (const [patch, field] of cases) {
     const err = t.throws(() => defineScenario({ ...base, ...patch }), { instanceOf: ConfigError }, JSON.stringify(patch));
