@@ -66,6 +66,9 @@ export interface ReadKeyStateOptions {
 /** The running worker of a partition, as far as a read needs it. */
 export interface LiveWorker {
   readonly running: boolean;
+  /** The key's in-memory state as a read sees it (none for a finished actor a committed checkpoint removed). */
+  readableState(key: string): { value: unknown; context: unknown; status: string } | undefined;
+  /** Does the worker hold the key in memory at all? */
   inspect(key: string): { value: unknown; context: unknown; status: string } | undefined;
   stats(): { appliedSeq: number; checkpointSeq: number };
 }
@@ -99,8 +102,9 @@ export async function readKeyStateFrom(options: ReadKeyStateOptions, live: ((sta
   const stage = pipeline.stage(options.stage);
   const partition = partitionOf(key, stage.partitions);
   const worker = live?.(stage.name, partition);
-  const snap = worker?.running ? worker.inspect(key) : undefined;
-  if (worker && snap) {
+  if (worker?.running && worker.inspect(key) !== undefined) {
+    const snap = worker.readableState(key);
+    if (snap === undefined) return undefined; // finished, and a checkpoint removed it: no state, as a durable read says
     const stats = worker.stats();
     return { stage: stage.name, key, partition, ...snap, seq: stats.appliedSeq, source: 'memory', checkpointSeq: stats.checkpointSeq, replayed: 0 };
   }

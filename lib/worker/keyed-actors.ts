@@ -346,6 +346,14 @@ export class KeyedActors {
     return { value, context, status };
   }
 
+  /**
+   * The actor of `key` is in memory in a final state that a committed checkpoint already removed
+   * (not dirty since): the key has no state, though the finished actor is still held.
+   */
+  finishedAndRemoved(key: string): boolean {
+    return this.actors.get(key)?.status === 'done' && !this.dirty.has(key) && this.removedAt.has(key);
+  }
+
   /** The in-memory keyed actors as tree nodes (at most `limit`, restarted ones first). */
   describe(limit: number): Array<{ key: string; status: string; restarts: number; uptimeMs: number; state: unknown }> {
     const now = this.c.clock.now();

@@ -291,6 +291,11 @@ export class PartitionWorker implements ActorsOwner, InputOwner {
     return this.actors.inspect(key);
   }
 
+  /** The key's state as a read sees it: none for a finished actor a committed checkpoint removed (still in memory). */
+  readableState(key: string): { value: unknown; context: unknown; status: string } | undefined {
+    return this.actors.finishedAndRemoved(key) ? undefined : this.actors.inspect(key);
+  }
+
   /** The in-memory keyed actors as tree nodes (at most `limit`, restarted ones first). */
   describeActors(limit = 100): ReturnType<KeyedActors['describe']> {
     return this.actors.describe(limit);

@@ -22,6 +22,7 @@ import {
   type Pipeline,
 } from '../../lib/index.js';
 import { counter, tally } from '../helpers/counter.js';
+import { FlakyCheckpoints } from '../helpers/flaky-checkpoints.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -182,6 +183,28 @@ test('readKeyState of a key whose actor finished before the checkpoint resolves 
   const read = (key: string) => readKeyState({ pipeline, transport, checkpointStore: store, stage: 'counter', key });
   t.is(await read('a'), undefined, 'finished and removed before the checkpoint: its next input starts a new life');
   t.like(await read('b'), { status: 'done', replayed: 1 });
+});
+
+test('node.readState of a finished actor the node still holds: done until a checkpoint removes it, then undefined, as readKeyState says', async (t) => {
+  const transport = new InMemoryTransport();
+  const store = new FlakyCheckpoints();
+  const pipeline = definePipeline({ name: 'rs-done-live', stages: [{ actor: counter, checkpoint: { everyEvents: 1, intervalMs: 20 } }] });
+  const node = await startNode({ pipeline, transport, checkpointStore: store, logger: silentLogger });
+  t.teardown(() => node.stop());
+  store.failing = true; // no checkpoint lands for now
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+  await node.ingest({ key: 'a', type: 'finish' });
+  await node.whenCaughtUp();
+  t.like(await node.readState('counter', 'a'), { status: 'done', source: 'memory' }, 'finished, not yet checkpointed');
+  const landed = new Promise<void>((resolve) => node.on((e) => e.type === 'checkpoint' && resolve()));
+  store.failing = false;
+  await landed;
+  t.is(node.inspect('counter', 'a')?.status, 'done', 'the node still holds the finished actor');
+  t.is(await node.readState('counter', 'a'), undefined, 'a checkpoint removed it: no state');
+  t.is(await readKeyState({ pipeline, transport, checkpointStore: store, stage: 'counter', key: 'a' }), undefined);
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 5 } });
+  await node.whenCaughtUp();
+  t.like(await node.readState('counter', 'a'), { status: 'active', context: { total: 5 } }, 'its next input starts a new life');
 });
 
 test("readKeyState with a corrupt entry rebuilds from the log under onUnusable 'rebuild', and rejects under 'fail'", async (t) => {
