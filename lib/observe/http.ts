@@ -28,7 +28,7 @@ import { promClient } from '../resilience/prom-loader.js';
 import { registerNodeMetrics, type NodeMetricsOptions } from './metrics.js';
 import { readiness, type ReadinessOptions } from './readiness.js';
 import { dashboardPage } from './dashboard-page.js';
-import { liveView, type LiveOptions } from './live.js';
+import { liveView, publicTree, type LiveOptions } from './live.js';
 
 /** Options of `createOpsHandler`. */
 export interface OpsHandlerOptions {
@@ -127,7 +127,7 @@ export function createOpsHandler(options: OpsHandlerOptions): OpsHandler {
         return [r.ready ? 200 : 503, 'application/json', r];
       }
       default:
-        return [200, 'application/json', { node: node.nodeId, pipeline: node.pipeline.name, tree: node.tree() }];
+        return [200, 'application/json', { node: node.nodeId, pipeline: node.pipeline.name, tree: publicTree(node.tree()) }];
     }
   }
   return handler;

@@ -33,6 +33,18 @@ export interface LiveSnapshot {
 
 const SHOWN = new Set(['child-crashed', 'child-restarting', 'child-started', 'escalated', 'fatal', 'partition-down', 'actor-crashed', 'actor-restarted', 'dead-letter', 'checkpoint-failed', 'restored', 'killed', 'failed', 'lease-acquired', 'lease-lost', 'lease-released']);
 
+/**
+ * Invariant 2: the tree as the endpoints show it. A keyed actor that never restarted is left out
+ * (its key may be a customer's id); its partition's `info.actors` still counts it.
+ *
+ * @example publicTree(node.tree()) // the tree without keys of actors that never crashed
+ */
+export function publicTree(node: TreeNode): TreeNode {
+  if (!node.children) return node;
+  const children = node.children.filter((c) => c.kind !== 'actor' || c.restarts > 0).map(publicTree);
+  return { ...node, children };
+}
+
 function describe(e: NodeEvent): { where: string; detail?: string } {
   const cut = (s: string): string => (s.length > 200 ? `${s.slice(0, 200)}...` : s);
   const r = e as Record<string, unknown>;
@@ -84,7 +96,7 @@ export function liveView(node: WardenNode, options: LiveOptions = {}): { snapsho
       pipeline: node.pipeline.name,
       alive: node.alive,
       at: clock.now(),
-      tree: node.tree(),
+      tree: publicTree(node.tree()),
       partitions: status.filter((p) => p.local).map((p) => ({
         stage: p.stage, partition: p.partition, running: p.running, lag: p.lag, checkpointAgeMs: p.checkpointAgeMs, restarts: p.restarts,
         epoch: p.epoch, appliedSeq: p.appliedSeq, outbox: p.outbox, actors: p.actors, ...(p.down ? { down: p.down.code } : {}),

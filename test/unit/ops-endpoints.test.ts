@@ -30,13 +30,14 @@ import { runTree } from '../../lib/cli/commands/tree.js';
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Serves `createOpsHandler` on a loopback port; `get(path)` answers status, headers and body. */
-async function serve(options: OpsHandlerOptions): Promise<{ get(path: string, init?: RequestInit): Promise<{ status: number; type: string | null; body: string }>; server: Server }> {
+async function serve(options: OpsHandlerOptions): Promise<{ get(path: string, init?: RequestInit): Promise<{ status: number; type: string | null; body: string }>; url(path: string): string; server: Server }> {
   const handler = createOpsHandler(options);
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     server,
+    url: (path) => `http://127.0.0.1:${port}${path}`,
     async get(path, init) {
       const res = await fetch(`http://127.0.0.1:${port}${path}`, init);
       return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
@@ -301,4 +302,25 @@ test('docs/operations.md names every metric a node registers, and only those', a
   const documented = new Set([...doc.matchAll(/^\| `(warden_[a-z_]+)` \|/gm)].map((m) => m[1]!));
   t.deepEqual([...registered].filter((n) => !documented.has(n)), [], 'registered but not documented');
   t.deepEqual([...documented].filter((n) => !registered.has(n)), [], 'documented but not registered');
+});
+
+test('/tree and /events show the key of an actor that crashed, and no key of an actor that never did', async (t) => {
+  const node = await startNode({ pipeline: pipelineOf('ops-keys'), logger: silentLogger });
+  t.teardown(() => node.stop());
+  const ops = await serve({ node, registry: false });
+  t.teardown(() => ops.server.close());
+  await node.ingest({ key: 'secret-customer-a', type: 'add', payload: { amount: 1 } });
+  await node.ingest({ key: 'crashy', type: 'add', payload: { amount: 666 } }); // crashes the counter every time
+  await node.whenCaughtUp();
+  const tree = (await ops.get('/tree')).body;
+  t.true(tree.includes('"crashy"'), 'the crashed actor is listed by key');
+  t.false(tree.includes('secret-customer-a'), 'a quiet actor is not');
+  const controller = new AbortController();
+  const res = await fetch(ops.url('/events'), { signal: controller.signal });
+  const reader = res.body!.getReader();
+  let first = '';
+  while (!first.includes('\n\n')) first += new TextDecoder().decode((await reader.read()).value as Uint8Array);
+  controller.abort();
+  t.true(first.includes('event: snapshot') && first.includes('"crashy"'));
+  t.false(first.includes('secret-customer-a'));
 });
