@@ -21,7 +21,7 @@ import { SystemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { NodeEvent, WardenNode } from '../pipeline/node-types.js';
-import { listCalls } from '../resilience/registry.js';
+import { eachCall } from '../resilience/registry.js';
 import type { GuardedCall } from '../resilience/types.js';
 
 export type AlertKind = 'lag' | 'checkpoint-failing' | 'checkpoint-stale' | 'restart-intensity' | 'dead-letters' | 'call-failures' | 'partition-down';
@@ -53,7 +53,7 @@ export interface AlertOptions {
   checkpointAgeMs?: number;
   /** A dead-letters episode ends after this long without one. @default 60_000 */
   deadLetterQuietMs?: number;
-  /** Also watch these guarded calls' alerts (true: every call registered when the watcher starts). @default true */
+  /** Also watch these guarded calls' alerts (true: every call in this process, those defined after the watcher started included). @default true */
   calls?: boolean | Iterable<GuardedCall>;
   /** How often lag and checkpoint age are checked. @default 5_000 */
   pollMs?: number;
@@ -164,14 +164,14 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
   const off = node.on(onEvent);
 
   const offCalls: Array<() => void> = [];
-  if (options.calls !== false) {
-    for (const c of options.calls === undefined || options.calls === true ? listCalls() : options.calls) {
-      offCalls.push(c.on((e) => {
-        if (e.type === 'alert') raise(`call-failures ${e.call}`, { alert: 'call-failures', severity: 'warning', subject: e.call, value: e.consecutiveFailures, bound: e.consecutiveFailures, message: `guarded call ${e.call} failed ${e.consecutiveFailures} times in a row: ${e.error}` });
-        else if (e.type === 'recovered') resolve(`call-failures ${e.call}`);
-      }));
-    }
-  }
+  const watchCall = (c: GuardedCall): void => {
+    offCalls.push(c.on((e) => {
+      if (e.type === 'alert') raise(`call-failures ${e.call}`, { alert: 'call-failures', severity: 'warning', subject: e.call, value: e.consecutiveFailures, bound: e.consecutiveFailures, message: `guarded call ${e.call} failed ${e.consecutiveFailures} times in a row: ${e.error}` });
+      else if (e.type === 'recovered') resolve(`call-failures ${e.call}`);
+    }));
+  };
+  if (options.calls === undefined || options.calls === true) offCalls.push(eachCall(watchCall)); // every call, those defined later included
+  else if (options.calls !== false) for (const c of options.calls) watchCall(c);
 
   async function check(): Promise<void> {
     if (stopped) return;

@@ -15,7 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SystemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import type { NodeEvent, PartitionStatus, WardenNode } from '../pipeline/node-types.js';
-import { listCalls } from '../resilience/registry.js';
+import { eachCall, listCalls } from '../resilience/registry.js';
 import type { TreeNode } from '../supervision/types.js';
 
 /** What the dashboard shows of one node at one moment. */
@@ -85,9 +85,11 @@ export function liveView(node: WardenNode, options: LiveOptions = {}): { snapsho
     }
     for (const poke of subscribers) poke();
   });
-  const offCalls = listCalls().map((c) => c.on((e) => {
+  // Every call, those defined later included (registry invariant 4).
+  const offCalls: Array<() => void> = [];
+  offCalls.push(eachCall((c) => offCalls.push(c.on((e) => {
     if (e.type === 'breaker-open' || e.type === 'breaker-half-open' || e.type === 'breaker-closed') for (const poke of subscribers) poke();
-  }));
+  }))));
 
   async function snapshot(): Promise<LiveSnapshot> {
     const status = await node.status().catch(() => [] as PartitionStatus[]);

@@ -9,6 +9,8 @@
  *  2. A closed call leaves the registry, if it is still the registered one, so its name is free.
  *  3. The registry is `fromCall`'s default lookup: `fromCall('name')` finds the call registered
  *     under that name when the machine invokes it, unless its node was given its own `calls`.
+ *  4. `eachCall(fn)` calls `fn` for every registered call and for every call registered later,
+ *     until the returned function is called (watchers of "every call": alerts, the live view).
  */
 import { ConfigError } from '../core/errors.js';
 import type { GuardedCall } from './types.js';
@@ -23,9 +25,24 @@ export function checkCallName(name: string, replace: boolean): void {
   }
 }
 
-/** Makes `call` the registered call of its name. */
+const watchers = new Set<(call: GuardedCall) => void>();
+
+/** Makes `call` the registered call of its name (invariant 4: watchers are told). */
 export function registerCall(call: GuardedCall): void {
   calls.set(call.name, call);
+  for (const w of watchers) w(call);
+}
+
+/**
+ * Invariant 4: `fn` for every registered call now and every one registered later; returns the
+ * function that stops the later ones.
+ *
+ * @example const stop = eachCall((call) => offs.push(call.on(listener)));
+ */
+export function eachCall(fn: (call: GuardedCall) => void): () => void {
+  for (const call of [...calls.values()]) fn(call);
+  watchers.add(fn);
+  return () => watchers.delete(fn);
 }
 
 /** Invariant 2. */

@@ -149,10 +149,11 @@ test('on a running node: failing checkpoints, dead letters and a guarded call fa
   t.is(resolved.filter((a) => a.alert === 'dead-letters').length, 1, 'resolved after deadLetterQuietMs without one');
 
   for (let i = 0; i < 3; i++) await call.call(i).catch(() => undefined);
-  t.deepEqual(opened.filter((a) => a.alert === 'call-failures').map((a) => a.subject), [name]);
+  // Other tests of this file define calls too, and the watcher sees every call of the process.
+  t.deepEqual(opened.filter((a) => a.alert === 'call-failures' && a.subject === name).map((a) => a.subject), [name]);
   up = true;
   await call.call(9);
-  t.deepEqual(resolved.filter((a) => a.alert === 'call-failures').map((a) => a.subject), [name]);
+  t.deepEqual(resolved.filter((a) => a.alert === 'call-failures' && a.subject === name).map((a) => a.subject), [name]);
 });
 
 test('a partition restart does not make its checkpoint younger: the age keeps growing and checkpoint-stale stays open until a checkpoint lands', async (t) => {
@@ -208,4 +209,23 @@ test('a restart-intensity alert carries the restarts that crossed the intensity,
   t.teardown(() => w.stop());
   f.emit({ type: 'escalated', path: 'orders', restarts: 2, intensity: 1, periodMs: 60_000, error: 'boom' });
   t.like(opened[0], { alert: 'restart-intensity', subject: 'orders', value: 2, bound: 1 });
+});
+
+test('with calls at their default, a guarded call defined after the watcher started raises call-failures too', async (t) => {
+  const f = fakeNode();
+  const opened: WardenAlert[] = [];
+  const w = watchAlerts(f.node, { onAlert: (a) => opened.push(a) });
+  t.teardown(() => w.stop());
+  const name = `late-call-${process.pid}`;
+  const call = defineCall(name, () => Promise.reject(new Error('503')), { retry: { retries: 0 }, alertAfter: 2, breaker: { volumeThreshold: 100 } });
+  t.teardown(() => call.close());
+  for (let i = 0; i < 2; i++) await call.call(i).catch(() => undefined);
+  const mine = (): WardenAlert[] => opened.filter((a) => a.subject?.startsWith(name)); // other tests' calls are seen too
+  t.deepEqual(mine().map((a) => [a.alert, a.subject]), [['call-failures', name]]);
+  w.stop();
+  for (let i = 0; i < 3; i++) await call.call(i).catch(() => undefined);
+  const later = defineCall(`${name}-after-stop`, () => Promise.reject(new Error('503')), { retry: { retries: 0 }, alertAfter: 1 });
+  t.teardown(() => later.close());
+  await later.call(0).catch(() => undefined);
+  t.is(mine().length, 1, 'nothing after stop(), for calls defined before or after');
 });

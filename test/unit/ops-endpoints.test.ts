@@ -324,3 +324,29 @@ test('/tree and /events show the key of an actor that crashed, and no key of an 
   t.true(first.includes('event: snapshot') && first.includes('"crashy"'));
   t.false(first.includes('secret-customer-a'));
 });
+
+test.serial('/events sends a snapshot on a breaker transition of a guarded call defined after the handler (serial: no call of another test may poke it)', async (t) => {
+  const node = await startNode({ pipeline: pipelineOf('ops-late-call'), logger: silentLogger });
+  t.teardown(() => node.stop());
+  const ops = await serve({ node, registry: false, live: { refreshMs: 600_000 } }); // no periodic snapshot: only changes send one
+  t.teardown(() => ops.server.close());
+  const controller = new AbortController();
+  t.teardown(() => controller.abort());
+  const res = await fetch(ops.url('/events'), { signal: controller.signal });
+  const reader = res.body!.getReader();
+  let text = '';
+  const snapshots = (): string[] => text.split('\n\n').filter((s) => s.includes('event: snapshot'));
+  while (snapshots().length < 1) text += new TextDecoder().decode((await reader.read()).value as Uint8Array);
+  const name = `late-breaker-${process.pid}`;
+  const call = defineCall(name, () => Promise.reject(new Error('503')), { retry: { retries: 0 }, breaker: { volumeThreshold: 2, errorThresholdPercentage: 50, resetTimeoutMs: 60_000 } });
+  t.teardown(() => call.close());
+  for (let i = 0; i < 3; i++) await call.call(i).catch(() => undefined);
+  t.is(call.breakerState, 'open');
+  const shown = (): boolean => snapshots().some((s) => s.includes(name) && s.includes('"open"'));
+  const deadline = Date.now() + 5_000; // far below the refresh period: only the transition can send it
+  while (!shown() && Date.now() < deadline) {
+    const chunk = await Promise.race([reader.read(), new Promise<undefined>((r) => setTimeout(() => r(undefined), 250))]);
+    if (chunk?.value) text += new TextDecoder().decode(chunk.value as Uint8Array);
+  }
+  t.true(shown(), 'a snapshot showed the open breaker without waiting for the periodic refresh');
+});
