@@ -14,7 +14,8 @@ import { SpanKinds, startSpan, tracingOn } from '../core/tracing.js';
 import type { OutboxEntry } from '../checkpoint/checkpoint-store.js';
 import type { StoredMessage } from '../transport/transport.js';
 import type { Checkpointer } from './checkpointer.js';
-import { RejectedStep, type KeyedActors, type StepOutcome } from './keyed-actors.js';
+import type { KeyedActors } from './keyed-actors.js';
+import { RejectedStep, type StepOutcome } from './keyed-types.js';
 import type { Failpoint, WorkerConfig } from './options.js';
 import type { LogRecords } from './records.js';
 

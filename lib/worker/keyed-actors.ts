@@ -32,60 +32,11 @@ import { readEntries } from './batch.js';
 import { CompactTier } from './compact-tier.js';
 import { KeyRestarts } from './key-restarts.js';
 import type { WorkerConfig } from './options.js';
-import { isUnusableCheckpoint, loadActor, rebuildActor, type RestoreContext } from './replay.js';
+import { isUnusableCheckpoint, loadActor, rebuildActor } from './replay.js';
+import { RejectedStep, type ActorsOwner, type DirtyState, type StepOutcome } from './keyed-types.js';
 
 /** No entry prefetched: one shared empty map. */
 const NOTHING_PREFETCHED = new Map<string, Promise<ActorEntry | undefined>>(); // never added to: a load only deletes from it
-
-/**
- * Thrown by a step to refuse its own result (its outputs cannot be routed): the step is rolled
- * back (the actor rebuilt to before the input) and reported `rejected`.
- */
-export class RejectedStep extends Error {
-  constructor(readonly reason: unknown) {
-    super('step rejected', { cause: reason });
-  }
-}
-
-/** What became of one input sent to its actor. */
-export type StepOutcome<T> =
-  | { kind: 'applied'; value: T }
-  /** The step refused its result (`RejectedStep`); the actor is rebuilt to before the input. */
-  | { kind: 'rejected'; error: unknown }
-  /** A timer or call record for an actor that no longer exists: nothing to do. */
-  | { kind: 'absent' }
-  /** Invariant 6: it crashed its actor `maxCrashesPerInput` times; the actor is rebuilt without it. */
-  | { kind: 'poisoned'; error: unknown }
-  /** Invariant 6: the crash pushed the partition past its restart intensity; the actor is not rebuilt yet. */
-  | { kind: 'escalated'; error: WardenError; crash: unknown }
-  /** The worker died meanwhile (invariant 7'). */
-  | { kind: 'dead' };
-
-/** What the keyed actors need of their worker. */
-export interface ActorsOwner {
-  readonly dead: boolean;
-  /** Aborted when the worker dies: cuts a restart backoff short. */
-  readonly ended: AbortSignal;
-  /** The position the worker restored (replays start above it for keys without an entry). */
-  readonly restoredSeq: number;
-  /** Context for loading and replaying (fresh per use: it carries the incarnation's settings). */
-  restoreContext(): RestoreContext;
-  /** After every step: the timer wheel and the call runner catch up with the actor. */
-  touched(key: string, host: ActorHost): void;
-}
-
-/** The state of the dirty actors, for a cut. */
-export interface DirtyState {
-  /**
-   * The persisted snapshot of each dirty actor as it was when the cut was taken, built when called
-   * (`ActorHost.capture`), so the cut builds them in chunks off the path of the inputs.
-   */
-  snapshots: Array<[key: string, persist: () => Json]>;
-  /** Keys whose actor reached a final state. */
-  removed: string[];
-  /** Every key taken (to mark dirty again if the cut fails). */
-  keys: string[];
-}
 
 export class KeyedActors {
   private readonly actors = new Map<string, ActorHost>();
