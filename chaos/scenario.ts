@@ -159,6 +159,7 @@ export function defineScenario(o: ScenarioOptions): Scenario {
   if (typeof pipeline === 'object' && (typeof pipeline.module !== 'string' || typeof pipeline.observe?.seqs !== 'function' || typeof pipeline.observe.stage !== 'string' || (pipeline.observe.arrivals !== undefined && typeof pipeline.observe.arrivals !== 'string'))) {
     throw new ConfigError('scenario.pipeline', 'must be \'audit\', \'payments\', or { module, observe: { stage, seqs(context) } }');
   }
+  if (typeof pipeline === 'object') checkPipelineModule(pipeline);
   return {
     kind: 'warden.scenario',
     name: o.name,
@@ -180,6 +181,31 @@ export function defineScenario(o: ScenarioOptions): Scenario {
   };
 }
 
+/** The optional fields of a pipeline module, checked by kind (the required ones are checked above). */
+function checkPipelineModule(p: Extract<ScenarioOptions['pipeline'], object>): void {
+  const at = 'scenario.pipeline';
+  if (p.module.length === 0) throw new ConfigError(`${at}.module`, 'must be a non-empty path or file: URL');
+  const rec = p as unknown as Record<string, unknown>;
+  for (const field of ['api', 'exactlyOnce', 'ordered']) {
+    if (rec[field] !== undefined && typeof rec[field] !== 'boolean') throw new ConfigError(`${at}.${field}`, `must be true or false, got ${JSON.stringify(rec[field])}`);
+  }
+  if (rec.input !== undefined && typeof rec.input !== 'function') throw new ConfigError(`${at}.input`, `must be a function (key, seq) => input, got ${typeof rec.input}`);
+  const seqOf = (p.observe as unknown as Record<string, unknown>).seqOf;
+  if (seqOf !== undefined && typeof seqOf !== 'function') throw new ConfigError(`${at}.observe.seqOf`, `must be a function (payload) => seq, got ${typeof seqOf}`);
+}
+
+/** The fields each fault kind cannot do without (a run would not know what to do). */
+const REQUIRED: Partial<Record<Fault['kind'], readonly string[]>> = {
+  'kill-node': ['node'],
+  'pause-node': ['node', 'forMs'],
+  'stop-node': ['node'],
+  'kill-redis': ['downMs'],
+  'stall-redis': ['forMs'],
+  'slow-redis': ['latencyMs', 'forMs'],
+  network: ['target', 'forMs'],
+  api: ['mode', 'forMs'],
+};
+
 const FAULT_KINDS = new Set<Fault['kind']>(['kill-node', 'pause-node', 'stop-node', 'rolling-restart', 'kill-nats-server', 'kill-nats-leader', 'restart-nats-all', 'kill-redis', 'stall-redis', 'slow-redis', 'network', 'api']);
 
 /** The scenario's run uses the loopback API (the payments pipeline, or a module that asks for it). */
@@ -199,6 +225,9 @@ export function scheduleOf(scenario: Scenario, seed: number, durationMs = scenar
     if (!Number.isFinite(step?.atMs) || step.atMs < 0) throw new ConfigError(`${where}.atMs`, `must be a finite number >= 0, got ${String(step?.atMs)}`);
     const f = step.fault as Fault | undefined;
     if (!f || !FAULT_KINDS.has(f.kind)) throw new ConfigError(`${where}.fault.kind`, `must be one of ${[...FAULT_KINDS].join(', ')}, got ${JSON.stringify(f?.kind)}`);
+    for (const field of REQUIRED[f.kind] ?? []) {
+      if ((f as Record<string, unknown>)[field] === undefined) throw new ConfigError(`${where}.fault.${field}`, `is required for a ${f.kind} fault`);
+    }
     const durations = Object.entries(f).filter(([k]) => k.endsWith('Ms'));
     for (const [k, v] of durations) if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`${where}.fault.${k}`, `must be a finite number >= 0, got ${String(v)}`);
     if ('node' in f && (!Number.isInteger(f.node) || f.node < 0 || f.node >= scenario.nodes)) throw new ConfigError(`${where}.fault.node`, `must be an integer in 0..${scenario.nodes - 1}, got ${String(f.node)}`);

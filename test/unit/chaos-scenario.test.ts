@@ -28,6 +28,8 @@ test('defineScenario fills the defaults a scenario leaves out', (t) => {
   t.is(s.recoveryBoundMs, undefined);
 });
 
+const goodModule = { module: './p.js', observe: { stage: 'sink', seqs: () => [] as number[] } };
+
 test('defineScenario refuses a bad field with a ConfigError naming it', (t) => {
   const cases: Array<[Partial<ScenarioOptions> & Record<string, unknown>, string]> = [
     [{ name: 'Has Spaces' }, 'scenario.name'],
@@ -46,7 +48,12 @@ test('defineScenario refuses a bad field with a ConfigError naming it', (t) => {
     [{ workload: { keys: 0.4 } }, 'scenario.workload.keys'],
     [{ workload: { count: 2.5 } }, 'scenario.workload.count'],
     [{ description: 5 as unknown as string }, 'scenario.description'],
+    ...(['api', 'exactlyOnce', 'ordered'] as const).map((field): [Partial<ScenarioOptions>, string] => [{ pipeline: { ...goodModule, [field]: 'yes' } }, `scenario.pipeline.${field}`]),
+    [{ pipeline: { ...goodModule, input: 5 } as never }, 'scenario.pipeline.input'],
+    [{ pipeline: { ...goodModule, observe: { ...goodModule.observe, seqOf: 'seq' } } as never }, 'scenario.pipeline.observe.seqOf'],
+    [{ pipeline: { ...goodModule, module: '' } }, 'scenario.pipeline.module'],
   ];
+  t.notThrows(() => defineScenario({ ...base, pipeline: goodModule }), 'the module pipeline itself is fine');
   for (const [patch, field] of cases) {
     const err = t.throws(() => defineScenario({ ...base, ...patch }), { instanceOf: ConfigError }, JSON.stringify(patch));
     t.true(err.message.includes(field), `${err.message} names ${field}`);
@@ -95,6 +102,10 @@ test('a schedule step the run could not carry out is refused before anything sta
   t.regex(refused(() => [{ atMs: 5, fault: { kind: 'pause-node', node: 0, forMs: Number.NaN } }]), /fault\.forMs/);
   t.regex(refused(() => [{ atMs: 5, fault: { kind: 'network', target: 'dns' as 'nats', forMs: 10 } }]), /fault\.target/);
   t.regex(refused(() => 'soon' as never), /must return an array/);
+  t.regex(refused(() => [{ atMs: 5, fault: { kind: 'kill-node' } as never }]), /faults\(\)\[0\]\.fault\.node is required/);
+  t.regex(refused(() => [{ atMs: 5, fault: { kind: 'stop-node' } as never }]), /fault\.node is required/);
+  t.regex(refused(() => [{ atMs: 5, fault: { kind: 'pause-node', node: 0 } as never }]), /fault\.forMs is required/);
+  t.regex(refused(() => [{ atMs: 5, fault: { kind: 'network', target: 'nats' } as never }]), /fault\.forMs is required/);
   // The same steps are fine where the run can carry them out.
   t.is(scheduleOf(defineScenario({ ...base, natsServers: 3, faults: () => [{ atMs: 5, fault: { kind: 'kill-nats-leader' } }] }), 1).length, 1);
   t.is(scheduleOf(defineScenario({ ...base, pipeline: 'payments', faults: () => [{ atMs: 5, fault: { kind: 'api', mode: 'down', forMs: 100 } }] }), 1).length, 1);
