@@ -62,10 +62,16 @@ export async function connectNats(url: string, o: { logger?: Logger; name?: stri
   });
 }
 
-/** Opens the cluster's lease bucket on NATS KV (created if missing), failing fast. */
-export async function connectLeases(url: string | undefined, o: { bucket: string; ttlMs?: number; replicas: number; logger?: Logger }): Promise<LeaseStore> {
+/**
+ * Opens the cluster's lease bucket on NATS KV (created if missing, unless `create` is false: then a
+ * missing bucket rejects with `STREAM_NOT_FOUND`), failing fast.
+ */
+export async function connectLeases(url: string | undefined, o: { bucket: string; ttlMs?: number; replicas: number; logger?: Logger; create?: boolean }): Promise<LeaseStore> {
   const { KvLeaseStore } = await importAdapter(() => import('../adapters/nats/index.js'), '--nats', NATS_PACKAGES);
-  return KvLeaseStore.connect({ servers: url ?? process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222', bucket: o.bucket, replicas: o.replicas, ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }), ...(o.logger ? { logger: o.logger } : {}) });
+  return KvLeaseStore.connect({
+    servers: url ?? process.env.WARDEN_NATS_URL ?? 'nats://127.0.0.1:4222', bucket: o.bucket, replicas: o.replicas,
+    ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }), ...(o.logger ? { logger: o.logger } : {}), ...(o.create === false ? { create: false } : {}),
+  });
 }
 
 /** Connects to Redis, failing fast. */

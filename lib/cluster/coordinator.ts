@@ -153,10 +153,14 @@ export class Coordinator {
     }
   }
 
-  /** Invariant 1: may the node still act on partition `id`? (Checked before every write of its worker.) */
+  /**
+   * Invariant 1: may the node still act on partition `id`? (Checked before every write of its
+   * worker.) Also while `stop()` hands the partition over (invariant 5): its final checkpoint is
+   * written under the lease, which is released only after it.
+   */
   valid(id: string): boolean {
     const held = this.owned.get(id);
-    return held !== undefined && !this.stopped && this.o.clock.now() < held.lease.validUntil;
+    return held !== undefined && this.o.clock.now() < held.lease.validUntil;
   }
 
   /** Invariant 2: a fresh epoch for a new incarnation of `id` (a lease write); `LEASE_LOST` if the node no longer holds it. */

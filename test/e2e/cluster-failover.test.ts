@@ -123,3 +123,13 @@ test.serial('a rolling restart of every node under load loses and duplicates not
   t.is(r.sinkOutputs, 900);
   t.is((await rig.staleOutputs()).stale, 0);
 });
+
+test.serial('warden status of a cluster no node has started shows no node and creates no lease bucket (a node then picks its own lease TTL)', async (t) => {
+  const rig = await ClusterRig.create(t, { ttlMs: 1_500 });
+  const fresh = `${rig.name}-fresh`;
+  const before = status(rig, '--json', '--cluster', fresh);
+  t.deepEqual(before.members, []);
+  t.true(before.partitions.every((p) => p.owner === undefined), JSON.stringify(before.partitions));
+  const err = await t.throwsAsync(rig.transport.streamInfo(`KV_${fresh}-leases`));
+  t.like(err, { code: 'STREAM_NOT_FOUND' }, 'the bucket was not created');
+});

@@ -192,3 +192,21 @@ test.serial('coordinator invariant 6: a partition whose worker found its lease r
   await a.whenCaughtUp({ timeoutMs: 10_000 });
   for (let k = 0; k < 6; k++) t.is(((await a.readState('counter', `k${k}`))?.context as { count: number }).count, 4, `k${k}`);
 });
+
+test('coordinator invariant 5: a cluster node that stops writes each partition\'s final checkpoint before it releases the lease', async (t) => {
+  const transport = new InMemoryTransport();
+  const checkpointStore = new InMemoryCheckpointStore();
+  const leases = new InMemoryLeaseStore({ ttlMs: 5_000 });
+  // No checkpoint but the final one: whatever the stop writes is the handoff's.
+  const pipeline = definePipeline({ name: 'cl-final', stages: [{ actor: counter, partitions: 2, checkpoint: { everyEvents: 1_000_000, intervalMs: 30_000 } }] });
+  const events: NodeEvent[] = [];
+  const a = await startNode({ pipeline, transport, checkpointStore, logger: silentLogger, onEvent: (e) => events.push(e), cluster: { leases, nodeId: 'a' } });
+  for (let i = 0; i < 10; i++) await a.ingest({ key: `k${i}`, type: 'add', payload: { amount: 1 } });
+  await a.whenCaughtUp();
+  const stage = pipeline.stage('counter');
+  const logged = await Promise.all([0, 1].map((p) => transport.lastSeqOf(stage.stream, stage.subjectOf(p))));
+  await a.stop();
+  for (const p of [0, 1]) t.is((await checkpointStore.readMeta(stage.scopeOf(p)))?.seq, logged[p], `partition ${p}: the final checkpoint covers its log`);
+  t.is(events.filter((e) => e.type === 'checkpoint').length, 2);
+  t.false(events.some((e) => e.type === 'failed' || e.type === 'checkpoint-failed'), 'no worker failed its final checkpoint');
+});

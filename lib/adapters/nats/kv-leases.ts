@@ -59,6 +59,11 @@ export interface KvLeaseStoreOptions {
    * @default 30_000
    */
   setupTimeoutMs?: number;
+  /**
+   * `false`: open the bucket only if it exists (a reader such as `warden status` must not create it
+   * with a TTL no node chose); a missing bucket rejects with `STREAM_NOT_FOUND`. @default true
+   */
+  create?: boolean;
   /** @default new SystemClock() */
   clock?: Clock;
   /** @default createLogger() */
@@ -151,10 +156,15 @@ export class KvLeaseStore implements LeaseStore {
     const ctx: NatsErrorContext = { op: 'leases.openBucket', stream: `KV_${bucket}`, redactor };
     const openOnce = async (): Promise<{ kv: KV; ttl: number }> => {
       try {
-        const kv = await new Kvm(js).create(bucket, { history: 1, ttl: ttlMs, replicas: options.replicas ?? 1 });
+        const kvm = new Kvm(js);
+        const kv = options.create === false ? await kvm.open(bucket) : await kvm.create(bucket, { history: 1, ttl: ttlMs, replicas: options.replicas ?? 1 });
         return { kv, ttl: (await kv.status()).ttl };
       } catch (err) {
-        throw toWardenError(err, ctx);
+        const e = toWardenError(err, ctx);
+        if (options.create === false && e.code === 'STREAM_NOT_FOUND') {
+          throw new WardenError('STREAM_NOT_FOUND', `lease bucket ${bucket} does not exist (no node of the cluster has started)`, { cause: e, nonRetryable: true, details: { bucket } });
+        }
+        throw e;
       }
     };
     const { kv, ttl } = await retrySetup(openOnce, {

@@ -1,10 +1,11 @@
 /**
  * `warden status <module>`: the nodes of a pipeline's cluster and, for every partition, its
  * owner, epoch, lag past its last checkpoint and the checkpoint's age; a table, or `--json`.
- * Reads only.
+ * Reads only: it creates nothing, not even the lease bucket (before any node started there is none).
  */
 import type { Command } from 'commander';
-import { describeError } from '../../core/errors.js';
+import { describeError, WardenError } from '../../core/errors.js';
+import { InMemoryLeaseStore } from '../../cluster/in-memory-leases.js';
 import { clusterStatus, type ClusterStatus } from '../../cluster/status.js';
 import { connectLeases } from '../backends.js';
 import { connectBackends, loadPipeline, processIo, withBackendOptions, type BackendOptions, type CliIo } from '../pipeline-module.js';
@@ -34,7 +35,11 @@ export async function runStatus(args: StatusArgs, io: CliIo = processIo): Promis
     const cluster = args.cluster ?? pipeline.name;
     const backends = await connectBackends(args);
     try {
-      const leases = await connectLeases(args.nats, { bucket: `${cluster}-leases`, replicas: 1 });
+      // A reader creates nothing: before any node started there is no bucket, and no node or owner to list.
+      const leases = await connectLeases(args.nats, { bucket: `${cluster}-leases`, replicas: 1, create: false }).catch((err: unknown) => {
+        if (err instanceof WardenError && err.code === 'STREAM_NOT_FOUND') return new InMemoryLeaseStore();
+        throw err;
+      });
       try {
         const s = await clusterStatus({ pipeline, transport: backends.transport, checkpointStore: backends.checkpointStore, leases, cluster });
         io.out(args.json ? `${JSON.stringify(s)}\n` : statusTable(s));
