@@ -106,7 +106,9 @@ export class SimulatedClock implements Clock {
   private nextId = 1;
   private timers: SimTimer[] = [];
 
+  /** Throws a `RangeError` for a `startMs` that is not a finite number. */
   constructor(startMs = 0) {
+    if (typeof startMs !== 'number' || !Number.isFinite(startMs)) throw new RangeError(`SimulatedClock: startMs must be a finite number, got ${String(startMs)}`);
     this.current = startMs;
   }
 
@@ -133,9 +135,12 @@ export class SimulatedClock implements Clock {
     return this.timers.length;
   }
 
-  /** Moves time forward by `ms`, firing every timer due on the way, in order. */
+  /**
+   * Moves time forward by `ms`, firing every timer due on the way, in order. Throws a `RangeError`
+   * for an `ms` that is not a finite number >= 0 (time never goes back, and never reaches `Infinity`).
+   */
   advance(ms: number): void {
-    const target = this.current + ms;
+    const target = this.current + checkStep('advance', ms);
     for (;;) {
       const next = this.nextDue(target);
       if (!next) break;
@@ -151,7 +156,7 @@ export class SimulatedClock implements Clock {
    * that awaits between timers (retry loops, restarts) makes progress as it would in real time.
    */
   async advanceAsync(ms: number): Promise<void> {
-    const target = this.current + ms;
+    const target = this.current + checkStep('advanceAsync', ms);
     await flushMicrotasks();
     for (;;) {
       const next = this.nextDue(target);
@@ -172,6 +177,12 @@ export class SimulatedClock implements Clock {
     }
     return best;
   }
+}
+
+/** A step of a simulated clock: a finite number of ms >= 0. */
+function checkStep(op: string, ms: number): number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new RangeError(`SimulatedClock.${op}: ms must be a finite number >= 0, got ${String(ms)}`);
+  return ms;
 }
 
 /** Resolves after queued promise callbacks (several rounds of them) have run. */

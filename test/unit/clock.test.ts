@@ -201,3 +201,17 @@ test.serial('SystemClock: a durable timer 30 days out arms the timer wheel once 
     process.off('warning', onWarning);
   }
 });
+
+test('SimulatedClock refuses to move back, to NaN or to Infinity, and to start anywhere but a finite time: an Infinity timer never fires', async (t) => {
+  const clock = new SimulatedClock(100);
+  let fired = false;
+  clock.setTimeout(() => (fired = true), Number.POSITIVE_INFINITY);
+  for (const ms of [-50, Number.NaN, Number.POSITIVE_INFINITY]) {
+    t.throws(() => clock.advance(ms), { instanceOf: RangeError, message: /advance: ms must be a finite number >= 0/ });
+    await t.throwsAsync(clock.advanceAsync(ms), { instanceOf: RangeError, message: /advanceAsync: ms must be a finite number >= 0/ });
+  }
+  t.is(clock.now(), 100, 'time did not move');
+  clock.advance(Number.MAX_SAFE_INTEGER);
+  t.false(fired);
+  t.throws(() => new SimulatedClock(Number.NaN), { instanceOf: RangeError, message: /startMs must be a finite number/ });
+});
