@@ -32,6 +32,7 @@ import { ConfigError, WardenError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { parseLeaseValue, type Lease, type LeaseChange, type LeaseEntry, type LeaseStore } from '../../cluster/leases.js';
 import { Redactor, redactUrl, toWardenError, type NatsErrorContext } from './errors.js';
+import { replicasOf } from './options.js';
 import { retrySetup } from './setup-retry.js';
 
 /** Options of `KvLeaseStore`. */
@@ -147,6 +148,7 @@ export class KvLeaseStore implements LeaseStore {
     const ttlMs = asked ?? 5_000;
     if (!Number.isFinite(ttlMs) || ttlMs < 100) throw new ConfigError('ttlMs', `must be a finite number >= 100, got ${String(options.ttlMs)}`);
     const bucket = options.bucket ?? 'warden-leases';
+    const replicas = replicasOf(options.replicas, 'replicas');
     const setupTimeoutMs = options.setupTimeoutMs ?? 30_000;
     if (!Number.isFinite(setupTimeoutMs) || setupTimeoutMs < 0) throw new ConfigError('setupTimeoutMs', `must be a finite number >= 0, got ${String(options.setupTimeoutMs)}`);
     // Invariant 7 (from the TTL asked for; a bucket's own TTL, adopted, is known only once it is open).
@@ -157,7 +159,7 @@ export class KvLeaseStore implements LeaseStore {
     const openOnce = async (): Promise<{ kv: KV; ttl: number }> => {
       try {
         const kvm = new Kvm(js);
-        const kv = options.create === false ? await kvm.open(bucket) : await kvm.create(bucket, { history: 1, ttl: ttlMs, replicas: options.replicas ?? 1 });
+        const kv = options.create === false ? await kvm.open(bucket) : await kvm.create(bucket, { history: 1, ttl: ttlMs, replicas });
         return { kv, ttl: (await kv.status()).ttl };
       } catch (err) {
         const e = toWardenError(err, ctx);

@@ -152,6 +152,13 @@ export const DEFAULT_URL = 'nats://127.0.0.1:4222';
 /** JetStream's default duplicate window. @example Math.min(DEFAULT_DUPLICATE_WINDOW_MS, maxAgeMs) */
 export const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 
+/** A stream's replica count: an integer 1..5 (JetStream's limits), or a `ConfigError` naming `field`. */
+export function replicasOf(value: number | undefined, field: string): number {
+  const v = value ?? 1;
+  if (!Number.isInteger(v) || v < 1 || v > 5) throw new ConfigError(field, `must be an integer from 1 to 5, got ${String(v)}`);
+  return v;
+}
+
 function positive(value: number | undefined, fallback: number, field: string, allowZero = false): number {
   const v = value ?? fallback;
   if (!Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) throw new ConfigError(field, `must be a ${allowZero ? 'number >= 0' : 'positive number'} (got ${v})`);
@@ -219,7 +226,7 @@ export function resolveOptions(options: JetStreamTransportOptions): {
     readerBatch: positive(options.readerBatch, 1_024, 'readerBatch'),
     defaults: {
       storage: d.storage ?? 'file',
-      replicas: positive(d.replicas, 1, 'streamDefaults.replicas'),
+      replicas: replicasOf(d.replicas, 'streamDefaults.replicas'),
       duplicateWindowMs: positive(d.duplicateWindowMs, DEFAULT_DUPLICATE_WINDOW_MS, 'streamDefaults.duplicateWindowMs', true),
       maxAgeMs: positive(d.maxAgeMs, 0, 'streamDefaults.maxAgeMs', true),
       maxMsgSize: positive(d.maxMsgSize, 1_048_576, 'streamDefaults.maxMsgSize'),

@@ -68,6 +68,20 @@ function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 }
 
+/** The numeric options: each a finite number in its range, or a `ConfigError` naming it. */
+function checkNumbers(o: RedisCheckpointStoreOptions): void {
+  const rules: Array<[keyof RedisCheckpointStoreOptions, number, boolean]> = [
+    ['connectTimeoutMs', 1, false], ['commandTimeoutMs', 1, false], ['maxRetriesPerRequest', 0, true], ['scanCount', 1, true], ['scanAttempts', 1, true],
+  ];
+  for (const [field, min, integer] of rules) {
+    const v = o[field];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+      throw new ConfigError(field, `must be a finite ${integer ? 'integer' : 'number'} >= ${min}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
+    }
+  }
+}
+
 /**
  * A `CheckpointStore` on Redis: one Lua script per atomic partition write, epoch and sequence
  * fencing in the script, SHA-1 sealed entries, hash-tagged keys that work on Redis Cluster.
@@ -105,6 +119,7 @@ export class RedisCheckpointStore implements CheckpointStore {
    * const store = new RedisCheckpointStore({ url: 'redis://127.0.0.1:6379', keyPrefix: 'shop' });
    */
   constructor(options: RedisCheckpointStoreOptions = {}) {
+    checkNumbers(options);
     this.prefix = options.keyPrefix ?? 'warden';
     if (this.prefix.includes('{') || this.prefix.includes('}')) {
       throw new ConfigError('keyPrefix', 'may not contain { or } (they would break the hash tag that keeps a partition in one slot)');
