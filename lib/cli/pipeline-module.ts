@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { redactUrl } from '../core/redact.js';
@@ -104,4 +104,21 @@ export async function connectBackends(options: BackendOptions): Promise<Backends
       await checkpointStore.close();
     },
   };
+}
+
+/**
+ * A node's operations endpoint given on the command line: an http:// or https:// URL, without a
+ * trailing slash; anything else is a bad argument (the usage, exit 1).
+ *
+ * @example endpointUrl('http://127.0.0.1:9464/') // 'http://127.0.0.1:9464'
+ */
+export function endpointUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgumentError("It must be an http:// URL of a node's operations endpoint, e.g. http://127.0.0.1:9464.");
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError('It must be an http:// or https:// URL.');
+  return v.replace(/\/+$/, '');
 }

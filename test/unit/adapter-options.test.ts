@@ -3,7 +3,7 @@
  * given, before any connection: a `ConfigError` naming the option.
  */
 import test from 'ava';
-import { ConfigError, InMemoryLeaseStore, definePipeline, silentLogger, startNode } from '../../lib/index.js';
+import { ConfigError, InMemoryLeaseStore, createLogger, definePipeline, silentLogger, startNode } from '../../lib/index.js';
 import { JetStreamTransport } from '../../lib/adapters/nats/index.js';
 import { RedisCheckpointStore } from '../../lib/adapters/redis/index.js';
 import { counter } from '../helpers/counter.js';
@@ -35,4 +35,12 @@ test('a cluster node refuses a renewEveryMs or pollEveryMs below 1 ms, naming it
     const err = await t.throwsAsync(startNode({ pipeline, logger: silentLogger, cluster: { leases: new InMemoryLeaseStore({ ttlMs: 3_000 }), nodeId: 'a', ...cluster } }), { instanceOf: ConfigError });
     t.is(err?.field, field);
   }
+});
+
+test('RedisCheckpointStore.connect to a server that is not there rejects with the error and logs nothing of its own', async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
+  const err = await t.throwsAsync(RedisCheckpointStore.connect({ url: 'redis://127.0.0.1:1', logger, retry: { maxAttempts: 0 } }));
+  t.like(err, { code: 'TRANSPORT_CLOSED' });
+  t.deepEqual(lines.filter((l) => l.includes('"level":40') || l.includes('"level":50')), [], 'no warning or error line: the rejection is the report');
 });

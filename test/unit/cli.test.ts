@@ -83,6 +83,11 @@ test('a bad argument or an unknown command prints the error and a usage line, ex
     [['no-such-command'], /unknown command 'no-such-command'/],
     [['dlq', 'show', 'p.js', 'x'], /value 'x' is invalid for argument 'seq'\. It must be a dead-letter sequence/],
     [['worker', 'p.js', '--http', '70000'], /It must be a port number/],
+    [['tree', 'notaurl'], /value 'notaurl' is invalid for argument 'url'\. It must be an http:\/\/ URL/],
+    [['tree', 'ftp://127.0.0.1:1'], /It must be an http:\/\/ or https:\/\/ URL/],
+    [['dlq', 'list', 'p.js', '--reason', 'bogus'], /argument 'bogus' is invalid\. It must be one of undecodable, too-large/],
+    // Nothing named and no --all: refused before the module is loaded or NATS asked (an unreachable one would exit 2).
+    [['dlq', 'replay', 'p.js', '--nats', 'nats://127.0.0.1:1'], /name the dead letters .* or pass --all/],
   ];
   const runs = await inPairs(cases, ([args]) => warden(...args));
   for (const [i, r] of runs.entries()) {

@@ -104,6 +104,8 @@ export class RedisCheckpointStore implements CheckpointStore {
   private readonly logger: Logger;
   private readonly target: string;
   private readonly secrets: string[];
+  /** `connect()` is waiting for the first connection: its errors reject it and are not logged. */
+  private connecting = false;
   private readonly scanCount: number;
   private readonly scanAttempts: number;
   private readonly writerId = randomBytes(6).toString('hex');
@@ -148,11 +150,14 @@ export class RedisCheckpointStore implements CheckpointStore {
    */
   static async connect(options: RedisCheckpointStoreOptions = {}): Promise<RedisCheckpointStore> {
     const store = new RedisCheckpointStore(options);
+    store.connecting = true; // a failed first connect is the rejection, not also a warning in the log
     try {
       await store.ready();
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;
+    } finally {
+      store.connecting = false;
     }
     return store;
   }
@@ -375,6 +380,7 @@ export class RedisCheckpointStore implements CheckpointStore {
   private watch(): void {
     this.client.on('error', (err: Error) => {
       this.lastConnectError = err;
+      if (this.connecting) return;
       const e = translateRedisError(err, this.ctx('connection'));
       this.logger.warn({ code: e.code, reason: e.details.reason, error: e.message }, 'redis client error');
     });

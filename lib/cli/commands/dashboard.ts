@@ -12,17 +12,10 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { describeError } from '../../core/errors.js';
 import { dashboardPage } from '../../observe/dashboard-page.js';
-import { processIo, type CliIo } from '../pipeline-module.js';
+import { endpointUrl, processIo, type CliIo } from '../pipeline-module.js';
 
 function nodeUrl(v: string, prev: string[] = []): string[] {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw new InvalidArgumentError('It must be an http:// URL of a node\'s operations endpoint, e.g. http://127.0.0.1:9464.');
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError('It must be an http:// or https:// URL.');
-  return [...prev, v.replace(/\/+$/, '')];
+  return [...prev, endpointUrl(v)];
 }
 
 /** Relays node `i`'s event stream to `res` until either side closes. */

@@ -10,6 +10,7 @@ import { InvalidArgumentError } from 'commander';
 import { describeError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { listDeadLetters, replayDeadLetters, type DeadLetterFilter, type StoredDeadLetter } from '../../pipeline/dead-letters.js';
+import type { DeadLetterReason } from '../../worker/dead-letter.js';
 import type { Pipeline } from '../../pipeline/define-pipeline.js';
 import type { Transport } from '../../transport/transport.js';
 import { connectNats } from '../backends.js';
@@ -19,6 +20,14 @@ interface DlqOptions extends Pick<BackendOptions, 'nats'> {
   stage?: string;
   reason?: string;
   json?: boolean;
+}
+
+/** Every reason a dead letter can carry (`DeadLetterReason`). */
+const REASONS: readonly DeadLetterReason[] = ['undecodable', 'too-large', 'schema', 'unknown-event', 'forged', 'crashed', 'unroutable', 'unpublishable'];
+
+function reason(v: string): string {
+  if (!(REASONS as readonly string[]).includes(v)) throw new InvalidArgumentError(`It must be one of ${REASONS.join(', ')}.`);
+  return v;
 }
 
 function seq(v: string): number {
@@ -86,13 +95,15 @@ export function runDlqShow(module: string, at: number, o: DlqOptions, io: CliIo 
   });
 }
 
+const NOTHING_NAMED = 'name the dead letters (their sequences, from `warden dlq list`) or pass --all (with --stage or --reason to narrow it)';
+
 /** Runs `warden dlq replay`. @example process.exitCode = await runDlqReplay('./pipeline.js', [3], {}); */
 export function runDlqReplay(module: string, seqs: number[], o: DlqOptions & { all?: boolean; dryRun?: boolean }, io: CliIo = processIo): Promise<number> {
+  if (seqs.length === 0 && !o.all) {
+    io.err(`warden dlq replay: ${NOTHING_NAMED}\n`); // a bad argument: nothing is loaded or connected
+    return Promise.resolve(1);
+  }
   return withLog('replay', module, o, io, async (pipeline, transport) => {
-    if (seqs.length === 0 && !o.all) {
-      io.err('warden dlq replay: name the dead letters (their sequences, from `warden dlq list`) or pass --all (with --stage or --reason to narrow it)\n');
-      return 1;
-    }
     const r = await replayDeadLetters({ pipeline, transport, ...filterOf(o), ...(seqs.length > 0 ? { seqs } : {}), ...(o.dryRun ? { dryRun: true } : {}) });
     if (o.json) io.out(`${JSON.stringify(r)}\n`);
     else {
@@ -114,7 +125,7 @@ export function register(program: Command, io: CliIo = processIo): void {
   const common = (c: Command): Command => c
     .option('--nats <url>', 'NATS server URL(s), comma-separated (default: $WARDEN_NATS_URL or nats://127.0.0.1:4222)')
     .option('--stage <stage>', 'only the dead letters of this stage')
-    .option('--reason <reason>', 'only those dead-lettered for this reason (schema, crashed, unroutable...)')
+    .option('--reason <reason>', `only those dead-lettered for this reason (${REASONS.join(', ')})`, reason)
     .option('--json', 'print JSON');
   common(dlq.command('list').description('list the dead letters, oldest first, with their replays').argument('<module>', 'module exporting the pipeline'))
     .action(async (module: string, o: DlqOptions) => {
@@ -133,7 +144,8 @@ export function register(program: Command, io: CliIo = processIo): void {
     .argument('[seq...]', 'the dead letters to replay (their sequences)', (v: string, prev: number[] = []) => [...prev, seq(v)]))
     .option('--all', 'every dead letter the filters select')
     .option('--dry-run', 'say what would be replayed, publish nothing')
-    .action(async (module: string, seqs: number[] | undefined, o: DlqOptions & { all?: boolean; dryRun?: boolean }) => {
+    .action(async (module: string, seqs: number[] | undefined, o: DlqOptions & { all?: boolean; dryRun?: boolean }, command: Command) => {
+      if ((seqs ?? []).length === 0 && !o.all) command.error(`error: ${NOTHING_NAMED}`, { exitCode: 1 }); // prints the usage too
       process.exitCode = await runDlqReplay(module, seqs ?? [], o, io);
     });
 }

@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { describeError } from '../../core/errors.js';
 import type { TreeNode } from '../../supervision/types.js';
-import { processIo, type CliIo } from '../pipeline-module.js';
+import { endpointUrl, processIo, type CliIo } from '../pipeline-module.js';
 
 function uptime(ms: number): string {
   if (ms <= 0) return '-';
@@ -53,7 +53,7 @@ export async function runTree(url: string, o: { json?: boolean }, io: CliIo = pr
 export function register(program: Command, io: CliIo = processIo): void {
   program.command('tree')
     .description('print the live supervision tree of a running node, from its operations endpoint (warden worker --http)')
-    .argument('<url>', "the node's endpoint, e.g. http://127.0.0.1:9464")
+    .argument('<url>', "the node's endpoint, e.g. http://127.0.0.1:9464", endpointUrl)
     .option('--json', 'print the /tree JSON')
     .action(async (url: string, o: { json?: boolean }) => {
       process.exitCode = await runTree(url, o, io);
