@@ -5,7 +5,8 @@
  * - GET /tree shows the supervision tree, GET /healthz says whether it is healthy;
  * - SIGTERM stops accepting requests, stops the tree gracefully (final checkpoints), exits 0.
  *
- * Run: npx tsx docs/examples/http-service.ts [port]   (prints `listening on <port>`)
+ * Run: node --import tsx docs/examples/http-service.ts [port]   (prints `listening on <port>`; not through
+ *      npx, which does not pass SIGTERM on to the process it runs)
  */
 import { createServer } from 'node:http';
 import { assign, setup } from 'xstate';
