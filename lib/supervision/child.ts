@@ -202,7 +202,8 @@ export async function shutdownIncarnation(inc: Incarnation, shutdown: Shutdown, 
   return winner === 'stopped' ? 'graceful' : killOrAbandon(inc.handle, logger);
 }
 
-function killOrAbandon(handle: ChildHandle, logger: Logger): 'killed' | 'abandoned' {
+/** Kills `handle` (its `kill()`), or abandons it when it has none. */
+export function killOrAbandon(handle: ChildHandle, logger: Logger): 'killed' | 'abandoned' {
   if (typeof handle.kill !== 'function') return 'abandoned';
   safeKill(handle, logger);
   return 'killed';

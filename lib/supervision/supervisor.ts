@@ -41,7 +41,7 @@
  *     child up at each call; a nested supervisor is reached through the handle of its incarnation.
  */
 import { describeError, errorChain, WardenError } from '../core/errors.js';
-import { childInfo, supervisorNode, ChildTable, countChildren, newChildRecord, shutdownIncarnation, startIncarnation, type ChildExit, type ChildRecord, type Incarnation, type RestartPlan } from './child.js';
+import { childInfo, supervisorNode, ChildTable, countChildren, killOrAbandon, newChildRecord, shutdownIncarnation, startIncarnation, type ChildExit, type ChildRecord, type Incarnation, type RestartPlan } from './child.js';
 import { childRef, type RefHost } from './child-ref.js';
 import { adminError, childError, existsError, notRunningError, startCutShortError } from './errors.js';
 import { resolveChildSpec, resolveSupervisorOptions, type ResolvedChildSpec, type ResolvedSupervisorOptions } from './options.js';
@@ -82,6 +82,8 @@ class SupervisorCore implements Supervisor, RefHost {
   private readonly children: ChildTable;
   /** The nested supervisor behind each handle `startFnOf` made (one per incarnation). */
   private readonly nested = new WeakMap<ChildHandle, SupervisorCore>();
+  /** Incarnations whose stop is under way (`stopChild`), so a kill reaches them too. */
+  private readonly inStop = new Map<ChildRecord, Incarnation>();
   private readonly listeners: Listeners<SupervisionEvent>;
   private readonly window: RestartIntensity;
   private readonly plans: RestartPlans;
@@ -155,8 +157,34 @@ class SupervisorCore implements Supervisor, RefHost {
     return this.stopping;
   }
 
+  /**
+   * Kills the whole subtree at once (OTP's `exit(Sup, kill)`), as a parent does to a nested
+   * supervisor whose `shutdown` ran out or is `'brutal-kill'`: pending restarts are dropped, and
+   * every child, running or in the middle of its own stop, is killed in reverse start order (a
+   * nested supervisor kills its own subtree; a child without `kill()` is abandoned). No child's
+   * `stop()` is awaited; the supervisor ends stopped.
+   */
+  kill(): void {
+    if (this.state === 'stopped' || this.state === 'failed') return;
+    this.state = 'stopping';
+    this.plans.cancelAll();
+    for (const rec of this.launching) rec.starting?.abort(new WardenError('STOPPED', `supervisor ${this.path} is killed`));
+    for (const rec of [...this.children.all].reverse()) {
+      const inc = rec.current ?? this.inStop.get(rec);
+      rec.current = undefined;
+      rec.status = 'terminated';
+      this.inStop.delete(rec);
+      if (!inc) continue;
+      inc.ended = true;
+      if (!inc.controller.signal.aborted) inc.controller.abort(new WardenError('STOPPED', 'killed with its supervisor'));
+      this.emit({ type: 'child-stopped', path: rec.path, id: rec.spec.id, how: killOrAbandon(inc.handle, this.opts.logger) });
+    }
+    this.finish('stopped');
+  }
+
   /** Ends the supervisor: resolves `done`, or rejects it (and, at the root after escalation, goes fatal). */
   private finish(outcome: 'stopped' | 'failed', error?: Error, fatal = false): void {
+    if (this.state === 'stopped' || this.state === 'failed') return; // killed meanwhile: it ended then
     this.state = outcome;
     if (outcome === 'stopped' || !error) {
       this.emit({ type: 'supervisor-stopped', path: this.path });
@@ -201,7 +229,7 @@ class SupervisorCore implements Supervisor, RefHost {
       const child = new SupervisorCore(spec.supervisor, { path: ctx.path, parentEmit: (event) => this.emit(event) });
       ctx.signal.addEventListener('abort', () => void child.stop(), { once: true });
       await child.start();
-      const handle: ChildHandle = { stop: () => child.stop(), done: child.done, describe: () => child.tree().children ?? [] };
+      const handle: ChildHandle = { stop: () => child.stop(), kill: () => child.kill(), done: child.done, describe: () => child.tree().children ?? [] };
       this.nested.set(handle, child);
       return handle;
     };
@@ -238,7 +266,10 @@ class SupervisorCore implements Supervisor, RefHost {
     rec.current = undefined;
     rec.status = 'terminated';
     if (!inc) return;
+    this.inStop.set(rec, inc); // a kill of this supervisor meanwhile kills it too
     const how = await shutdownIncarnation(inc, rec.spec.shutdown, this.opts.clock, this.opts.logger);
+    if (this.inStop.get(rec) !== inc) return; // killed with its supervisor, and reported then
+    this.inStop.delete(rec);
     this.emit({ type: 'child-stopped', path: rec.path, id: rec.spec.id, how });
     if (how !== 'graceful') this.opts.logger.warn({ path: rec.path, how, shutdown: rec.spec.shutdown }, 'child did not stop in time');
   }

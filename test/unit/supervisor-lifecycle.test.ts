@@ -12,7 +12,7 @@ import { SupervisorRefusedError } from '../../lib/supervision/errors.js';
 import { resolveSupervisorOptions } from '../../lib/supervision/options.js';
 import { createSupervisor } from '../../lib/supervision/supervisor.js';
 import { supervise } from '../../lib/supervision/supervise.js';
-import type { ChildContext, ChildHandle, ChildSpec, SupervisionEvent, SupervisorOptions } from '../../lib/supervision/types.js';
+import type { ChildContext, ChildHandle, ChildSpec, SupervisionEvent, SupervisorChildSpec, SupervisorOptions } from '../../lib/supervision/types.js';
 import { Lab } from '../helpers/supervision-lab.js';
 
 const HOUR = 3_600_000;
@@ -603,4 +603,31 @@ test('startChild rejects a bad spec with a ConfigError naming the field (OTP chi
   await t.throwsAsync(sup.startChild({ id: 'a', start: () => Promise.resolve({} as never) }), { message: /must resolve to a ChildHandle/ });
   t.deepEqual(sup.whichChildren(), []);
   await sup.stop();
+});
+
+test('child invariant 4: a nested supervisor that does not stop in time is killed with its whole subtree before its parent\'s stop resolves (OTP exit(Sup, kill))', async (t) => {
+  const lab = new Lab();
+  const inner: SupervisorChildSpec = { kind: 'supervisor', id: 'inner', shutdown: 1_000, supervisor: { children: [lab.worker('a'), lab.worker('b', { shutdown: 'infinity' })] } };
+  const sup = lab.supervisor({ id: 'root', children: [lab.worker('first'), inner] });
+  await sup.start();
+  lab.hangStop('b'); // inner's stop waits for b for ever
+  let resolved = false;
+  const stopping = sup.stop().then(() => (resolved = true));
+  await lab.settle(999);
+  t.false(resolved, 'the parent waits the nested supervisor\'s shutdown');
+  await lab.settle(1);
+  await stopping;
+  t.deepEqual(lab.log.filter((l) => l.startsWith('kill:') || l.startsWith('stop:')), ['stop:b', 'kill:b', 'kill:a', 'stop:first'], 'b (stopping) and a killed, then the parent goes on');
+  t.deepEqual(lab.eventsOf('child-stopped').map((e) => [e.id, e.how]), [['b', 'killed'], ['a', 'killed'], ['inner', 'killed'], ['first', 'graceful']]);
+  t.is(lab.clock.pending, 0);
+});
+
+test('child invariant 4: a nested supervisor with shutdown brutal-kill is killed with its subtree at once, no child stopped gracefully', async (t) => {
+  const lab = new Lab();
+  const inner: SupervisorChildSpec = { kind: 'supervisor', id: 'inner', shutdown: 'brutal-kill', supervisor: { children: [lab.worker('a'), lab.worker('b')] } };
+  const sup = lab.supervisor({ id: 'root', children: [inner] });
+  await sup.start();
+  await sup.stop();
+  t.deepEqual(lab.log.filter((l) => l.startsWith('kill:') || l.startsWith('stop:')), ['kill:b', 'kill:a']);
+  t.deepEqual(lab.eventsOf('supervisor-stopped').map((e) => e.path), ['root/inner', 'root'], 'the subtree ended before its parent');
 });
