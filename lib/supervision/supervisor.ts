@@ -288,7 +288,10 @@ class SupervisorCore implements Supervisor, RefHost {
     // Already waiting in a plan: its restart was counted when that plan was made.
     const fresh = new Set(group.filter((rec) => rec === trigger || rec.status !== 'restarting'));
     for (const rec of [...group].reverse()) {
-      if (rec !== trigger && rec.current) await this.stopChild(rec);
+      if (rec === trigger || !rec.current) continue;
+      // A sibling that ran resetBackoffAfterMs starts over too, whatever ended its run (Akka's reset on uptime).
+      if (this.opts.clock.now() - rec.current.startedAt >= rec.spec.backoff.resetBackoffAfterMs) rec.consecutive = 0;
+      await this.stopChild(rec);
     }
     if (this.state !== 'running') return;
     const members = group.filter((rec) => rec === trigger || rec.spec.restart !== 'temporary');

@@ -346,6 +346,24 @@ test('supervisor invariant 6: restarts wait the backoff on the clock; it grows, 
   await sup.stop();
 });
 
+test('supervisor invariant 6: a child that ran resetBackoffAfterMs starts over even when a sibling\'s group restart ended its run', async (t) => {
+  const lab = new Lab();
+  const sup = lab.supervisor({ strategy: 'one-for-all', intensity: 100, periodMs: 1_000, backoff: { minBackoffMs: 100, maxBackoffMs: 10_000, randomFactor: 0, resetBackoffAfterMs: 1_000 }, children: [lab.worker('a'), lab.worker('b')] });
+  await sup.start();
+  for (const delay of [100, 200, 400]) {
+    lab.w('a').crash();
+    await lab.settle(delay);
+  }
+  await lab.settle(5_000); // a runs well past resetBackoffAfterMs
+  lab.w('b').crash(); // the group restart (after b's 100 ms backoff) ends a's long run
+  await lab.settle(150);
+  lab.w('a').crash(); // 50 ms into its new run: its own uptime resets nothing
+  await lab.settle();
+  const aDelays = lab.eventsOf('child-restarting').filter((e) => e.id === 'a').map((e) => e.delayMs);
+  t.is(aDelays.at(-1), 100, `a starts over: ${aDelays.join(', ')}`);
+  await sup.stop();
+});
+
 test('supervisor invariant 6: jitter comes from the random source; a child backoff overrides the supervisor one field by field', async (t) => {
   const lab = new Lab();
   const sup = createSupervisor({
