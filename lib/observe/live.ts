@@ -34,14 +34,14 @@ export interface LiveSnapshot {
 const SHOWN = new Set(['child-crashed', 'child-restarting', 'child-started', 'escalated', 'fatal', 'partition-down', 'actor-crashed', 'actor-restarted', 'dead-letter', 'checkpoint-failed', 'restored', 'killed', 'failed', 'lease-acquired', 'lease-lost', 'lease-released']);
 
 /**
- * Invariant 2: the tree as the endpoints show it. A keyed actor that never restarted is left out
- * (its key may be a customer's id); its partition's `info.actors` still counts it.
+ * Invariant 2: the tree as the endpoints show it. A keyed actor that never crashed (not restarted,
+ * not failed) is left out (its key may be a customer's id); its partition's `info.actors` still counts it.
  *
  * @example publicTree(node.tree()) // the tree without keys of actors that never crashed
  */
 export function publicTree(node: TreeNode): TreeNode {
   if (!node.children) return node;
-  const children = node.children.filter((c) => c.kind !== 'actor' || c.restarts > 0).map(publicTree);
+  const children = node.children.filter((c) => c.kind !== 'actor' || c.restarts > 0 || c.status === 'failed').map(publicTree);
   return { ...node, children };
 }
 
