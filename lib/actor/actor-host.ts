@@ -156,7 +156,11 @@ export class ActorHost {
     // An error observer keeps xstate from rethrowing the crash globally; we read it from the snapshot.
     this.actor.subscribe(IGNORE_ERRORS); // one shared observer: a closure per actor costs ~700 bytes
 
-    this.actor.start();
+    try {
+      this.actor.start();
+    } finally {
+      shared?.leave();
+    }
     this.afterStep(undefined, undefined, { phase: 'start' });
   }
 
@@ -186,6 +190,7 @@ export class ActorHost {
       this.actor.send(event);
     } finally {
       collecting = false;
+      this.shared?.leave();
     }
     this.afterStep(event.type, typeof at === 'object' ? at.seq : at);
     return takeOutputs();
@@ -212,6 +217,7 @@ export class ActorHost {
       target.send(timer.event);
     } finally {
       collecting = false;
+      this.shared?.leave();
     }
     this.afterStep(timer.event.type, at.seq, { timer: id });
     return takeOutputs();
@@ -233,6 +239,7 @@ export class ActorHost {
       delivered = this.calls.deliver(result);
     } finally {
       collecting = false;
+      this.shared?.leave();
     }
     if (!delivered) return [];
     this.afterStep(CALL_EVENT, at.seq, { call: result.call });

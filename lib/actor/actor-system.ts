@@ -149,6 +149,11 @@ export class SharedActorSystem {
     this.current = member;
   }
 
+  /** Invariant 2: the step ended; until the next one, `system.get` answers for no member. */
+  leave(): void {
+    this.current = undefined;
+  }
+
   stop(): void {
     this.root.stop();
   }

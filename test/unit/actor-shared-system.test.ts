@@ -125,6 +125,30 @@ test('two keys may each have a child with the same systemId, and system.get find
   t.is(pingsOf(b), 1);
 });
 
+test('system.get outside a step of the key finds nothing, even through a system captured in another key\'s step', (t) => {
+  const clock = new SimulatedClock(0);
+  const system = new SharedActorSystem(clock);
+  let captured: { get(id: string): unknown } | undefined;
+  const capturing = defineActor({
+    name: 'capturing',
+    events: { ping: null },
+    machine: setup({
+      types: { events: {} as { type: 'ping' } },
+      actors: { helper: setup({}).createMachine({}) },
+      actions: { keep: ({ system: s }) => void (captured = s) },
+    }).createMachine({ invoke: { id: 'helper', systemId: 'helper', src: 'helper' }, on: { ping: { actions: 'keep' } } }),
+  });
+  const a = new ActorHost(capturing, 'a', { clock, system });
+  const b = new ActorHost(withHelper, 'b', { clock, system });
+  a.handle({ type: 'ping' }, 1);
+  t.is(captured?.get('helper'), undefined, 'after a\'s step: no key is being stepped');
+  b.handle({ type: 'ping' }, 2);
+  t.is(captured?.get('helper'), undefined, 'a system captured in a\'s step does not reach b\'s helper');
+  t.is(pingsOf(b), 1, 'b\'s own step still found its helper');
+  a.stop();
+  b.stop();
+});
+
 test('guarded calls of two keys in one system are numbered and resolved per key', (t) => {
   const charge: CallTarget<{ amount: number }, { receipt: string }> = { name: 'charge', call: () => Promise.resolve({ receipt: 'never run here' }) };
   const payerOf = payer(charge);
