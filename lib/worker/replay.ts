@@ -124,7 +124,14 @@ export function migrated(stage: WorkerStage, entry: ActorEntry): Json {
   }
   // `migrate` sees xstate's snapshot only; the pending timers are carried over as they are.
   const { snapshot, timers } = splitPersisted(entry.snapshot);
-  return joinPersisted(def.migrate(snapshot, entry.machineVersion), timers);
+  let upgraded: Json;
+  try {
+    upgraded = def.migrate(snapshot, entry.machineVersion);
+  } catch (err) {
+    // The actor cannot be restored: a crash of its own (dead-lettered after maxCrashesPerInput), not the partition's.
+    throw new ActorCrashedError(def.name, entry.key, err, { phase: 'migrate', storedVersion: entry.machineVersion });
+  }
+  return joinPersisted(upgraded, timers);
 }
 
 /**

@@ -399,6 +399,21 @@ test('replay invariant 4: by default, a checkpoint of a version without migrate(
   t.like(await rig.entry('k'), { seq: 3, machineVersion: '2', context: { total: 35 } }, 'the unusable entry was overwritten');
 });
 
+test('a migrate() that throws is a crash of its key: the input is dead-lettered as crashed and the partition goes on with the other keys', async (t) => {
+  const rig = await versionOneRig('version-migrate-throws');
+  const v2 = defineActor({ name: 'counter', machine: counterMachine, version: '2', migrate: () => { throw new Error('cannot migrate'); } });
+  const { worker, events } = rig.worker({ pipeline: counterPipeline('version-migrate-throws', { actor: v2, stage: { maxCrashesPerInput: 1 } }) });
+  t.teardown(() => worker.kill());
+  await worker.start();
+  await rig.add('k', 5);
+  await rig.add('j', 7);
+  await settle();
+  t.true(worker.running, 'the partition did not fail');
+  t.deepEqual(ofType(events, 'dead-letter').map((e) => e.reason), ['crashed']);
+  t.regex(ofType(events, 'dead-letter')[0]!.error, /cannot migrate/);
+  t.like(ctxOf(worker, 'j'), { total: 7 }, 'the next key was applied');
+});
+
 test('replay invariant 2: with migrate(), a version-1 snapshot is migrated and the actor continues from the result', async (t) => {
   const rig = await versionOneRig('version-migrate');
   const stored = await rig.store.readActor(rig.scope, 'k');
