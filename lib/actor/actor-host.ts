@@ -308,9 +308,13 @@ export class ActorHost {
     return () => joinPersisted(persistSnapshot(machine, snap), timers);
   }
 
-  /** The live xstate snapshot (value, context), for inspection. */
+  /**
+   * The actor's state for inspection: its state value, context and status, a plain object of
+   * those three (not xstate's snapshot with its methods), the same shape whatever tier it is read from.
+   */
   snapshot(): { value: unknown; context: unknown; status: string } {
-    return this.actor.getSnapshot() as { value: unknown; context: unknown; status: string };
+    const { value, context, status } = this.actor.getSnapshot() as { value: unknown; context: unknown; status: string };
+    return { value, context, status };
   }
 
   /** Does the actor's state match `state` (`'active'`, or a nested path `'checkout.paying'`)? */

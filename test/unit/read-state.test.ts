@@ -253,3 +253,18 @@ test('readKeyState of a pipeline whose streams do not exist rejects with STREAM_
   t.is(err.code, 'STREAM_NOT_FOUND');
   t.regex(err.message, /^stream rs-nostream-counter of stage counter does not exist: no node of the pipeline has run/);
 });
+
+test('node.inspect and node.readState give the documented fields, the same for a live and a durable read', async (t) => {
+  const { transport, store } = backends(t);
+  const pipeline = definePipeline({ name: 'rs-shape', stages: [{ actor: counter, compactMs: 0 }] });
+  const node = await startNode({ pipeline, transport, checkpointStore: store, logger: silentLogger });
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
+  await node.whenCaughtUp();
+  t.deepEqual(Object.keys(node.inspect('counter', 'a') ?? {}).sort(), ['context', 'status', 'value']);
+  const fields = ['checkpointSeq', 'context', 'key', 'partition', 'replayed', 'seq', 'source', 'stage', 'status', 'value'];
+  t.deepEqual(Object.keys((await node.readState('counter', 'a')) ?? {}).sort(), fields, 'live');
+  await node.stop();
+  const durable = await readKeyState({ pipeline, transport, checkpointStore: store, stage: 'counter', key: 'a' });
+  t.deepEqual(Object.keys(durable ?? {}).sort(), fields, 'durable');
+  t.like(durable, { source: 'durable', status: 'active', context: { total: 1 } });
+});
