@@ -89,8 +89,20 @@ export function defineActor<TMachine extends AnyStateMachine>(options: ActorOpti
   if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes <= 0) {
     throw new ConfigError(`actor ${options.name}: maxPayloadBytes`, `must be a positive integer, got ${String(maxPayloadBytes)}`);
   }
-  const version = String(options.version ?? '1');
+  const rawVersion: unknown = options.version ?? '1';
+  if (typeof rawVersion !== 'string' && !(typeof rawVersion === 'number' && Number.isFinite(rawVersion))) {
+    throw new ConfigError(`actor ${options.name}: version`, `must be a string or a finite number, got ${typeof rawVersion}`);
+  }
+  const version = String(rawVersion);
   if (version.length === 0) throw new ConfigError(`actor ${options.name}: version`, 'must not be empty');
+  for (const field of ['input', 'migrate'] as const) {
+    if (options[field] !== undefined && typeof options[field] !== 'function') {
+      throw new ConfigError(`actor ${options.name}: ${field}`, `must be a function, got ${typeof options[field]}`);
+    }
+  }
+  if (options.events !== undefined && (typeof options.events !== 'object' || options.events === null || Array.isArray(options.events))) {
+    throw new ConfigError(`actor ${options.name}: events`, 'must be an object of event type -> schema (a Standard Schema, a validator function, or null)');
+  }
 
   const schemas = new Map<string, PayloadSchema | null>();
   let acceptsAny = false;

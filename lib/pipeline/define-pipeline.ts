@@ -276,6 +276,9 @@ export function definePipeline(options: PipelineOptions): Pipeline {
       throw new ConfigError(`${at}.outputs`, "'after-checkpoint' holds outputs for a replay that at-most-once never does; use 'at-once' or another guarantee");
     }
     const idleMs = nonNegative(`${at}.idleMs`, s.idleMs, 0);
+    if (s.checkpoint !== undefined && (typeof s.checkpoint !== 'object' || s.checkpoint === null || Array.isArray(s.checkpoint))) {
+      throw new ConfigError(`${at}.checkpoint`, `must be an object of checkpoint options, got ${describeValue(s.checkpoint)}`);
+    }
     const enabled = checkpointsEnabled(`${at}.checkpoint.enabled`, s.checkpoint?.enabled);
     if (idleMs > 0 && !enabled) throw new ConfigError(`${at}.idleMs`, 'passivation needs checkpoints (an actor is dropped only once its state is written); remove checkpoint.enabled: false');
     return {

@@ -102,3 +102,19 @@ test('startNode refuses an onFatal, onEvent or random that is not a function, na
   }
   t.throws(() => createProducer(undefined as unknown as Parameters<typeof createProducer>[0]), { instanceOf: ConfigError });
 });
+
+test('defineActor refuses an input or migrate that is not a function, a version that is not a string or number, and events that are not an object; a stage checkpoint must be an object', (t) => {
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ input: 5 }, 'actor counter: input'],
+    [{ migrate: 'x' }, 'actor counter: migrate'],
+    [{ version: {} }, 'actor counter: version'],
+    [{ events: [] }, 'actor counter: events'],
+  ];
+  for (const [options, field] of cases) {
+    const err = t.throws(() => defineActor({ name: 'counter', machine: counterMachine, ...options } as Parameters<typeof defineActor>[0]), { instanceOf: ConfigError }, JSON.stringify(options));
+    t.is(err?.field, field);
+  }
+  t.is(defineActor({ name: 'counter', machine: counterMachine, version: 2 }).version, '2', 'a number is a version');
+  const err = t.throws(() => definePipeline({ name: 'bad-cp', stages: [{ actor: counter, checkpoint: 'often' as never }] }), { instanceOf: ConfigError });
+  t.regex(err?.field ?? '', /\.checkpoint$/);
+});
