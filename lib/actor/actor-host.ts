@@ -183,14 +183,11 @@ export class ActorHost {
     if (this.crash) throw this.crash;
     if (typeof at === 'object') this.timerTable.begin(at);
     else this.timerTable.beginAt(at, this.clock.now());
-    this.shared?.enter(this.member);
-    stepOutputs.length = 0;
-    collecting = true;
+    this.beginStep();
     try {
       this.actor.send(event);
     } finally {
-      collecting = false;
-      this.shared?.leave();
+      this.endStep();
     }
     this.afterStep(event.type, typeof at === 'object' ? at.seq : at);
     return takeOutputs();
@@ -210,14 +207,11 @@ export class ActorHost {
     const target = resolvePath(this.actor, timer.target);
     if (!target) return [];
     this.timerTable.begin(at);
-    this.shared?.enter(this.member);
-    stepOutputs.length = 0;
-    collecting = true;
+    this.beginStep();
     try {
       target.send(timer.event);
     } finally {
-      collecting = false;
-      this.shared?.leave();
+      this.endStep();
     }
     this.afterStep(timer.event.type, at.seq, { timer: id });
     return takeOutputs();
@@ -231,19 +225,29 @@ export class ActorHost {
   resolveCall(result: CallResult, at: LogPoint): EmittedEvent[] {
     if (this.crash) throw this.crash;
     this.timerTable.begin(at);
-    this.shared?.enter(this.member);
-    stepOutputs.length = 0;
-    collecting = true;
+    this.beginStep();
     let delivered: boolean;
     try {
       delivered = this.calls.deliver(result);
     } finally {
-      collecting = false;
-      this.shared?.leave();
+      this.endStep();
     }
     if (!delivered) return [];
     this.afterStep(CALL_EVENT, at.seq, { call: result.call });
     return takeOutputs();
+  }
+
+  /** A step begins: this key is the one its system answers for, and its emits are collected. */
+  private beginStep(): void {
+    this.shared?.enter(this.member);
+    stepOutputs.length = 0;
+    collecting = true;
+  }
+
+  /** The step ended (normally or by a throw): nothing is collected, and no key is being stepped. */
+  private endStep(): void {
+    collecting = false;
+    this.shared?.leave();
   }
 
   /** Cheap checks for the worker's per-input bookkeeping: any pending timers, any calls? */

@@ -110,6 +110,27 @@ export class CheckpointFencedError extends WardenError {
   }
 }
 
+/**
+ * A value a check refused, for its error message: a string quoted, an object by its class, a
+ * function or an array by its kind, and never its contents.
+ *
+ * @example describeValue(new Date()) // 'a Date object'
+ */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object') {
+    if (Array.isArray(value)) return 'an array';
+    const name = (value as { constructor?: { name?: string } }).constructor?.name;
+    return name === 'Object' ? 'an object' : `a ${name ?? 'null-prototype'} object`;
+  }
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return value.toString();
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : typeof value;
+}
+
 /** `describeError(err)` renders an error chain as one line: `a: b (caused by c)`. */
 export function describeError(err: unknown): string {
   const parts: string[] = [];

@@ -5,7 +5,7 @@
  */
 import type { ActorDefinition } from '../actor/define-actor.js';
 import type { EmittedEvent } from '../actor/actor-host.js';
-import { ConfigError, describeError } from '../core/errors.js';
+import { ConfigError, describeError, describeValue } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
 import type { Guarantee, ResolvedActorSupervision, StageRouting, WorkerStage } from '../worker/stage.js';
 
@@ -184,11 +184,6 @@ function nonNegative(field: string, value: number | undefined, fallback: number)
   const v = value ?? fallback;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(field, `must be a finite number >= 0, got ${String(v)}`);
   return v;
-}
-
-/** A bad option's value, for an error message. */
-function describeValue(v: unknown): string {
-  return typeof v === 'object' && v !== null ? (Array.isArray(v) ? 'an array' : 'an object') : typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
 
 function oneOf<T extends string>(field: string, value: T | undefined, allowed: readonly T[], fallback: T): T {

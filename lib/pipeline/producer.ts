@@ -20,7 +20,7 @@
  */
 import { SystemClock, type Clock } from '../core/clock.js';
 import { encodeEnvelope } from '../core/envelope.js';
-import { ConfigError, ValidationError, WardenError } from '../core/errors.js';
+import { ConfigError, describeValue, ValidationError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
 import { SpanKinds, startSpan, type TraceSpan } from '../core/tracing.js';
 import type { PubAck, Transport } from '../transport/transport.js';
@@ -138,7 +138,7 @@ export function createProducer(options: ProducerOptions): Producer {
       let outs: Outgoing[];
       try {
         stage = stageOf(stageName);
-        if (!Array.isArray(inputs)) throw new ValidationError('undecodable', `inputs must be an array of inputs, got ${describe(inputs)}`, { details: { field: 'inputs' } });
+        if (!Array.isArray(inputs)) throw new ValidationError('undecodable', `inputs must be an array of inputs, got ${describeValue(inputs)}`, { details: { field: 'inputs' } });
         outs = (inputs as readonly IngestInput[]).map((input, i) => prepare(stage, input, `inputs[${i}]`, clock));
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
@@ -150,10 +150,10 @@ export function createProducer(options: ProducerOptions): Producer {
 
 /** Checks one input (invariant 2) and builds its envelope, subject and message ID (invariant 1). */
 function prepare(stage: ResolvedStage, input: IngestInput, at: string, clock: Clock): Outgoing {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) refuse(at, `must be an object { key, type, payload? }, got ${describe(input)}`);
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) refuse(at, `must be an object { key, type, payload? }, got ${describeValue(input)}`);
   const { key, type } = input;
-  if (typeof key !== 'string' || key.length === 0) refuse(`${at}.key`, `must be a non-empty string, got ${describe(key)}`);
-  if (typeof type !== 'string' || type.length === 0) refuse(`${at}.type`, `must be a non-empty string, got ${describe(type)}`);
+  if (typeof key !== 'string' || key.length === 0) refuse(`${at}.key`, `must be a non-empty string, got ${describeValue(key)}`);
+  if (typeof type !== 'string' || type.length === 0) refuse(`${at}.type`, `must be a non-empty string, got ${describeValue(type)}`);
   if (type.startsWith('warden.') || type.startsWith('xstate.')) {
     throw new ValidationError('unknown-event', `${at}.type must be an event type the stage handles; 'warden.' and 'xstate.' types are reserved, got ${JSON.stringify(type)}`, {
       details: { field: `${at}.type`, type },
@@ -164,9 +164,9 @@ function prepare(stage: ResolvedStage, input: IngestInput, at: string, clock: Cl
   const headers = input.headers === undefined ? {} : input.headers;
   checkHeaders(headers, `${at}.headers`);
   if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0 || input.id !== input.id.trim() || /[\r\n]/.test(input.id))) {
-    refuse(`${at}.id`, `must be a non-empty string without surrounding whitespace or line breaks, got ${describe(input.id)}`);
+    refuse(`${at}.id`, `must be a non-empty string without surrounding whitespace or line breaks, got ${describeValue(input.id)}`);
   }
-  if (input.ts !== undefined && (typeof input.ts !== 'number' || !Number.isFinite(input.ts))) refuse(`${at}.ts`, `must be a finite number of ms, got ${describe(input.ts)}`);
+  if (input.ts !== undefined && (typeof input.ts !== 'number' || !Number.isFinite(input.ts))) refuse(`${at}.ts`, `must be a finite number of ms, got ${describeValue(input.ts)}`);
   const id = input.id ?? crypto.randomUUID();
   const partition = partitionOf(key, stage.partitions);
   // Invariant 4: a span per input sent, its trace context in the envelope's headers.
@@ -180,17 +180,6 @@ function refuse(field: string, message: string): never {
   throw new ValidationError('undecodable', `${field} ${message}`, { details: { field } });
 }
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (value === null) return 'null';
-  if (typeof value === 'bigint') return `${value}n`;
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : `a ${value.constructor?.name ?? 'null-prototype'} object`;
-  if (typeof value === 'function') return 'a function';
-  if (typeof value === 'symbol') return value.toString();
-  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : typeof value;
-}
-
 function isPlain(value: object): boolean {
   const proto = Object.getPrototypeOf(value) as unknown;
   return proto === Object.prototype || proto === null;
@@ -198,7 +187,7 @@ function isPlain(value: object): boolean {
 
 function checkPlainObject(value: unknown, path: string): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || !isPlain(value)) {
-    refuse(path, `must be a plain object of JSON values, got ${describe(value)}`);
+    refuse(path, `must be a plain object of JSON values, got ${describeValue(value)}`);
   }
   checkJson(value, [path], []);
 }
@@ -247,7 +236,7 @@ function checkJson(value: unknown, at: PathParts, ancestors: object[]): void {
       }
       if (!isPlain(value)) {
         const hint = value instanceof Date ? ' (send date.getTime() or date.toISOString())' : '';
-        refuse(spell(at), `is ${describe(value)}, not a plain JSON object${hint}`);
+        refuse(spell(at), `is ${describeValue(value)}, not a plain JSON object${hint}`);
       }
       ancestors.push(value);
       const record = value as Record<string, unknown>;
@@ -269,9 +258,9 @@ function checkJson(value: unknown, at: PathParts, ancestors: object[]): void {
 
 function checkHeaders(headers: unknown, path: string): void {
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers) || !isPlain(headers)) {
-    refuse(path, `must be a plain object of string values, got ${describe(headers)}`);
+    refuse(path, `must be a plain object of string values, got ${describeValue(headers)}`);
   }
   for (const [name, value] of Object.entries(headers)) {
-    if (typeof value !== 'string') refuse(`${path}.${name}`, `must be a string, got ${describe(value)}`);
+    if (typeof value !== 'string') refuse(`${path}.${name}`, `must be a string, got ${describeValue(value)}`);
   }
 }
