@@ -63,7 +63,7 @@ const NO_TIMERS: readonly PersistedTimer[] = [];
  * runs inside another, so one array and one listener serve every host instead of an array and a
  * listener closure per actor. Emits outside a step (none in a pipeline) are dropped.
  */
-const stepOutputs: EmittedEvent[] = [];
+let stepOutputs: EmittedEvent[] = [];
 let collecting = false;
 
 /**
@@ -85,11 +85,11 @@ const IGNORE_ERRORS = { error: ignoreError };
 /** What an input that emitted nothing returns: one shared array, frozen (a caller never changes outputs). */
 const NO_OUTPUTS = Object.freeze([]) as unknown as EmittedEvent[];
 
-/** The outputs of the step just applied, as an array of their own. */
+/** The outputs of the step just applied, as an array of their own (the collecting array itself, replaced). */
 function takeOutputs(): EmittedEvent[] {
   if (stepOutputs.length === 0) return NO_OUTPUTS;
-  const out = stepOutputs.slice();
-  stepOutputs.length = 0;
+  const out = stepOutputs;
+  stepOutputs = [];
   return out;
 }
 
@@ -176,13 +176,14 @@ export class ActorHost {
 
   /**
    * Applies one input and returns the events the machine emitted while applying it.
-   * `at` places the input in the log (a number is its seq; its time is then `clock.now()`).
+   * `at` places the input in the log (a number is its seq; its time is then `clock.now()`, read
+   * only if the step arms a timer).
    * Throws `ActorCrashedError` if an action threw.
    */
   handle(event: EmittedEvent, at?: LogPoint | number): EmittedEvent[] {
     if (this.crash) throw this.crash;
     if (typeof at === 'object') this.timerTable.begin(at);
-    else this.timerTable.beginAt(at, this.clock.now());
+    else this.timerTable.beginNow(at, this.clock);
     this.beginStep();
     try {
       this.actor.send(event);
@@ -240,7 +241,7 @@ export class ActorHost {
   /** A step begins: this key is the one its system answers for, and its emits are collected. */
   private beginStep(): void {
     this.shared?.enter(this.member);
-    stepOutputs.length = 0;
+    if (stepOutputs.length !== 0) stepOutputs = []; // a step that threw left its outputs
     collecting = true;
   }
 

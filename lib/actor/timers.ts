@@ -33,6 +33,7 @@
  */
 import type { AnyActorRef, EventObject } from 'xstate';
 import type { Json } from '../core/envelope.js';
+import type { Clock } from '../core/clock.js';
 import { WardenError } from '../core/errors.js';
 
 /** Where in the log the host is: the input being applied. */
@@ -182,6 +183,8 @@ export class TimerTable {
   /** The log point of the input being applied (two fields, not an object: `begin` runs per input). */
   private seq: number;
   private timeMs: number;
+  /** Set by `beginNow`: the clock is read the first time the step needs its time, then cleared. */
+  private timeSource: Clock | undefined;
   private n = 0;
 
   /** `restored`: the timers of the snapshot the actor was created from; `at`: the creating input. */
@@ -222,10 +225,32 @@ export class TimerTable {
   /** `begin({ seq, timeMs })` without the object. */
   beginAt(seq: number | undefined, timeMs: number): void {
     this.timeMs = timeMs;
+    this.timeSource = undefined;
     if (seq !== undefined) {
       this.seq = seq;
       this.n = 0;
     }
+  }
+
+  /**
+   * `beginAt(seq, clock.now())`, but the clock is read only if the step arms a timer or asks for
+   * `at` (once; every timer of the step has the same base time), not for every input.
+   */
+  beginNow(seq: number | undefined, clock: Clock): void {
+    this.timeSource = clock;
+    if (seq !== undefined) {
+      this.seq = seq;
+      this.n = 0;
+    }
+  }
+
+  /** The base time of the step being applied (reads the clock once after `beginNow`). */
+  private time(): number {
+    if (this.timeSource !== undefined) {
+      this.timeMs = this.timeSource.now();
+      this.timeSource = undefined;
+    }
+    return this.timeMs;
   }
 
   /** Number of pending timers. */
@@ -233,9 +258,9 @@ export class TimerTable {
     return this.tableOrUndefined?.size ?? 0;
   }
 
-  /** The log point of the input being applied. */
+  /** The log point of the input being applied (after `beginNow`, its time is fixed by the first read). */
   get at(): LogPoint {
-    return { seq: this.seq, timeMs: this.timeMs };
+    return { seq: this.seq, timeMs: this.time() };
   }
 
   /** Pending timers, by deadline then id. */
@@ -278,7 +303,7 @@ export class TimerTable {
     while (this.table.has(id)); // taken only if a seq is applied twice or an input has no seq
     this.table.set(id, {
       id,
-      dueMs: this.timeMs + delay,
+      dueMs: this.time() + delay,
       delay,
       event, // invariant 6: a JSON value
       source: from,

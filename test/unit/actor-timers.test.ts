@@ -251,6 +251,25 @@ test('handle(event, seq) dates timers by clock.now(); without a log point number
   t.is(h.snapshot().value, 'waiting', 'the clock never fires a machine timer');
 });
 
+test('handle(event, seq) reads the clock only for an input that arms a timer, and dates it from that input', (t) => {
+  const sim = new SimulatedClock(0);
+  let reads = 0;
+  const counting: Clock = { now: () => (reads++, sim.now()), setTimeout: (fn, ms) => sim.setTimeout(fn, ms), clearTimeout: (h) => sim.clearTimeout(h) };
+  const h = new ActorHost(alarm, 'k', { clock: counting, at: at(1, 0) });
+  h.handle({ type: 'leave' }, 2);
+  h.handle({ type: 'forget' }, 3);
+  sim.advance(200);
+  h.handle({ type: 'forget' }, 4);
+  t.is(reads, 0, 'inputs that arm no timer do not read the clock');
+  sim.advance(300);
+  h.handle({ type: 'arm' }, 5);
+  t.is(reads, 1, 'one read for the input that armed two timers');
+  t.deepEqual(h.timers(), [
+    { id: '5.0', dueMs: 600 },
+    { id: '5.1', dueMs: 700 },
+  ], 'dated from the clock at the arming input, not at an earlier one');
+});
+
 // --- persistence -----------------------------------------------------------------------------
 
 test('persisted() carries the pending timers; a host restored from it lists the same timers and fires them', (t) => {
