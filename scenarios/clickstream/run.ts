@@ -43,7 +43,7 @@ export interface ClickstreamOptions {
   seed?: number;
   /** Distinct users clicking (fewer users: more clicks per user). @default 200 */
   users?: number;
-  /** Delete the run's streams and checkpoints at the end (for runs on shared servers). @default false */
+  /** Delete the run's streams, checkpoints and claims at the end (for runs on shared servers). @default false */
   cleanup?: boolean;
   /** Checkpoint policy of every stage. @default { everyEvents: 200, intervalMs: 250 } */
   checkpoint?: { everyEvents?: number; intervalMs?: number };
@@ -203,7 +203,7 @@ export async function runClickstream(options: ClickstreamOptions = {}): Promise<
   if (options.cleanup) {
     for (const stage of pipeline.stages) {
       await transport.deleteStream(stage.stream);
-      for (let p = 0; p < stage.partitions; p++) await store.clear(stage.scopeOf(p));
+      for (let p = 0; p < stage.partitions; p++) await store.drop(stage.scopeOf(p));
     }
     await transport.deleteStream(pipeline.deadLetterStream);
   }

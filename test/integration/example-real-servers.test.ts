@@ -29,7 +29,7 @@ test.serial('docs/examples/real-servers.ts: a second run continues the count of 
     const transport = await JetStreamTransport.connect({ servers: NATS });
     const store = await RedisCheckpointStore.connect({ url: REDIS });
     for (const stream of [`${name}-hits`, `${name}-dlq`]) await transport.deleteStream(stream).catch(() => undefined);
-    for (let p = 0; p < 4; p++) await store.clear({ operator: `${name}.hits`, partition: p });
+    for (let p = 0; p < 4; p++) await store.drop({ operator: `${name}.hits`, partition: p });
     await store.close();
     await transport.close();
   });

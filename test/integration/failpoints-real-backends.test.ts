@@ -60,12 +60,12 @@ async function readAll<T>(transport: Transport, stream: string): Promise<T[]> {
   return out;
 }
 
-/** Deletes a run's streams and checkpoints from the shared servers. */
+/** Deletes a run's streams, checkpoints and claims from the shared servers. */
 async function cleanUp(name: string, transport: Transport, store: CheckpointStore): Promise<void> {
   const pipeline = clickstreamPipeline({ name });
   for (const stage of pipeline.stages) {
     await transport.deleteStream(stage.stream).catch(() => undefined);
-    for (let p = 0; p < stage.partitions; p++) await store.clear(stage.scopeOf(p));
+    for (let p = 0; p < stage.partitions; p++) await store.drop(stage.scopeOf(p));
   }
   await transport.deleteStream(pipeline.deadLetterStream).catch(() => undefined);
 }

@@ -64,7 +64,7 @@ test('zombie fencing across two clients: the old owner is refused once the new o
   const shared = new Redis(URL_);
   const successor = new RedisCheckpointStore({ redis: shared, logger: silentLogger });
   t.teardown(async () => {
-    await zombie.clear(scope);
+    await zombie.drop(scope);
     await zombie.close();
     await successor.close();
     shared.disconnect();
@@ -261,7 +261,7 @@ test('stored bytes are exactly what the shared codec seals, so entries verify in
   const raw = new Redis(URL_);
   const scope = uniqueScope(3);
   t.teardown(async () => {
-    await store.clear(scope);
+    await store.drop(scope);
     await store.close();
     raw.disconnect();
   });
@@ -281,7 +281,7 @@ test('tampering below the codec: altered fencing fields or a foreign value type 
   const raw = new Redis(URL_);
   const scope = uniqueScope();
   t.teardown(async () => {
-    await store.clear(scope);
+    await store.drop(scope);
     await store.close();
     raw.disconnect();
   });
