@@ -16,6 +16,9 @@
  *     restarts nothing after.
  *  3. `done()` resolves when the node was stopped and rejects when its tree gave up: a process
  *     that awaits it never lives on with a dead pipeline.
+ *  4. After `stop()`, `status()` and `metrics()` still answer (`stopped: true`): a node that owned
+ *     its transport (the embedded default) and closed it with itself answers with the partitions
+ *     as they were when it stopped.
  */
 import { hostname } from 'node:os';
 import { sleep } from '../core/clock.js';
@@ -24,7 +27,7 @@ import { partitionOf } from '../core/ids.js';
 import type { Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
 import { compileNodeOptions } from './node-options.js';
-import type { NodeEvent, NodeOptions, WardenNode } from './node-types.js';
+import type { NodeEvent, NodeOptions, PartitionStatus, WardenNode } from './node-types.js';
 import { NodePartitions } from './partitions.js';
 import { createProducer } from './producer.js';
 import { readKeyStateFrom } from './read-state.js';
@@ -117,6 +120,9 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
 
   let fatal: Error | undefined;
   let stopped = false;
+  /** The partitions as they were when `stop()` closed a transport the node owned (invariant 4). */
+  let finalStatus: PartitionStatus[] | undefined;
+  const statusNow = async (owners?: Parameters<typeof parts.status>[0]): Promise<PartitionStatus[]> => finalStatus ?? parts.status(owners);
   const parts = new NodePartitions({
     pipeline, options, compiled: o, transport, store, clock, logger, emit,
     onFatal: (err) => {
@@ -155,11 +161,11 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       parts.kill(stageName, partition);
     },
     async status() {
-      return parts.status(ownership ? await ownership.owners() : undefined);
+      return statusNow(ownership && !finalStatus ? await ownership.owners() : undefined);
     },
     nodeId: ownership?.nodeId ?? `${hostname()}-${process.pid}`,
     async metrics() {
-      const partitions = (await parts.status(undefined)).filter((p) => p.local || p.totals.applied > 0 || p.restarts > 0);
+      const partitions = (await statusNow()).filter((p) => p.local || p.totals.applied > 0 || p.restarts > 0);
       return {
         node: node.nodeId,
         partitions,
@@ -206,7 +212,10 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       stopped = true;
       await ownership?.stop();
       await supervisor.stop();
-      if (o.ownsTransport) await transport.close();
+      if (o.ownsTransport) {
+        finalStatus ??= await parts.status(undefined).catch(() => undefined);
+        await transport.close();
+      }
       if (o.ownsCheckpointStore) await store.close();
     },
     done: () => done,

@@ -165,6 +165,24 @@ test('/health is 200 while the node runs and 503 once it stopped; /tree is the s
   t.is((await ops.get('/ready')).status, 503);
 });
 
+test('a stopped node on the embedded default (its transport closed with it) still serves /metrics: warden_node_up 0 and the counts it ended with', async (t) => {
+  const node = await startNode({ pipeline: pipelineOf('ops-stopped'), logger: silentLogger });
+  const ops = await serve({ node });
+  t.teardown(() => ops.server.close());
+  await ingest(node, 0, 6);
+  await node.whenCaughtUp();
+  await node.stop();
+  const page = await ops.get('/metrics');
+  t.is(page.status, 200, page.body);
+  t.is(metric(page.body, 'warden_node_up', { node: node.nodeId }), 0);
+  t.is(total(page.body, 'warden_inputs_applied_total', { stage: 'counter' }), 6);
+  const m = await node.metrics();
+  t.true(m.stopped);
+  t.deepEqual((await node.status()).map((p) => `${p.stage}/${p.partition}`), ['counter/0', 'counter/1', 'tally/0']);
+  t.is(node.inspect('counter', 'k1')?.status, 'stopped');
+  await t.throwsAsync(node.readState('counter', 'k1'), { code: 'TRANSPORT_CLOSED' });
+});
+
 test('the handler answers only its paths: others are 404 (or next() in Express), other methods 405, and basePath is stripped', async (t) => {
   const node = await startNode({ pipeline: pipelineOf('ops-paths'), logger: silentLogger });
   t.teardown(() => node.stop());
