@@ -7,6 +7,8 @@
  *   const node = await startNode({ pipeline, transport, checkpointStore, cluster: { leases } });
  */
 import { SystemClock } from '../core/clock.js';
+import { ConfigError, describeValue } from '../core/errors.js';
+import { checkPort } from '../core/ports.js';
 import { createLogger } from '../core/logger.js';
 import { startNode as startAlone } from '../pipeline/node.js';
 import type { NodeOptions, WardenNode } from '../pipeline/node-types.js';
@@ -81,8 +83,12 @@ function leaseOwnership(options: ClusterNodeOptions, cluster: ClusterOptions): P
  * @example
  * const node = await startNode({ pipeline, transport, checkpointStore, cluster: { leases, nodeId: 'node-a' } });
  */
-export function startNode(options: ClusterNodeOptions): Promise<WardenNode> {
+export async function startNode(options: ClusterNodeOptions): Promise<WardenNode> {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', `must be an object with at least a pipeline, got ${describeValue(options)}`);
   const { cluster, ...rest } = options;
-  if (!cluster) return startAlone(rest);
+  if (cluster === undefined) return startAlone(rest);
+  if (typeof cluster !== 'object' || cluster === null) throw new ConfigError('cluster', `must be an object with at least leases, got ${describeValue(cluster)}`);
+  if (rest.pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
+  checkPort('leases', 'cluster.leases', cluster.leases);
   return startAlone({ ...rest, ownership: leaseOwnership(options, cluster) });
 }

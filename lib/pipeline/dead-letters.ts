@@ -19,6 +19,7 @@
  */
 import { SystemClock, type Clock } from '../core/clock.js';
 import { ConfigError, WardenError } from '../core/errors.js';
+import { checkPort } from '../core/ports.js';
 import { partitionOf } from '../core/ids.js';
 import type { DeadLetter } from '../worker/dead-letter.js';
 import type { StoredMessage, Transport } from '../transport/transport.js';
@@ -94,8 +95,9 @@ async function readAll(transport: Transport, pipeline: Pipeline): Promise<Stored
 }
 
 function checkFilter(pipeline: Pipeline, filter: DeadLetterFilter): void {
+  if (pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
   if (filter.stage !== undefined) pipeline.stage(filter.stage); // ConfigError naming an unknown stage
-  for (const s of filter.seqs ?? []) if (!Number.isSafeInteger(s) || s < 1) throw new ConfigError('seq', `must be a dead-letter sequence (an integer >= 1), got ${String(s)}`);
+  for (const s of filter.seqs ?? []) if (!Number.isSafeInteger(s) || s < 1) throw new ConfigError('seqs', `must be dead-letter sequences (integers >= 1), got ${String(s)}`);
 }
 
 /**
@@ -107,6 +109,7 @@ function checkFilter(pipeline: Pipeline, filter: DeadLetterFilter): void {
 export async function listDeadLetters(options: DeadLetterOptions): Promise<StoredDeadLetter[]> {
   const { pipeline, transport } = options;
   checkFilter(pipeline, options);
+  checkPort('transport', 'transport', transport);
   const replays = new Map<number, DeadLetterReplay>();
   const letters: StoredDeadLetter[] = [];
   for (const m of await readAll(transport, pipeline)) {
@@ -147,6 +150,7 @@ function unreplayable(letter: DeadLetter): ReplayResult['skipped'][number]['why'
  */
 export async function replayDeadLetters(options: DeadLetterOptions & { dryRun?: boolean; clock?: Clock }): Promise<ReplayResult> {
   const { pipeline, transport } = options;
+  if (options.clock !== undefined) checkPort('clock', 'clock', options.clock);
   const clock = options.clock ?? new SystemClock();
   const all = await listDeadLetters({ pipeline, transport });
   const wanted = await listDeadLetters(options);

@@ -6,6 +6,7 @@
 import { InMemoryCheckpointStore } from '../checkpoint/in-memory-checkpoint-store.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import { SystemClock, type Clock } from '../core/clock.js';
+import { checkPort } from '../core/ports.js';
 import { ConfigError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { resolveBackoff, withBackoffDefaults } from '../supervision/backoff.js';
@@ -77,6 +78,9 @@ export interface CompiledNodeOptions extends NodeTiming {
 export function compileNodeOptions(options: NodeOptionsInput): CompiledNodeOptions {
   const { pipeline } = options;
   if (pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
+  if (options.transport !== undefined) checkPort('transport', 'transport', options.transport);
+  if (options.checkpointStore !== undefined) checkPort('checkpointStore', 'checkpointStore', options.checkpointStore);
+  if (options.clock !== undefined) checkPort('clock', 'clock', options.clock);
   const clock = options.clock ?? new SystemClock();
   const sup = options.supervision ?? {};
   const intensity = sup.intensity ?? 10;

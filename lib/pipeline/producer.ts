@@ -21,6 +21,7 @@
 import { SystemClock, type Clock } from '../core/clock.js';
 import { encodeEnvelope } from '../core/envelope.js';
 import { ConfigError, describeValue, ValidationError, WardenError } from '../core/errors.js';
+import { checkPort } from '../core/ports.js';
 import { partitionOf } from '../core/ids.js';
 import { SpanKinds, startSpan, type TraceSpan } from '../core/tracing.js';
 import type { PubAck, Transport } from '../transport/transport.js';
@@ -89,7 +90,7 @@ export function createProducer(options: ProducerOptions): Producer {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object { pipeline, transport }');
   const { pipeline, transport } = options;
   if (pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
-  if (typeof transport?.publish !== 'function') throw new ConfigError('transport', 'must be a Transport (InMemoryTransport, JetStreamTransport...)');
+  checkPort('transport', 'transport', transport);
   const clock = options.clock ?? new SystemClock();
 
   const stageOf = (name: string | undefined): ResolvedStage => {

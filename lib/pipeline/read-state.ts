@@ -19,6 +19,7 @@
  */
 import { SystemClock, type Clock } from '../core/clock.js';
 import { ConfigError, WardenError } from '../core/errors.js';
+import { checkPort } from '../core/ports.js';
 import { partitionOf } from '../core/ids.js';
 import { fallBackToLog, isUnusableCheckpoint, rebuildActor, type RestoreContext } from '../worker/replay.js';
 import type { ActorEntry, CheckpointMeta, CheckpointStore } from '../checkpoint/checkpoint-store.js';
@@ -99,6 +100,8 @@ export async function readKeyStateFrom(options: ReadKeyStateOptions, live: ((sta
     throw new ConfigError('stage', `names no stage of pipeline ${pipeline.name}: ${JSON.stringify(options.stage)} (stages: ${pipeline.stages.map((s) => s.name).join(', ')})`);
   }
   if (typeof key !== 'string' || key.length === 0) throw new ConfigError('key', `must be a non-empty string, got ${JSON.stringify(key) ?? 'undefined'}`);
+  checkPort('transport', 'transport', transport);
+  checkPort('checkpointStore', 'checkpointStore', store);
   const stage = pipeline.stage(options.stage);
   const partition = partitionOf(key, stage.partitions);
   const worker = live?.(stage.name, partition);

@@ -17,6 +17,7 @@
  */
 import { SystemClock, sleep, type Clock } from '../core/clock.js';
 import { ConfigError, WardenError } from '../core/errors.js';
+import { checkPort } from '../core/ports.js';
 import type { CheckpointScope, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { StreamInfo, Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
@@ -79,6 +80,8 @@ async function infoOrMissing(transport: Transport, stream: string): Promise<Stre
 export async function teardownPipeline(options: TeardownOptions): Promise<TeardownReport> {
   const { pipeline, transport, checkpointStore: store } = options;
   if (pipeline?.kind !== 'warden.pipeline') throw new ConfigError('pipeline', 'must be made by definePipeline()');
+  checkPort('transport', 'transport', transport);
+  checkPort('checkpointStore', 'checkpointStore', store);
   const waitMs = options.waitMs ?? 5_000;
   if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError('waitMs', `must be a number >= 0, got ${String(waitMs)}`);
   const clock = options.clock ?? new SystemClock();

@@ -149,7 +149,7 @@ export function collectCut(w: CutSource): PendingCut {
       if (w.dead) return;
       w.actors.restoreDirty(state);
       w.records.restore(release);
-      c.emit({ type: 'checkpoint-failed', seq, error: describeError(err) });
+      c.emit({ type: 'checkpoint-failed', seq, error: describeError(err), ...(err instanceof WardenError ? { code: err.code } : {}) });
       c.logger.warn({ stage: c.stage.name, partition: c.partition, seq, err }, 'checkpoint failed; the actors keep their state and the next trigger retries');
       if (err instanceof WardenError && err.code === 'CHECKPOINT_FENCED') w.fail(err);
     },

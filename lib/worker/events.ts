@@ -14,7 +14,8 @@ export type WorkerEventBody =
   | { type: 'log-truncated'; checkpointSeq: number; firstSeq: number }
   | { type: 'first-input'; seq: number }
   | { type: 'checkpoint'; seq: number; bytes: number; actors: number; durationMs: number }
-  | { type: 'checkpoint-failed'; seq: number; error: string }
+  /** `code`: the failure's code when it has one (`TIMEOUT` past `timeoutMs`, `CHECKPOINT_FENCED`...). */
+  | { type: 'checkpoint-failed'; seq: number; error: string; code?: string }
   | { type: 'checkpoint-unusable'; key?: string; error: string }
   | { type: 'dead-letter'; seq: number; reason: string; error: string }
   | { type: 'actor-crashed'; key: string; seq: number; attempt: number; error: string }

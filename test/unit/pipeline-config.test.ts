@@ -1,6 +1,6 @@
 /** Configuration checks of `definePipeline` and `startNode` that name the field at fault. */
 import test from 'ava';
-import { ConfigError, InMemoryTransport, WardenError, createProducer, defineActor, definePipeline, silentLogger, startNode } from '../../lib/index.js';
+import { ConfigError, InMemoryCheckpointStore, InMemoryTransport, WardenError, createProducer, defineActor, definePipeline, listDeadLetters, readKeyState, replayDeadLetters, silentLogger, startNode, teardownPipeline } from '../../lib/index.js';
 import { counter, counterMachine } from '../helpers/counter.js';
 
 /** The counter operator under another name. */
@@ -117,4 +117,39 @@ test('defineActor refuses an input or migrate that is not a function, a version 
   t.is(defineActor({ name: 'counter', machine: counterMachine, version: 2 }).version, '2', 'a number is a version');
   const err = t.throws(() => definePipeline({ name: 'bad-cp', stages: [{ actor: counter, checkpoint: 'often' as never }] }), { instanceOf: ConfigError });
   t.regex(err?.field ?? '', /\.checkpoint$/);
+});
+
+test('startNode refuses a transport, checkpoint store, clock or lease store without its methods, and options that are not an object, with a rejected ConfigError naming the field', async (t) => {
+  const pipeline = definePipeline({ name: 'cfg-ports', stages: [{ actor: counter }] });
+  const refused = async (options: unknown, field: string, message: RegExp): Promise<void> => {
+    let promise: Promise<unknown> | undefined;
+    t.notThrows(() => (promise = startNode(options as Parameters<typeof startNode>[0])), `${field}: rejects, never throws synchronously`);
+    const err = await t.throwsAsync(promise!, { instanceOf: ConfigError });
+    t.is(err.field, field);
+    t.regex(err.message, message);
+  };
+  await refused({ pipeline, checkpointStore: {} }, 'checkpointStore', /^checkpointStore must be a CheckpointStore .*: it has no claim, readClaim, write/);
+  await refused({ pipeline, transport: { publish: () => undefined } }, 'transport', /^transport must be a Transport .*: it has no ensureStream, streamInfo, openReader, deleteStream, close methods$/);
+  await refused({ pipeline, clock: { now: () => 0 } }, 'clock', /^clock must be a Clock .*: it has no setTimeout, clearTimeout methods$/);
+  await refused({ pipeline, cluster: {} }, 'cluster.leases', /^cluster\.leases must be a LeaseStore .*, got undefined$/);
+  await refused({ pipeline, cluster: { leases: {}, name: 'not a name!' } }, 'cluster.leases', /it has no acquire/);
+  await refused({ pipeline, cluster: 'yes' }, 'cluster', /^cluster must be an object/);
+  await refused(undefined, 'options', /^options must be an object with at least a pipeline, got undefined$/);
+  await refused({ pipeline: {}, cluster: { leases: {} } }, 'pipeline', /must be made by definePipeline/);
+});
+
+test('the dead-letter, teardown and read tools refuse a missing pipeline, transport or checkpoint store with a ConfigError naming it; a bad seqs entry is named seqs', async (t) => {
+  const pipeline = definePipeline({ name: 'cfg-tools', stages: [{ actor: counter }] });
+  const transport = new InMemoryTransport();
+  t.teardown(() => transport.close());
+  const field = async (p: Promise<unknown>): Promise<string | undefined> => (await t.throwsAsync(p, { instanceOf: ConfigError })).field;
+  const none = undefined as never;
+  t.is(await field(listDeadLetters({ pipeline: none, transport })), 'pipeline');
+  t.is(await field(listDeadLetters({ pipeline, transport: none })), 'transport');
+  t.is(await field(listDeadLetters({ pipeline, transport, seqs: [0] })), 'seqs');
+  t.is(await field(replayDeadLetters({ pipeline: none, transport })), 'pipeline');
+  t.is(await field(teardownPipeline({ pipeline, transport, checkpointStore: none })), 'checkpointStore');
+  t.is(await field(teardownPipeline({ pipeline, transport: none, checkpointStore: new InMemoryCheckpointStore() })), 'transport');
+  t.is(await field(readKeyState({ pipeline, transport: none, checkpointStore: new InMemoryCheckpointStore(), stage: 'counter', key: 'k' })), 'transport');
+  t.is(await field(readKeyState({ pipeline, transport, checkpointStore: none, stage: 'counter', key: 'k' })), 'checkpointStore');
 });
