@@ -137,7 +137,7 @@ async function readDurable(stage: ResolvedStage, partition: number, key: string,
     // Invariant 2: the entry as of the partition's checkpoint (a stage applies nothing of the key in between).
     return Promise.resolve(entry && entry.seq < from ? { ...entry, seq: from } : entry);
   });
-  const { host, replayed } = await rebuildActor({ ...ctx, store: view, floorSeq: from }, key, from, { seq: lastSeq + 1, timeMs: clock.now() }, new Set());
+  const { host, replayed, fromLog } = await rebuildActor({ ...ctx, store: view, floorSeq: from }, key, from, { seq: lastSeq + 1, timeMs: clock.now() }, new Set());
   try {
     const hadEntry = entry !== undefined && !(entry instanceof Error);
     if (!hadEntry && replayed === 0) return undefined; // never received an input, or finished before the checkpoint
@@ -148,7 +148,7 @@ async function readDurable(stage: ResolvedStage, partition: number, key: string,
       ...host.snapshot(),
       seq: Math.max(lastSeq, from),
       source: 'durable',
-      checkpointSeq: entry instanceof Error ? 0 : from,
+      checkpointSeq: entry instanceof Error || fromLog ? 0 : from, // 0: rebuilt from the whole log
       replayed,
     };
   } finally {

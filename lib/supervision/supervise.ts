@@ -5,7 +5,7 @@
  */
 import { withBackoffDefaults } from './backoff.js';
 import type { Clock } from '../core/clock.js';
-import { WardenError } from '../core/errors.js';
+import { ConfigError, describeValue, WardenError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createSupervisor } from './supervisor.js';
 import type { BackoffOptions, ChildContext, ChildHandle, RestartType, Shutdown, Supervisor, SupervisorOptions } from './types.js';
@@ -43,6 +43,8 @@ export interface SuperviseOptions {
  * await sup.stop();
  */
 export async function supervise(fn: (ctx: ChildContext) => Promise<void>, options: SuperviseOptions = {}): Promise<Supervisor> {
+  if (typeof fn !== 'function') throw new ConfigError('fn', `must be the async function to supervise, got ${describeValue(fn)}`);
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', `must be an object, got ${describeValue(options)}`);
   const config: SupervisorOptions = {
     strategy: 'one-for-one',
     intensity: options.intensity ?? 5,

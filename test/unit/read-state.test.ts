@@ -21,7 +21,7 @@ import {
   type CheckpointStore,
   type Pipeline,
 } from '../../lib/index.js';
-import { counter, tally } from '../helpers/counter.js';
+import { counter, counterMachine, tally } from '../helpers/counter.js';
 import { FlakyCheckpoints } from '../helpers/flaky-checkpoints.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -225,6 +225,21 @@ test("readKeyState with a corrupt entry rebuilds from the log under onUnusable '
       t.is((await t.throwsAsync(reading, { instanceOf: WardenError })).code, 'CHECKPOINT_CORRUPT');
     }
   }
+});
+
+test('readKeyState of a key whose entry has a machine version no migrate takes is rebuilt from the whole log and says checkpointSeq 0', async (t) => {
+  const { transport, store } = backends(t);
+  const at = (version: number): Pipeline =>
+    definePipeline({ name: 'rs-version', stages: [{ actor: defineActor({ name: 'counter', machine: counterMachine, version }), checkpoint: { everyEvents: 1 } }] });
+  const node = await startNode({ pipeline: at(1), transport, checkpointStore: store, logger: silentLogger });
+  for (const amount of [2, 3]) await node.ingest({ key: 'a', type: 'add', payload: { amount } });
+  await node.whenCaughtUp();
+  await node.stop();
+  const same = await readKeyState({ pipeline: at(1), transport, checkpointStore: store, stage: 'counter', key: 'a' });
+  t.like(same, { checkpointSeq: 2, replayed: 0 });
+  const rebuilt = await readKeyState({ pipeline: at(2), transport, checkpointStore: store, stage: 'counter', key: 'a' });
+  t.like(rebuilt, { checkpointSeq: 0, replayed: 2, seq: 2 }, 'the state does not start from the version-1 checkpoint');
+  t.like(rebuilt!.context, { count: 2, total: 5 });
 });
 
 test('readKeyState and node.readState reject, never throw, for an unknown stage or an empty key', async (t) => {

@@ -506,6 +506,13 @@ test('supervisor invariant 9: crashes, failed starts and escalations never surfa
 
 // ---- supervise() ----
 
+test('supervise refuses an fn that is not a function, or options that are not an object, with a rejected ConfigError and starts nothing', async (t) => {
+  const err = await t.throwsAsync(supervise(5 as never), { instanceOf: ConfigError });
+  t.is(err.field, 'fn');
+  t.regex(err.message, /^fn must be the async function to supervise, got 5$/);
+  t.is((await t.throwsAsync(supervise(() => Promise.resolve(), null as never), { instanceOf: ConfigError })).field, 'options');
+});
+
 test('supervise: restarts a crashing function with backoff and stops it through its signal', async (t) => {
   const lab = new Lab();
   const runs: AbortSignal[] = [];
