@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { binary, exited, freePorts, isAlive, probe, spawnOwned, waitUntil } from './processes.js';
+import { binary, exited, freePorts, isAlive, ownDir, probe, releaseDir, spawnOwned, waitUntil } from './processes.js';
 
 /** Options of `startNatsCluster`; all optional. */
 export interface NatsClusterOptions {
@@ -240,7 +240,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   const ports = await freePorts(2 * o.size); // invariant 1
   const clientPorts = ports.slice(0, o.size);
   const routePorts = ports.slice(o.size);
-  const root = mkdtempSync(join(tmpdir(), 'warden-nats-cluster-'));
+  const root = ownDir(mkdtempSync(join(tmpdir(), 'warden-nats-cluster-')));
   const majorityRunning = (): boolean => members.filter((m) => m.running).length > o.size / 2;
   const members: Member[] = clientPorts.map((port, i) => makeMember(o, i, port, routePorts[i]!, routePorts, root, majorityRunning));
   const urls = members.map((m) => m.url);
@@ -289,6 +289,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     async destroy() {
       await killAll();
       rmSync(root, { recursive: true, force: true });
+      releaseDir(root);
     },
   };
   try {

@@ -4,25 +4,59 @@
  * `servers.ts` (one server) and `nats-cluster.ts` (a cluster of them).
  *
  * Invariants:
- *  1. Every process spawned by `spawnOwned` is SIGKILLed when the test process exits, even on a
- *     crash; signals only ever go to PIDs spawned here.
+ *  1. Every process spawned by `spawnOwned` (or given to `track`) is SIGKILLed, and every
+ *     directory given to `ownDir` removed, when this process exits, even on a crash, and when it
+ *     is ended by SIGINT, SIGTERM or SIGHUP that nothing else handles (the signal is then raised
+ *     again, so the process still ends by it: exit status 128 + its number). A process that
+ *     handles the signal itself keeps its shutdown; the exit cleans up after it. Signals only
+ *     ever go to PIDs spawned or tracked here.
  *  2. Ports are on 127.0.0.1 and free when chosen; `freePorts(n)` returns n distinct ports.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { existsSync, openSync, closeSync, rmSync } from 'node:fs';
 import { connect as tcpConnect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 
 const owned = new Set<ChildProcess>();
+const ownedDirs = new Set<string>();
 let exitHookInstalled = false;
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Invariant 1: what this process started goes with it. */
+function cleanUp(): void {
+  for (const p of owned) if (isAlive(p)) p.kill('SIGKILL');
+  for (const dir of ownedDirs) rmSync(dir, { recursive: true, force: true });
+  ownedDirs.clear();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) > 1) return; // another handler owns the shutdown; 'exit' cleans up
+  cleanUp();
+  for (const s of SIGNALS) process.removeListener(s, onSignal);
+  process.kill(process.pid, signal); // no listener left: the default action ends the process
+}
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const p of owned) if (isAlive(p)) p.kill('SIGKILL'); // invariant 1
-  });
+  process.once('exit', cleanUp);
+  for (const s of SIGNALS) process.on(s, onSignal);
+}
+
+/**
+ * Removes `dir` (recursively) when this process exits or is ended by a signal (invariant 1),
+ * unless `releaseDir` was called first. For the data directories of servers started here.
+ */
+export function ownDir(dir: string): string {
+  installExitHook();
+  ownedDirs.add(dir);
+  return dir;
+}
+
+/** `dir` was removed by its owner (or is kept on purpose): the exit does not remove it. */
+export function releaseDir(dir: string): void {
+  ownedDirs.delete(dir);
 }
 
 /** Whether `proc` has neither exited nor been killed by a signal. */

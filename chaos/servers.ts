@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binary, exited, freePort, isAlive, probe, spawnOwned, waitUntil } from './processes.js';
+import { binary, exited, freePort, isAlive, ownDir, probe, releaseDir, spawnOwned, waitUntil } from './processes.js';
 
 export { freePort, freePorts } from './processes.js';
 
@@ -100,6 +100,7 @@ function makeHandle(l: Launch): ServerHandle & { start(): Promise<void> } {
     async destroy() {
       await handle.kill();
       rmSync(l.dataDir, { recursive: true, force: true });
+      releaseDir(l.dataDir);
     },
   };
   return handle;
@@ -116,7 +117,7 @@ function makeHandle(l: Launch): ServerHandle & { start(): Promise<void> } {
  */
 export async function startNatsServer(options: { port?: number; dataDir?: string } = {}): Promise<ServerHandle> {
   const port = options.port ?? (await freePort());
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'warden-nats-'));
+  const dataDir = options.dataDir ?? ownDir(mkdtempSync(join(tmpdir(), 'warden-nats-')));
   const h = makeHandle({ kind: 'nats', port, dataDir, bin: binary('nats-server'), args: ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dataDir], ready: natsReady });
   await h.start();
   return h;
@@ -132,7 +133,7 @@ export async function startNatsServer(options: { port?: number; dataDir?: string
  */
 export async function startRedisServer(options: { port?: number; dataDir?: string; appendonly?: boolean } = {}): Promise<ServerHandle> {
   const port = options.port ?? (await freePort());
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'warden-redis-'));
+  const dataDir = options.dataDir ?? ownDir(mkdtempSync(join(tmpdir(), 'warden-redis-')));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--save', '', '--daemonize', 'no', '--protected-mode', 'yes'];
   args.push('--appendonly', options.appendonly ? 'yes' : 'no');
   if (options.appendonly) args.push('--appendfsync', 'always');
