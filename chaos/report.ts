@@ -326,7 +326,7 @@ function columns(rows: string[][]): { lines: string[]; indent: number } {
  * // invariant         verdict  value
  * // no lost inputs    ✔        0 lost of 3,000
  * // ...
- * // PASSED  failover: invariants held: 6 of 6
+ * // PASSED failover: invariants held: 6 of 6
  */
 export function summaryTable(report: ChaosReport): string {
   const out: string[] = [];
@@ -355,5 +355,5 @@ function verdictLine(r: ChaosReport): string {
   const why = failed.length > 0
     ? `invariants failed: ${failed.length} of ${n} (${failed.map((i) => oneLine(i.name)).join(', ')})`
     : `invariants held: ${n} of ${n}`;
-  return `${r.passed ? 'PASSED' : 'FAILED'}  ${oneLine(r.scenario)}: ${why}`;
+  return `${r.passed ? 'PASSED' : 'FAILED'} ${oneLine(r.scenario)}: ${why}`;
 }

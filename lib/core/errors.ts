@@ -131,16 +131,24 @@ export function describeValue(value: unknown): string {
   return typeof value === 'number' || typeof value === 'boolean' ? String(value) : typeof value;
 }
 
-/** `describeError(err)` renders an error chain as one line: `a: b (caused by c)`. */
+/**
+ * `describeError(err)` renders an error chain as one line: `a: b (caused by c)`. Line breaks
+ * inside a message become spaces, and a cause whose message the error's own already quotes is
+ * not repeated.
+ */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
+  const add = (text: string): void => {
+    const line = text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+    if (parts.length === 0 || !parts[parts.length - 1]!.includes(line)) parts.push(line);
+  };
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
     if (current instanceof Error) {
-      parts.push(current.message);
+      add(current.message);
       current = current.cause;
     } else {
-      parts.push(typeof current === 'string' ? current : (JSON.stringify(current) ?? typeof current));
+      add(typeof current === 'string' ? current : (JSON.stringify(current) ?? typeof current));
       break;
     }
   }

@@ -105,7 +105,7 @@ export async function teardownPipeline(options: TeardownOptions): Promise<Teardo
         'IN_USE',
         `pipeline ${pipeline.name} is in use: ${busy.map((b) => `stream ${b.name} has ${b.consumers} consumer${b.consumers === 1 ? '' : 's'}`).join(', ')}. ` +
           'A running node reads every partition of every stage (stop it first; on NATS the readers of a node that died without stopping ' +
-          'are dropped by the server after a few minutes), and durable consumers count too. Pass force to delete anyway',
+          'are dropped by the server after a few minutes), and durable consumers count too. Pass force: true to delete anyway',
         { nonRetryable: true, details: { pipeline: pipeline.name, streams: busy } },
       );
     }

@@ -39,7 +39,7 @@ try {
   parsed = parseArgs({ allowPositionals: true, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
 } catch (err) {
   console.error(`bench: ${(err as Error).message}\n\n${USAGE}`);
-  process.exit(2);
+  process.exit(1);
 }
 const { values, positionals } = parsed;
 if (values.help) {
@@ -50,7 +50,7 @@ const name = positionals[0];
 const suite = name ? suites[name] : undefined;
 if (!suite || positionals.length > 1) {
   console.error(`${name && !suite ? `bench: no suite named ${JSON.stringify(name)}\n\n` : positionals.length > 1 ? 'bench: one suite at a time\n\n' : ''}${USAGE}`);
-  process.exit(2);
+  process.exit(1);
 }
 const result = await suite.run((line) => console.log(line));
 console.log('');

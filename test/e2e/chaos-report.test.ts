@@ -256,7 +256,7 @@ test('summaryTable: aligned invariants with ✔/✘, values and examples, the fa
     'kill-node   node 2  15.0 s  instant  6.5 s',
     'pause-node  node 3  38.0 s  8.0 s    not recovered',
     '',
-    'FAILED  clickstream-failover: invariants failed: 2 of 6 (in order per key, recovery time)',
+    'FAILED clickstream-failover: invariants failed: 2 of 6 (in order per key, recovery time)',
   ]);
   report.invariants[0]!.value = 'a\u001b[2Jb\r\nc';
   t.false(/\p{Cc}/u.test(summaryTable(report).replaceAll('\n', '')), 'no control character reaches the terminal');
@@ -270,6 +270,6 @@ test('summaryTable: a run that passed, without faults', (t) => {
     '',
     'no faults injected',
     '',
-    'PASSED  clickstream-failover: invariants held: 1 of 1',
+    'PASSED clickstream-failover: invariants held: 1 of 1',
   ]);
 });

@@ -84,6 +84,7 @@ test.serial('inspect reads a key of a running pipeline from NATS and Redis; tear
   const refused = capture();
   t.is(await runTeardown({ module: MODULE, ...backends, yes: true }, refused), 2);
   t.regex(refused.stderr, new RegExp(`pipeline ${name} is in use: stream ${name}-counter has 3 consumers`));
+  t.regex(refused.stderr, /Pass --force to delete anyway\n$/, 'the advice names the flag');
   t.is((await transport.streamInfo(`${name}-counter`)).messages, 3, 'nothing deleted');
 
   // Once the node stopped (its readers' consumers go away), teardown deletes streams and checkpoints.

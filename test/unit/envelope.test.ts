@@ -180,6 +180,13 @@ test('describeError renders a cause chain as one line', (t) => {
   t.is(describeError(new Error('wrapped', { cause: 'why' })), 'wrapped (caused by why)');
 });
 
+test('describeError keeps a multi-line message on one line and does not repeat a cause the message already quotes', (t) => {
+  const syntax = new Error('Transform failed with 1 error:\n/x/m.ts:1:24: ERROR: Unexpected ";"');
+  const top = new Error(`module m.ts could not be loaded: ${syntax.message}`, { cause: syntax });
+  t.is(describeError(top), 'module m.ts could not be loaded: Transform failed with 1 error: /x/m.ts:1:24: ERROR: Unexpected ";"');
+  t.is(describeError(new Error('a', { cause: new Error('b\r\n  c') })), 'a (caused by b c)');
+});
+
 test('describeError stops at depth 8 on a cyclic cause chain', (t) => {
   const a = new Error('a');
   const b = new Error('b', { cause: a });

@@ -87,7 +87,7 @@ export async function runChaos(args: ChaosArgs, io: CliIo = processIo): Promise<
       if (!args.json) io.err(`report: ${files.json}, ${files.html}\n`);
     }
     if (args.json) io.out(`${JSON.stringify({ ...report, timeline: undefined })}\n`);
-    else io.out(summaryTable(report));
+    else io.out(`${summaryTable(report)}\n`);
     return report.passed ? 0 : 1;
   } catch (err) {
     io.err(`warden chaos: ${describeError(err)}\n`);

@@ -51,7 +51,8 @@ export async function runTeardown(args: TeardownArgs, io: CliIo = processIo): Pr
       await backends.close();
     }
   } catch (err) {
-    io.err(`warden teardown: ${describeError(err)}\n`);
+    // The library's advice names its option; on the command line it is the flag.
+    io.err(`warden teardown: ${describeError(err).replace('Pass force: true to delete anyway', 'Pass --force to delete anyway')}\n`);
     return 2;
   }
 }
