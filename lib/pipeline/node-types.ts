@@ -174,7 +174,11 @@ export interface WardenNode {
    * `ConfigError` naming the field), never a synchronous throw.
    */
   ingest(input: IngestInput, stage?: string): Promise<PubAck>;
-  /** Chaos: kills the workers of `stage` (one partition, or all) abruptly, as a crash would. */
+  /**
+   * Chaos: kills the workers of `stage` (one partition, or all) abruptly, as a crash would. An
+   * unknown stage, or a partition that is not an integer in `0..partitions-1`, throws a
+   * `ConfigError`; a partition this node does not run now (a cluster) is left alone.
+   */
   kill(stage: string, partition?: number): void;
   status(): Promise<PartitionStatus[]>;
   /** The node's id: its cluster node id, or `<host>-<pid>` for a node alone. */
@@ -190,7 +194,10 @@ export interface WardenNode {
    * Resolves when every partition has applied all of its log and published all its outputs (held
    * ones included). Rejects with `STOPPED` when the node stopped or gave up, or a partition is down;
    * in a cluster, a partition down because its lease ran out (`LEASE_LOST`) is being handed over
-   * and only delays the answer.
+   * and only delays the answer. Caught up means two polls in a row (`pollMs` apart, default 5)
+   * found nothing left, so it takes at least one poll; past `timeoutMs` (default 30 000) it rejects
+   * with `TIMEOUT`. A `timeoutMs` or `pollMs` that is not a finite number >= 0 rejects with a
+   * `ConfigError` naming it.
    */
   whenCaughtUp(options?: { timeoutMs?: number; pollMs?: number }): Promise<void>;
   /**

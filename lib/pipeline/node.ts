@@ -157,7 +157,10 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     supervisor,
     ingest: (input, stageName) => producer.send(input, stageName),
     kill(stageName, partition) {
-      pipeline.stage(stageName); // throws for an unknown stage
+      const stage = pipeline.stage(stageName); // throws for an unknown stage
+      if (partition !== undefined && (!Number.isSafeInteger(partition) || partition < 0 || partition >= stage.partitions)) {
+        throw new ConfigError('partition', `must be an integer in 0..${stage.partitions - 1} for stage ${stage.name}, got ${String(partition)}`);
+      }
       parts.kill(stageName, partition);
     },
     async status() {
@@ -179,6 +182,8 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
       return !stopped && fatal === undefined;
     },
     async whenCaughtUp({ timeoutMs = 30_000, pollMs = 5 } = {}) {
+      if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) throw new ConfigError('timeoutMs', `must be a finite number of ms >= 0, got ${String(timeoutMs)}`);
+      if (typeof pollMs !== 'number' || !Number.isFinite(pollMs) || pollMs < 0) throw new ConfigError('pollMs', `must be a finite number of ms >= 0, got ${String(pollMs)}`);
       const deadline = clock.now() + timeoutMs;
       let quiet = 0;
       while (quiet < 2) {

@@ -153,3 +153,16 @@ test('the dead-letter, teardown and read tools refuse a missing pipeline, transp
   t.is(await field(readKeyState({ pipeline, transport: none, checkpointStore: new InMemoryCheckpointStore(), stage: 'counter', key: 'k' })), 'transport');
   t.is(await field(readKeyState({ pipeline, transport, checkpointStore: none, stage: 'counter', key: 'k' })), 'checkpointStore');
 });
+
+test('whenCaughtUp refuses a timeoutMs or pollMs that is not a finite number >= 0, and kill a partition out of range, naming the field', async (t) => {
+  const node = await startNode({ pipeline: definePipeline({ name: 'cfg-caught', stages: [{ actor: counter, partitions: 2 }] }), logger: silentLogger });
+  t.teardown(() => node.stop());
+  for (const timeoutMs of [Number.NaN, -1, Number.POSITIVE_INFINITY]) {
+    t.is((await t.throwsAsync(node.whenCaughtUp({ timeoutMs }), { instanceOf: ConfigError })).field, 'timeoutMs', String(timeoutMs));
+  }
+  t.is((await t.throwsAsync(node.whenCaughtUp({ pollMs: Number.NaN }), { instanceOf: ConfigError })).field, 'pollMs');
+  await t.notThrowsAsync(node.whenCaughtUp({ timeoutMs: 5_000, pollMs: 0 }), 'an idle node is caught up; pollMs 0 polls every turn');
+  for (const partition of [2, -1, 0.5]) t.is(t.throws(() => node.kill('counter', partition), { instanceOf: ConfigError })?.field, 'partition', String(partition));
+  t.throws(() => node.kill('nope'), { instanceOf: ConfigError });
+  t.true(node.alive, 'nothing was killed');
+});
