@@ -20,6 +20,7 @@ export type WorkerEventBody =
   | { type: 'dead-letter'; seq: number; reason: string; error: string }
   | { type: 'actor-crashed'; key: string; seq: number; attempt: number; error: string }
   | { type: 'actor-restarted'; key: string; replayed: number; from: 'checkpoint' | 'initial'; durationMs: number }
+  /** `state`: the state it was rebuilt into (its name, or a nested state value as JSON). */
   | { type: 'actor-reset'; key: string; state: string; reason: string }
   | { type: 'stopped'; seq: number }
   | { type: 'killed'; seq: number }

@@ -397,7 +397,8 @@ export class KeyedActors {
       const replayFrom = this.removedAt.get(key) ?? this.owner.restoredSeq;
       ({ host, replayed } = await rebuildActor(this.owner.restoreContext(), key, replayFrom, before, this.poisoned));
       if (safeStates && host.status === 'active' && !safeStates.some((s) => host.matches(s))) {
-        const state = JSON.stringify(host.snapshot().value);
+        const value = host.snapshot().value;
+        const state = typeof value === 'string' ? value : JSON.stringify(value); // 'paying', or a nested value as JSON
         host.stop();
         host = this.newHost(key, before);
         from = 'initial';

@@ -134,7 +134,7 @@ export function register(program: Command, io: CliIo = processIo): void {
   dlq.command('show').description('print one dead letter: the error chain, the original input, its replay')
     .argument('<module>', 'module exporting the pipeline')
     .argument('<seq>', 'its sequence, as `warden dlq list` shows', seq)
-    .option('--nats <url>', 'NATS server URL(s), comma-separated')
+    .option('--nats <url>', 'NATS server URL(s), comma-separated (default: $WARDEN_NATS_URL or nats://127.0.0.1:4222)')
     .option('--json', 'one JSON line')
     .action(async (module: string, at: number, o: DlqOptions) => {
       process.exitCode = await runDlqShow(module, at, o, io);
