@@ -175,7 +175,7 @@ export function verdicts(o: {
     passed: unrecovered.length === 0,
     value: o.faults.length === 0 ? 'no faults' : `${times.length} of ${o.faults.length} recovered; max ${Math.max(0, ...times)} ms, p99 ${percentile(times, 99) ?? '-'} ms${boundNote}`,
     ...(unrecovered.length
-      ? { examples: unrecovered.map((f) => `${f.kind} ${f.target} at ${f.atMs} ms: ${f.recoveryMs === undefined ? 'never recovered' : `recovered after ${f.recoveryMs} ms`}`) }
+      ? { examples: unrecovered.slice(0, 10).map((f) => `${f.kind} ${f.target} at ${f.atMs} ms: ${f.recoveryMs === undefined ? 'never recovered' : `recovered after ${f.recoveryMs} ms`}`) }
       : {}),
   });
   if (o.api) {

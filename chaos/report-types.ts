@@ -59,8 +59,9 @@ export interface ChaosReport {
   staleWritesAccepted: number;
   /** An input counted as delayed by a fault when its effect took longer than this to arrive. */
   lateAfterMs: number;
-  recoveryMsMax: number | undefined;
-  recoveryMsP99: number | undefined;
+  /** The longest / 99th percentile of the faults' recovery times; `null` when no fault recovered (none injected, or none came back). */
+  recoveryMsMax: number | null;
+  recoveryMsP99: number | null;
   /** Every invariant held. */
   passed: boolean;
   faults: FaultRecord[];

@@ -53,8 +53,8 @@ const COMPACT = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFra
 const count = (n: number): string => (Number.isFinite(n) ? INTEGER.format(n) : 'n/a');
 
 /** `850 ms`, `2.1 s`, `3 min 05 s`, `26 h 40 min`; `—` when undefined. */
-export function formatMs(ms: number | undefined): string {
-  if (ms === undefined || !Number.isFinite(ms)) return '—';
+export function formatMs(ms: number | null | undefined): string {
+  if (ms === undefined || ms === null || !Number.isFinite(ms)) return '—';
   if (Math.abs(ms) < 1_000) return `${Math.round(ms)} ms`;
   if (Math.abs(ms) < 60_000) return `${(ms / 1_000).toFixed(1)} s`;
   const s = Math.round(ms / 1_000);
@@ -251,7 +251,8 @@ function headerHtml(r: ChaosReport): string {
 function invariantsHtml(invariants: InvariantResult[]): string {
   if (invariants.length === 0) return '<p class="none">No invariants were checked.</p>';
   const rows = invariants.map((i) => {
-    const examples = i.examples && i.examples.length > 0 ? `<ul class="examples">${i.examples.map((e) => `<li>${esc(e)}</li>`).join('')}</ul>` : '';
+    const shown = i.passed ? [] : (i.examples ?? []).slice(0, 10); // the examples of a failure, up to 10
+    const examples = shown.length > 0 ? `<ul class="examples">${shown.map((e) => `<li>${esc(e)}</li>`).join('')}</ul>` : '';
     return `<tr class="${i.passed ? 'passed' : 'failed'}" data-passed="${i.passed}"><td class="name">${esc(i.name)}</td>`
       + `<td class="verdict">${i.passed ? '✔ held' : '✘ failed'}</td><td class="value">${esc(i.value)}</td><td>${examples}</td></tr>`;
   });

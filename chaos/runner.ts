@@ -234,7 +234,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
         const at = now();
         // Faults may overlap: each runs on its own, lifted after its own duration.
         running.push(inject(step.fault, { nodes, rig, log, sourceStream: subject.pipeline.stages[0]!.stream }).then((target) => {
-          faultRecords.push({ kind: step.fault.kind, target, atMs: at, endMs: now() });
+          // A SIGKILL is instant (the new process starts at once); the others last until lifted.
+          faultRecords.push({ kind: step.fault.kind, target, atMs: at, endMs: step.fault.kind === 'kill-node' ? at : now() });
           faultsDone++;
         }));
       }
@@ -305,8 +306,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       outOfOrder: subject.ordered ? report.outOfOrder : 0,
       staleWritesAccepted: stale.stale,
       lateAfterMs: scenario.lateAfterMs,
-      recoveryMsMax: times.length ? Math.max(...times) : undefined,
-      recoveryMsP99: percentile(times, 99),
+      recoveryMsMax: times.length ? Math.max(...times) : null,
+      recoveryMsP99: percentile(times, 99) ?? null,
       passed: invariants.every((i) => i.passed),
       faults: recovered,
       invariants,

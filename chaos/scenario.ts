@@ -14,7 +14,7 @@
  *   faults: ({ durationMs, rng }) => [{ atMs: durationMs / 3, fault: { kind: 'kill-node', node: rng.int(3) } }],
  * });
  */
-import { ConfigError } from '../lib/core/errors.js';
+import { ConfigError, describeValue } from '../lib/core/errors.js';
 import { seededRandom } from '../lib/core/random.js';
 
 /** A seeded source of choices (the same seed, the same choices). */
@@ -136,9 +136,9 @@ export type Scenario = Required<Omit<ScenarioOptions, 'recoveryBoundMs' | 'workl
 export function defineScenario(o: ScenarioOptions): Scenario {
   if (typeof o?.name !== 'string' || !/^[a-z][a-z0-9-]{0,40}$/.test(o.name)) throw new ConfigError('scenario.name', `must match /^[a-z][a-z0-9-]{0,40}$/, got ${JSON.stringify(o?.name)}`);
   if (typeof o.faults !== 'function') throw new ConfigError('scenario.faults', 'must be a function of ({ rng, durationMs, nodes, natsServers }) returning the schedule');
-  const nodes = o.nodes ?? 3;
+  const nodes = orDefault(o.nodes, 3);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new ConfigError('scenario.nodes', `must be an integer in 1..16, got ${String(nodes)}`);
-  const natsServers = o.natsServers ?? 1;
+  const natsServers = orDefault(o.natsServers, 1);
   if (natsServers !== 1 && natsServers !== 3) throw new ConfigError('scenario.natsServers', `must be 1 or 3, got ${String(natsServers)}`);
   const positive = (field: string, v: number): number => {
     if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`scenario.${field}`, `must be a finite number > 0, got ${String(v)}`);
@@ -149,17 +149,14 @@ export function defineScenario(o: ScenarioOptions): Scenario {
     return v;
   };
   if (o.description !== undefined && typeof o.description !== 'string') throw new ConfigError('scenario.description', `must be a string, got ${typeof o.description}`);
-  const pipeline = o.pipeline ?? 'audit';
-  if (typeof pipeline === 'string' && pipeline !== 'audit' && pipeline !== 'payments') {
-    throw new ConfigError('scenario.pipeline', `must be 'audit', 'payments', or { module, observe: { stage, seqs(context) } }, got ${JSON.stringify(pipeline)}`);
-  }
-  if (typeof pipeline !== 'string' && (typeof pipeline !== 'object' || pipeline === null)) {
-    throw new ConfigError('scenario.pipeline', `must be 'audit', 'payments', or { module, observe: { stage, seqs(context) } }, got ${String(pipeline)}`);
-  }
-  if (typeof pipeline === 'object' && (typeof pipeline.module !== 'string' || typeof pipeline.observe?.seqs !== 'function' || typeof pipeline.observe.stage !== 'string' || (pipeline.observe.arrivals !== undefined && typeof pipeline.observe.arrivals !== 'string'))) {
-    throw new ConfigError('scenario.pipeline', 'must be \'audit\', \'payments\', or { module, observe: { stage, seqs(context) } }');
+  const pipeline = o.pipeline === undefined ? 'audit' : o.pipeline;
+  if (pipeline !== 'audit' && pipeline !== 'payments' && (typeof pipeline !== 'object' || pipeline === null)) {
+    throw new ConfigError('scenario.pipeline', `must be 'audit', 'payments', or { module, observe: { stage, seqs(context) } }, got ${describeValue(pipeline)}`);
   }
   if (typeof pipeline === 'object') checkPipelineModule(pipeline);
+  if (o.workload !== undefined && (typeof o.workload !== 'object' || o.workload === null)) {
+    throw new ConfigError('scenario.workload', `must be an object { ratePerSec?, keys?, count? }, got ${describeValue(o.workload)}`);
+  }
   return {
     kind: 'warden.scenario',
     name: o.name,
@@ -167,24 +164,34 @@ export function defineScenario(o: ScenarioOptions): Scenario {
     pipeline,
     nodes,
     natsServers,
-    leaseTtlMs: positive('leaseTtlMs', o.leaseTtlMs ?? 2_000),
-    durationMs: positive('durationMs', o.durationMs ?? 30_000),
+    leaseTtlMs: positive('leaseTtlMs', orDefault(o.leaseTtlMs, 2_000)),
+    durationMs: positive('durationMs', orDefault(o.durationMs, 30_000)),
     workload: {
-      ratePerSec: positive('workload.ratePerSec', o.workload?.ratePerSec ?? 100),
-      keys: positiveInt('workload.keys', o.workload?.keys ?? 24),
+      ratePerSec: positive('workload.ratePerSec', orDefault(o.workload?.ratePerSec, 100)),
+      keys: positiveInt('workload.keys', orDefault(o.workload?.keys, 24)),
       count: o.workload?.count === undefined ? undefined : positiveInt('workload.count', o.workload.count),
     },
     faults: o.faults,
-    livenessMs: positive('livenessMs', o.livenessMs ?? 60_000),
-    lateAfterMs: positive('lateAfterMs', o.lateAfterMs ?? 1_000),
+    livenessMs: positive('livenessMs', orDefault(o.livenessMs, 60_000)),
+    lateAfterMs: positive('lateAfterMs', orDefault(o.lateAfterMs, 1_000)),
     recoveryBoundMs: o.recoveryBoundMs === undefined ? undefined : positive('recoveryBoundMs', o.recoveryBoundMs),
   };
 }
 
-/** The optional fields of a pipeline module, checked by kind (the required ones are checked above). */
+/** `v`, or `fallback` when it was left out: a `null` is a value, refused as any other bad one. */
+function orDefault<T>(v: T | undefined, fallback: T): T {
+  return v === undefined ? fallback : v;
+}
+
+/** A pipeline module's fields, each refused by its own name. */
 function checkPipelineModule(p: Extract<ScenarioOptions['pipeline'], object>): void {
   const at = 'scenario.pipeline';
-  if (p.module.length === 0) throw new ConfigError(`${at}.module`, 'must be a non-empty path or file: URL');
+  if (typeof p.module !== 'string' || p.module.length === 0) throw new ConfigError(`${at}.module`, `must be a non-empty path or file: URL, got ${describeValue(p.module)}`);
+  const observe = p.observe as unknown;
+  if (typeof observe !== 'object' || observe === null) throw new ConfigError(`${at}.observe`, `must be an object { stage, seqs(context) }, got ${describeValue(observe)}`);
+  if (typeof p.observe.stage !== 'string' || p.observe.stage.length === 0) throw new ConfigError(`${at}.observe.stage`, `must be the name of the stage to observe, got ${describeValue(p.observe.stage)}`);
+  if (typeof p.observe.seqs !== 'function') throw new ConfigError(`${at}.observe.seqs`, `must be a function (context) => the input seqs it reflects, got ${describeValue(p.observe.seqs)}`);
+  if (p.observe.arrivals !== undefined && typeof p.observe.arrivals !== 'string') throw new ConfigError(`${at}.observe.arrivals`, `must be a stage name, got ${describeValue(p.observe.arrivals)}`);
   const rec = p as unknown as Record<string, unknown>;
   for (const field of ['api', 'exactlyOnce', 'ordered']) {
     if (rec[field] !== undefined && typeof rec[field] !== 'boolean') throw new ConfigError(`${at}.${field}`, `must be true or false, got ${JSON.stringify(rec[field])}`);
@@ -238,6 +245,10 @@ export function scheduleOf(scenario: Scenario, seed: number, durationMs = scenar
     if (f.kind === 'api' && !usesApi(scenario)) throw new ConfigError(`${where}.fault`, "an api fault needs pipeline 'payments' or a pipeline module with api: true");
     if (f.kind === 'api' && !['slow', 'flaky', 'down'].includes(f.mode)) throw new ConfigError(`${where}.fault.mode`, `must be slow, flaky or down, got ${JSON.stringify(f.mode)}`);
     if (f.kind === 'network' && f.target !== 'nats' && f.target !== 'redis') throw new ConfigError(`${where}.fault.target`, `must be nats or redis, got ${JSON.stringify(f.target)}`);
+    if (f.kind === 'network') {
+      for (const flag of ['reset', 'blackhole'] as const) if (f[flag] !== undefined && typeof f[flag] !== 'boolean') throw new ConfigError(`${where}.fault.${flag}`, `must be true or false, got ${describeValue(f[flag])}`);
+    }
+    if (f.kind === 'api' && f.rate !== undefined && (typeof f.rate !== 'number' || !(f.rate >= 0 && f.rate <= 1))) throw new ConfigError(`${where}.fault.rate`, `must be a number in 0..1, got ${describeValue(f.rate)}`);
   });
   return [...steps].sort((a, b) => a.atMs - b.atMs);
 }

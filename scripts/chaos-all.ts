@@ -37,7 +37,7 @@ if (values.help) {
 const seeds = values.seeds.split(',').map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : usageError(`--seeds: ${JSON.stringify(s)} is not an integer`)));
 const scenarios = values.only ? values.only.split(',') : [...SHIPPED];
 for (const s of scenarios) if (!(SHIPPED as readonly string[]).includes(s)) usageError(`--only: no shipped scenario named ${JSON.stringify(s)} (${SHIPPED.join(', ')})`);
-interface Figures { sent?: number | undefined; lost?: number | undefined; duplicated?: number | undefined; staleWritesAccepted?: number | undefined; recoveryMsMax?: number | undefined; recoveryMsP99?: number | undefined; passed?: boolean }
+interface Figures { sent?: number | undefined; lost?: number | undefined; duplicated?: number | undefined; staleWritesAccepted?: number | undefined; recoveryMsMax?: number | null | undefined; recoveryMsP99?: number | null | undefined; passed?: boolean }
 const rows: Array<Figures & { scenario: string; seed: number; passed: boolean }> = [];
 let failed = 0;
 for (const scenario of scenarios) {

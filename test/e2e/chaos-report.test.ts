@@ -205,9 +205,19 @@ test('renderHtml escapes every string of the report; the inlined JSON cannot clo
   t.true(html.includes('node &#39;2&#39; &amp; &lt;b&gt;'));
 });
 
+test('renderHtml lists the examples of a failed invariant, up to 10, and none for one that held', (t) => {
+  const report = realisticReport();
+  report.invariants[0] = { name: 'no lost inputs', passed: true, value: '0 lost', examples: ['left over'] };
+  report.invariants[1] = { name: 'recovery time', passed: false, value: '0 of 12 recovered', examples: Array.from({ length: 12 }, (_, i) => `kill-node node ${i}`) };
+  const table = /<table id="invariants">.*?<\/table>/s.exec(renderHtml(report))?.[0] ?? '';
+  t.true(table.includes('recovery time'));
+  t.false(table.includes('left over'), 'a row that held shows no examples');
+  t.is(table.match(/<li>kill-node node \d+<\/li>/g)?.length, 10);
+});
+
 test('edge cases render in Chromium: no samples, one sample, no faults, undefined recovery, huge numbers', async (t) => {
   const base = realisticReport();
-  const empty: ChaosReport = { ...base, timeline: [], faults: [], invariants: [], durationMs: 0, recoveryMsMax: undefined, recoveryMsP99: undefined };
+  const empty: ChaosReport = { ...base, timeline: [], faults: [], invariants: [], durationMs: 0, recoveryMsMax: null, recoveryMsP99: null };
   const one: ChaosReport = { ...base, timeline: [{ t: 500, sent: 25, delivered: 20, throughput: 40, lag: 5 }], faults: [{ kind: 'kill-node', target: 'node 1', atMs: 200, endMs: 200, recoveryMs: undefined }] };
   const huge: ChaosReport = {
     ...base,

@@ -43,7 +43,16 @@ test('defineScenario refuses a bad field with a ConfigError naming it', (t) => {
     [{ workload: { count: -5 } }, 'scenario.workload.count'],
     [{ lateAfterMs: 0 }, 'scenario.lateAfterMs'],
     [{ recoveryBoundMs: -1 }, 'scenario.recoveryBoundMs'],
-    [{ pipeline: { module: './p.js' } as unknown as 'audit' }, 'scenario.pipeline'],
+    [{ pipeline: { module: './p.js' } as unknown as 'audit' }, 'scenario.pipeline.observe'],
+    [{ pipeline: null as unknown as 'audit' }, 'scenario.pipeline'],
+    [{ pipeline: { ...goodModule, module: 5 } as never }, 'scenario.pipeline.module'],
+    [{ pipeline: { ...goodModule, observe: { seqs: goodModule.observe.seqs } } as never }, 'scenario.pipeline.observe.stage'],
+    [{ pipeline: { ...goodModule, observe: { stage: goodModule.observe.stage } } as never }, 'scenario.pipeline.observe.seqs'],
+    [{ pipeline: { ...goodModule, observe: { ...goodModule.observe, arrivals: 1 } } as never }, 'scenario.pipeline.observe.arrivals'],
+    [{ workload: 5 as never }, 'scenario.workload'],
+    [{ workload: null as never }, 'scenario.workload'],
+    [{ nodes: null as never }, 'scenario.nodes'],
+    [{ durationMs: null as never }, 'scenario.durationMs'],
     [{ pipeline: 'nope' as 'audit' }, 'scenario.pipeline'],
     [{ workload: { keys: 0.4 } }, 'scenario.workload.keys'],
     [{ workload: { count: 2.5 } }, 'scenario.workload.count'],
@@ -101,6 +110,11 @@ test('a schedule step the run could not carry out is refused before anything sta
   t.regex(refused(() => [{ atMs: 5, fault: { kind: 'api', mode: 'angry' as 'down', forMs: 100 } }], { pipeline: 'payments' }), /fault\.mode/);
   t.regex(refused(() => [{ atMs: 5, fault: { kind: 'pause-node', node: 0, forMs: Number.NaN } }]), /fault\.forMs/);
   t.regex(refused(() => [{ atMs: 5, fault: { kind: 'network', target: 'dns' as 'nats', forMs: 10 } }]), /fault\.target/);
+  t.regex(refused(() => [{ atMs: 5, fault: { kind: 'network', target: 'nats', forMs: 10, reset: 'yes' as never } }]), /fault\.reset must be true or false/);
+  t.regex(refused(() => [{ atMs: 5, fault: { kind: 'network', target: 'nats', forMs: 10, blackhole: 'false' as never } }]), /fault\.blackhole must be true or false/);
+  for (const rate of [5, -1, 'half', Number.NaN]) {
+    t.regex(refused(() => [{ atMs: 5, fault: { kind: 'api', mode: 'flaky', forMs: 100, rate: rate as number } }], { pipeline: 'payments' }), /fault\.rate must be a number in 0\.\.1/, String(rate));
+  }
   t.regex(refused(() => 'soon' as never), /must return an array/);
   t.regex(refused(() => [{ atMs: 5, fault: { kind: 'kill-node' } as never }]), /faults\(\)\[0\]\.fault\.node is required/);
   t.regex(refused(() => [{ atMs: 5, fault: { kind: 'stop-node' } as never }]), /fault\.node is required/);
@@ -185,6 +199,13 @@ function verdictsOf(o: { lost?: number; dup?: number; stale?: number; recoveryMs
     recoveryBoundMs: o.bound,
   });
 }
+/** What `verdicts` needs besides the faults: a run with nothing wrong. */
+function baseVerdicts(): Omit<Parameters<typeof verdicts>[0], 'faults'> {
+  const checker = new SemanticsChecker();
+  checker.sent('k', 1);
+  checker.observe('k', 1, 'stage');
+  return { report: checker.report(), exactlyOnce: true, ordered: true, stale: { stale: 0, examples: [] }, liveness: { deliveredAllAfterMs: 100, boundMs: 1_000 } };
+}
 const failing = (rows: ReturnType<typeof verdictsOf>): string[] => rows.filter((r) => !r.passed).map((r) => r.name);
 
 test('the invariant table: each violation fails its own invariant, with examples', (t) => {
@@ -197,6 +218,9 @@ test('the invariant table: each violation fails its own invariant, with examples
   t.deepEqual(failing(verdictsOf({ recoveryMs: undefined })), ['recovery time']);
   t.deepEqual(failing(verdictsOf({ recoveryMs: 900, bound: 500 })), ['recovery time']);
   t.deepEqual(failing(verdictsOf({ recoveryMs: 400, bound: 500 })), []);
+  const many = verdicts({ ...baseVerdicts(), faults: Array.from({ length: 12 }, (_, i) => ({ ...fault(10 + i), recoveryMs: undefined })) }).find((r) => r.name === 'recovery time')!;
+  t.false(many.passed);
+  t.is(many.examples?.length, 10, 'up to 10 examples, as for the other invariants');
   const lost = verdictsOf({ lost: 1 }).find((r) => r.name === 'no lost inputs')!;
   t.is(lost.value, '1 lost of 3');
   t.true((lost.examples ?? []).length > 0);

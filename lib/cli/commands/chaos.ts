@@ -66,6 +66,7 @@ export async function runChaos(args: ChaosArgs, io: CliIo = processIo): Promise<
     if (scenario?.kind !== 'warden.scenario') throw new Error(`${args.scenario} exports no scenario (a default export made by defineScenario)`);
     const tty = process.stderr.isTTY === true;
     let lastLine = 0;
+    let lastPhase = '';
     const report = await runScenario(scenario, {
       seed: args.seed,
       baseDir: dirname(path),
@@ -75,8 +76,10 @@ export async function runChaos(args: ChaosArgs, io: CliIo = processIo): Promise<
         if (args.json) return;
         const line = `${bar(p.elapsedMs / p.totalMs)} ${p.phase} ${(p.elapsedMs / 1000).toFixed(0)}/${(p.totalMs / 1000).toFixed(0)} s  sent ${p.sent}  delivered ${p.delivered}  lag ${p.lag}  faults ${p.faultsDone}/${p.faultsTotal}`;
         if (tty) io.err(`\r\x1b[K${line}`);
-        else if (p.elapsedMs - lastLine >= 5_000 || p.phase !== 'running') {
+        else if (p.elapsedMs - lastLine >= 5_000 || p.phase !== lastPhase) {
+          // Off a terminal: a line when the phase changes, and every 5 s within a phase.
           lastLine = p.elapsedMs;
+          lastPhase = p.phase;
           io.err(`${line}\n`);
         }
       },
