@@ -68,7 +68,7 @@ function leaseOwnership(options: ClusterNodeOptions, cluster: ClusterOptions): P
       const prefix = `${name}.parts.`;
       return (await cluster.leases.list(prefix)).flatMap((e) => {
         const p = byId.get(e.key.slice(prefix.length));
-        return p ? [{ stage: p.stage, partition: p.partition, node: e.owner, epoch: e.revision }] : [];
+        return p ? [{ stage: p.stage, partition: p.partition, node: e.owner, epoch: e.epoch }] : []; // the fencing epoch, not the revision of the last renewal
       });
     },
     stop: () => coordinator?.stop() ?? Promise.resolve(),

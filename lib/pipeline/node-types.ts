@@ -146,7 +146,7 @@ export interface PartitionStatus extends WorkerStats {
   totals: PartitionTotals;
   /** Dead letters on this node by reason. */
   deadLettersByReason: Record<string, number>;
-  /** In a cluster: the node that owns the partition now, and its epoch (undefined: nobody). */
+  /** In a cluster: the node that owns the partition now, and the fencing epoch its worker runs under (undefined: nobody). */
   owner?: { node: string; epoch: number };
   /** Set when the partition stays down after a non-retryable failure (fenced, truncated log): why. */
   down?: PartitionDown;

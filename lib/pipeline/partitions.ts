@@ -208,7 +208,11 @@ export class NodePartitions {
     return slot?.held ? slot.worker : undefined;
   }
 
-  /** Every partition's status; `owners` (a cluster's) fills `owner`, and partitions run elsewhere are marked so. */
+  /**
+   * Every partition's status; `owners` (a cluster's) fills `owner`, and partitions run elsewhere are
+   * marked so. An owner's epoch is its worker's fencing epoch: this node's worker's own, or for a
+   * partition another node runs, the epoch its latest incarnation claimed in the checkpoint store.
+   */
   async status(owners: PartitionOwner[] | undefined): Promise<PartitionStatus[]> {
     const { pipeline, transport, clock } = this.x;
     const ownerOf = new Map((owners ?? []).map((o) => [`${o.stage}/${o.partition}`, o]));
@@ -219,12 +223,13 @@ export class NodePartitions {
         const last = await transport.lastSeqOf(stage.stream, stage.subjectOf(slot.partition));
         const base: WorkerStats = stats ?? NO_STATS;
         const owner = ownerOf.get(`${slot.stage}/${slot.partition}`);
+        const ownerEpoch = !owner ? 0 : slot.held && stats ? stats.epoch : ((await this.x.store.readClaim(stage.scopeOf(slot.partition)).catch(() => undefined))?.epoch ?? owner.epoch);
         return {
           ...base,
           stage: slot.stage,
           partition: slot.partition,
           running: (slot.held && slot.worker?.running) ?? false,
-          ...(owner ? { owner: { node: owner.node, epoch: owner.epoch } } : {}),
+          ...(owner ? { owner: { node: owner.node, epoch: ownerEpoch } } : {}),
           ...(slot.down ? { down: slot.down } : {}),
           restarts: Math.max(0, slot.incarnations - 1),
           local: slot.held,

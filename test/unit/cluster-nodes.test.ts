@@ -62,6 +62,13 @@ test('three nodes share the partitions: each runs its share, every partition run
   const status = (await nodes[0]!.status()).find((p) => p.stage === 'counter' && p.partition === 0)!;
   t.truthy(status.owner, 'status names the owner of every partition');
   t.is(pipeline.name, 'cl-share');
+  // The owner's epoch is the running worker's fencing epoch, and renewals do not move it.
+  await sleep(300);
+  const again = (await nodes[0]!.status()).find((p) => p.stage === 'counter' && p.partition === 0)!;
+  t.is(again.owner?.epoch, status.owner?.epoch, 'renewals do not change the owner epoch');
+  const runner = nodes.find((n) => n.nodeId === status.owner?.node)!;
+  const own = (await runner.status()).find((p) => p.stage === 'counter' && p.partition === 0)!;
+  t.is(status.owner?.epoch, own.epoch, "the owner epoch is the running worker's epoch");
 });
 
 test('a node that stops hands its partitions to the others at once; nothing is lost or applied twice', async (t) => {
