@@ -107,8 +107,8 @@ export class Coordinator {
   constructor(private readonly o: CoordinatorOptions) {
     checkClusterNames(o.cluster, o.nodeId);
     this.byId = new Map(o.partitions.map((p) => [p.id, p]));
-    this.renewEveryMs = o.renewEveryMs ?? Math.max(50, Math.floor(o.leases.ttlMs / 3));
-    this.pollEveryMs = o.pollEveryMs ?? Math.max(50, Math.floor(o.leases.ttlMs / 2));
+    this.renewEveryMs = o.renewEveryMs ?? Math.max(1, Math.floor(o.leases.ttlMs / 3));
+    this.pollEveryMs = o.pollEveryMs ?? Math.max(1, Math.floor(o.leases.ttlMs / 2));
     for (const [field, v] of [['cluster.renewEveryMs', this.renewEveryMs], ['cluster.pollEveryMs', this.pollEveryMs]] as const) {
       if (!Number.isFinite(v) || v < 1) throw new ConfigError(field, `must be a finite number of ms >= 1, got ${String(v)}`);
     }

@@ -19,7 +19,7 @@
  */
 import { SystemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
-import { silentLogger, type Logger } from '../core/logger.js';
+import { createLogger, type Logger } from '../core/logger.js';
 import type { NodeEvent, WardenNode } from '../pipeline/node-types.js';
 import { eachCall } from '../resilience/registry.js';
 import type { GuardedCall } from '../resilience/types.js';
@@ -60,6 +60,7 @@ export interface AlertOptions {
   onAlert?: (alert: WardenAlert) => void;
   onResolved?: (alert: WardenAlert & { resolvedAtMs: number }) => void;
   clock?: Clock;
+  /** Where each alert (error level), resolution (warn) and failing hook is logged. @default createLogger() (`WARDEN_LOG_LEVEL`, default warn) */
   logger?: Logger;
 }
 
@@ -92,7 +93,7 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
   const pollMs = bound('pollMs', options.pollMs, 5_000);
   if (pollMs === 0) throw new ConfigError('pollMs', 'must be > 0');
   const clock = options.clock ?? new SystemClock();
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? createLogger();
   const open = new Map<string, WardenAlert>();
   const failuresInARow = new Map<string, number>();
   const lastDeadLetter = new Map<string, number>();
@@ -190,8 +191,13 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
       return;
     }
     for (const p of status) {
-      if (!p.local) continue;
       const at = where(p.stage, p.partition);
+      if (!p.local) {
+        // Another node runs it now (a handover): its lag and checkpoints are that node's to watch.
+        resolve(`lag ${at}`);
+        resolve(`checkpoint-stale ${at}`);
+        continue;
+      }
       if (lagAbove > 0 && p.lag > lagAbove) raise(`lag ${at}`, { alert: 'lag', severity: 'warning', stage: p.stage, partition: p.partition, value: p.lag, bound: lagAbove, message: `${at} is ${p.lag} inputs behind its log (bound ${lagAbove})` });
       else resolve(`lag ${at}`);
       // An idle partition whose last checkpoint covers everything it applied is not stale, however old that checkpoint.

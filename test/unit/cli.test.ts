@@ -67,9 +67,22 @@ test('npm run bench -- --help prints the usage and the suites; a bad argument pr
   t.regex(help.stdout, /^usage: npm run bench -- <suite> \[--json\]/);
   t.regex(help.stdout, /guarantees +exactly-once/);
   for (const [r, message] of [[bogus, /Unknown option '--bogus'/], [unknown, /no suite named "nope"/], [none, /^usage:/m]] as const) {
-    t.is(r.code, 2);
+    t.is(r.code, 1, 'a bad argument exits 1, as every command does');
     t.regex(r.stderr, message);
     t.regex(r.stderr, /usage: npm run bench/);
+    t.notRegex(r.stdout + r.stderr, STACK_FRAME);
+  }
+});
+
+test('npm run chaos:all -- --help prints its usage; a bad argument prints the error and the usage, exits 1, never a stack trace', async (t) => {
+  const all = (...args: string[]): Promise<Run> => script('scripts/chaos-all.ts', ...args);
+  const [help, bogus, only, seeds] = (await inPairs([['--help'], ['--bogus'], ['--only', 'nope'], ['--seeds', '1,x']], (args) => all(...args))) as [Run, Run, Run, Run];
+  t.is(help.code, 0);
+  t.regex(help.stdout, /^usage: npm run chaos:all/);
+  for (const [r, message] of [[bogus, /Unknown option '--bogus'/], [only, /--only: no shipped scenario named "nope"/], [seeds, /--seeds: "x" is not an integer/]] as const) {
+    t.is(r.code, 1);
+    t.regex(r.stderr, message);
+    t.regex(r.stderr, /usage: npm run chaos:all/);
     t.notRegex(r.stdout + r.stderr, STACK_FRAME);
   }
 });
@@ -83,6 +96,8 @@ test('a bad argument or an unknown command prints the error and a usage line, ex
     [['no-such-command'], /unknown command 'no-such-command'/],
     [['dlq', 'show', 'p.js', 'x'], /value 'x' is invalid for argument 'seq'\. It must be a dead-letter sequence/],
     [['worker', 'p.js', '--http', '70000'], /It must be a port number/],
+    [['worker', 'p.js', '--http', ''], /It must be a port number/],
+    [['worker', 'p.js', '--replicas', '6'], /option '--replicas <n>' argument '6' is invalid\. It must be an integer from 1 to 5\./],
     [['tree', 'notaurl'], /value 'notaurl' is invalid for argument 'url'\. It must be an http:\/\/ URL/],
     [['tree', 'ftp://127.0.0.1:1'], /It must be an http:\/\/ or https:\/\/ URL/],
     [['dlq', 'list', 'p.js', '--reason', 'bogus'], /argument 'bogus' is invalid\. It must be one of undecodable, too-large/],

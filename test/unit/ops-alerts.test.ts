@@ -7,6 +7,7 @@ import { SimulatedClock } from 'warden/testing';
 import {
   defineCall,
   definePipeline,
+  createLogger,
   silentLogger,
   startNode,
   watchAlerts,
@@ -19,9 +20,10 @@ import { FlakyCheckpoints } from '../helpers/flaky-checkpoints.js';
 import { counter } from '../helpers/counter.js';
 
 /** A node whose status and events the test sets: what the watcher reads of a node. */
-function fakeNode(): { node: WardenNode; lag: number; ageMs: number; appliedSeq: number; checkpointSeq: number; emit(e: NodeEvent): void } {
+function fakeNode(): { node: WardenNode; lag: number; ageMs: number; appliedSeq: number; checkpointSeq: number; local: boolean; emit(e: NodeEvent): void } {
   const listeners = new Set<(e: NodeEvent) => void>();
   const state = {
+    local: true,
     lag: 0,
     ageMs: 0,
     appliedSeq: 10,
@@ -35,7 +37,7 @@ function fakeNode(): { node: WardenNode; lag: number; ageMs: number; appliedSeq:
       listeners.add(l);
       return () => listeners.delete(l);
     },
-    status: () => Promise.resolve([{ stage: 'orders', partition: 0, local: true, running: true, lag: state.lag, checkpointAgeMs: state.ageMs, appliedSeq: state.appliedSeq, checkpointSeq: state.checkpointSeq } as PartitionStatus]),
+    status: () => Promise.resolve([{ stage: 'orders', partition: 0, local: state.local, running: state.local, lag: state.lag, checkpointAgeMs: state.ageMs, appliedSeq: state.appliedSeq, checkpointSeq: state.checkpointSeq } as PartitionStatus]),
   } as unknown as WardenNode;
   return state;
 }
@@ -45,7 +47,7 @@ test('lag above the bound opens one alert however many checks see it, and it is 
   const clock = new SimulatedClock();
   const opened: WardenAlert[] = [];
   const resolved: WardenAlert[] = [];
-  const w = watchAlerts(f.node, { lagAbove: 100, clock, calls: false, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  const w = watchAlerts(f.node, { logger: silentLogger, lagAbove: 100, clock, calls: false, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
   t.teardown(() => w.stop());
   f.lag = 50;
   await w.check();
@@ -66,7 +68,7 @@ test('the watcher checks every pollMs on its clock; a stale checkpoint opens an 
   const f = fakeNode();
   const clock = new SimulatedClock();
   const opened: WardenAlert[] = [];
-  const w = watchAlerts(f.node, { checkpointAgeMs: 60_000, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a) });
+  const w = watchAlerts(f.node, { logger: silentLogger, checkpointAgeMs: 60_000, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a) });
   f.ageMs = 120_000;
   await clock.advanceAsync(999);
   t.is(opened.length, 0, 'not checked before pollMs');
@@ -83,7 +85,7 @@ test('an idle partition whose last checkpoint covers everything it applied is no
   const clock = new SimulatedClock();
   const opened: WardenAlert[] = [];
   const resolved: WardenAlert[] = [];
-  const w = watchAlerts(f.node, { checkpointAgeMs: 60_000, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  const w = watchAlerts(f.node, { logger: silentLogger, checkpointAgeMs: 60_000, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
   t.teardown(() => w.stop());
   f.ageMs = 3_600_000;
   f.appliedSeq = f.checkpointSeq = 42;
@@ -103,15 +105,38 @@ test('bad bounds throw ConfigError naming the option', (t) => {
   t.throws(() => watchAlerts(f.node, { pollMs: 0 }), { message: /pollMs/ });
 });
 
-test('a hook that throws does not stop the watcher', async (t) => {
+test('lag and checkpoint-stale alerts of a partition handed over to another node are resolved: it is that node\'s to watch now', async (t) => {
+  const f = fakeNode();
+  const clock = new SimulatedClock();
+  const opened: WardenAlert[] = [];
+  const resolved: WardenAlert[] = [];
+  const w = watchAlerts(f.node, { logger: silentLogger, lagAbove: 100, checkpointAgeMs: 60_000, clock, calls: false, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  t.teardown(() => w.stop());
+  f.lag = 500;
+  f.ageMs = 120_000;
+  await w.check();
+  t.deepEqual(opened.map((a) => a.alert).sort(), ['checkpoint-stale', 'lag']);
+  f.local = false; // another node took the partition over; this node's last view of it stays behind
+  await w.check();
+  t.deepEqual(resolved.map((a) => a.alert).sort(), ['checkpoint-stale', 'lag']);
+  t.deepEqual(w.active(), []);
+  await w.check();
+  t.is(opened.length, 2, 'nothing opens again for a partition this node does not run');
+});
+
+test('a hook that throws does not stop the watcher; the alert and the hook failure are logged', async (t) => {
   const f = fakeNode();
   let calls = 0;
-  const w = watchAlerts(f.node, { lagAbove: 1, clock: new SimulatedClock(), calls: false, onAlert: () => { calls++; throw new Error('pager down'); } });
+  const lines: Array<{ level: number; msg: string }> = [];
+  const logger = createLogger({ level: 'warn', destination: { write: (line) => void lines.push(JSON.parse(line) as { level: number; msg: string }) } });
+  const w = watchAlerts(f.node, { lagAbove: 1, clock: new SimulatedClock(), calls: false, logger, onAlert: () => { calls++; throw new Error('pager down'); } });
   t.teardown(() => w.stop());
   f.lag = 5;
   await w.check();
   f.emit({ type: 'partition-down', stage: 'orders', partition: 0, code: 'LOG_TRUNCATED', error: 'gone' });
   t.is(calls, 2);
+  t.true(lines.some((l) => l.level === 50 && l.msg.startsWith('alert: ')), 'each alert at error level');
+  t.true(lines.some((l) => l.msg === 'alert hook threw'), 'the failing hook');
 });
 
 test('on a running node: failing checkpoints, dead letters and a guarded call failing in a row each open one alert, resolved when they end', async (t) => {
@@ -125,7 +150,7 @@ test('on a running node: failing checkpoints, dead letters and a guarded call fa
   t.teardown(() => call.close());
   const opened: WardenAlert[] = [];
   const resolved: WardenAlert[] = [];
-  const w = watchAlerts(node, { checkpointFailures: 2, deadLetterQuietMs: 50, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  const w = watchAlerts(node, { logger: silentLogger, checkpointFailures: 2, deadLetterQuietMs: 50, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
   t.teardown(() => w.stop());
 
   checkpointStore.failing = true;
@@ -163,7 +188,7 @@ test('a partition restart does not make its checkpoint younger: the age keeps gr
   t.teardown(() => node.stop());
   const opened: WardenAlert[] = [];
   const resolved: WardenAlert[] = [];
-  const w = watchAlerts(node, { checkpointAgeMs: 150, pollMs: 20, calls: false, checkpointFailures: 0, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
+  const w = watchAlerts(node, { logger: silentLogger, checkpointAgeMs: 150, pollMs: 20, calls: false, checkpointFailures: 0, onAlert: (a) => opened.push(a), onResolved: (a) => resolved.push(a) });
   t.teardown(() => w.stop());
   await node.ingest({ key: 'a', type: 'add', payload: { amount: 1 } });
   await node.whenCaughtUp();
@@ -194,7 +219,7 @@ test('a bound of 0 turns its alert off: no dead-letters alert with deadLetterQui
   const f = fakeNode();
   const clock = new SimulatedClock();
   const opened: WardenAlert[] = [];
-  const w = watchAlerts(f.node, { deadLetterQuietMs: 0, lagAbove: 0, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a) });
+  const w = watchAlerts(f.node, { logger: silentLogger, deadLetterQuietMs: 0, lagAbove: 0, pollMs: 1_000, clock, calls: false, onAlert: (a) => opened.push(a) });
   t.teardown(() => w.stop());
   f.lag = 1e6;
   for (let i = 0; i < 3; i++) f.emit({ type: 'dead-letter', stage: 'orders', partition: 0, seq: i + 1, reason: 'schema', error: 'bad' });
@@ -205,7 +230,7 @@ test('a bound of 0 turns its alert off: no dead-letters alert with deadLetterQui
 test('a restart-intensity alert carries the restarts that crossed the intensity, and the intensity as its bound', (t) => {
   const f = fakeNode();
   const opened: WardenAlert[] = [];
-  const w = watchAlerts(f.node, { calls: false, onAlert: (a) => opened.push(a) });
+  const w = watchAlerts(f.node, { logger: silentLogger, calls: false, onAlert: (a) => opened.push(a) });
   t.teardown(() => w.stop());
   f.emit({ type: 'escalated', path: 'orders', restarts: 2, intensity: 1, periodMs: 60_000, error: 'boom' });
   t.like(opened[0], { alert: 'restart-intensity', subject: 'orders', value: 2, bound: 1 });
@@ -214,7 +239,7 @@ test('a restart-intensity alert carries the restarts that crossed the intensity,
 test('with calls at their default, a guarded call defined after the watcher started raises call-failures too', async (t) => {
   const f = fakeNode();
   const opened: WardenAlert[] = [];
-  const w = watchAlerts(f.node, { onAlert: (a) => opened.push(a) });
+  const w = watchAlerts(f.node, { logger: silentLogger, onAlert: (a) => opened.push(a) });
   t.teardown(() => w.stop());
   const name = `late-call-${process.pid}`;
   const call = defineCall(name, () => Promise.reject(new Error('503')), { retry: { retries: 0 }, alertAfter: 2, breaker: { volumeThreshold: 100 } });

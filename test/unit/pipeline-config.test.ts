@@ -1,6 +1,6 @@
 /** Configuration checks of `definePipeline` and `startNode` that name the field at fault. */
 import test from 'ava';
-import { ConfigError, InMemoryCheckpointStore, InMemoryTransport, WardenError, createProducer, defineActor, definePipeline, listDeadLetters, readKeyState, replayDeadLetters, silentLogger, startNode, teardownPipeline } from '../../lib/index.js';
+import { ConfigError, InMemoryCheckpointStore, InMemoryLeaseStore, InMemoryTransport, WardenError, createProducer, defineActor, definePipeline, listDeadLetters, readKeyState, replayDeadLetters, silentLogger, startNode, teardownPipeline } from '../../lib/index.js';
 import { counter, counterMachine } from '../helpers/counter.js';
 
 /** The counter operator under another name. */
@@ -165,4 +165,13 @@ test('whenCaughtUp refuses a timeoutMs or pollMs that is not a finite number >= 
   for (const partition of [2, -1, 0.5]) t.is(t.throws(() => node.kill('counter', partition), { instanceOf: ConfigError })?.field, 'partition', String(partition));
   t.throws(() => node.kill('nope'), { instanceOf: ConfigError });
   t.true(node.alive, 'nothing was killed');
+});
+
+test('a cluster node on a short lease TTL starts with its default renewal (a third of the TTL) and runs its partitions', async (t) => {
+  const leases = new InMemoryLeaseStore({ ttlMs: 30 });
+  const node = await startNode({ pipeline: definePipeline({ name: 'cfg-short-ttl', stages: [{ actor: counter }] }), logger: silentLogger, cluster: { leases, nodeId: 'n1' } });
+  t.teardown(() => node.stop());
+  await node.ingest({ key: 'a', type: 'add', payload: { amount: 2 } });
+  await node.whenCaughtUp({ timeoutMs: 5_000 });
+  t.true((await node.status()).every((p) => p.local && p.owner?.node === 'n1'));
 });

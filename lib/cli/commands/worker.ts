@@ -52,16 +52,16 @@ export interface WorkerArgs extends BackendOptions {
 
 const OWNERSHIP_EVENTS = new Set(['lease-acquired', 'lease-released', 'lease-lost', 'members-changed', 'partition-down']);
 
-function positive(name: string, min: number): (v: string) => number {
+function positive(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`It must be an integer >= ${min}.`);
+    const n = v.trim() === '' ? Number.NaN : Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `It must be an integer >= ${min}.` : `It must be an integer from ${min} to ${max}.`);
     return n;
   };
 }
 
 function port(v: string): number {
-  const n = Number(v);
+  const n = v.trim() === '' ? Number.NaN : Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('It must be a port number, 0 to 65535 (0: a free one).');
   return n;
 }
@@ -246,7 +246,7 @@ export function register(program: Command, io: CliIo = processIo): void {
     .option('--cluster <name>', "cluster name, the prefix of its leases (default: the pipeline's name)")
     .option('--node-id <id>', 'this node id, unique among live nodes (default: <host>-<pid>-<random>)')
     .option('--lease-ttl <ms>', 'lease lifetime: how long a dead node holds its partitions when no parent sees it die', positive('--lease-ttl', 100), 5_000)
-    .option('--replicas <n>', 'replicas of the streams and the lease bucket when they are created (3 on a NATS cluster)', positive('--replicas', 1), 1)
+    .option('--replicas <n>', 'replicas of the streams and the lease bucket when they are created (3 on a NATS cluster)', positive('--replicas', 1, 5), 1)
     .option('--nodes <n>', 'start n node processes under this one, replace them when they exit, and revoke their leases at once', positive('--nodes', 1))
     .option('--events', 'print ownership events (leases acquired, released, lost; members; partitions down) and alerts (raised, resolved) as JSON lines')
     .option('--http <port>', 'serve /metrics, /health, /ready, /tree, /dashboard and /events on this port (0: a free one; with --nodes, child i serves port + i)', port)
