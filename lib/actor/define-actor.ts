@@ -4,7 +4,7 @@
  * knows; its outputs are the events it `emit`s.
  */
 import type { AnyStateMachine, InputFrom } from 'xstate';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, describeValue } from '../core/errors.js';
 import type { Json } from '../core/envelope.js';
 
 /** The Standard Schema v1 shape (zod, valibot, arktype...): only what warden calls. */
@@ -78,6 +78,7 @@ const NAME = /^[a-z][a-z0-9-]{0,62}$/;
  * });
  */
 export function defineActor<TMachine extends AnyStateMachine>(options: ActorOptions<TMachine>): ActorDefinition<TMachine> {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', `must be an object { name, machine, ... }, got ${describeValue(options)}`);
   if (typeof options.name !== 'string' || !NAME.test(options.name)) {
     throw new ConfigError('name', `must match ${NAME} (lower-case letters, digits, '-'), got ${JSON.stringify(options.name)}`);
   }
@@ -111,6 +112,9 @@ export function defineActor<TMachine extends AnyStateMachine>(options: ActorOpti
     for (const [type, schema] of Object.entries(options.events)) {
       if (schema !== null && typeof schema !== 'function' && !isStandardSchema(schema)) {
         throw new ConfigError(`actor ${options.name}: events.${type}`, 'must be a Standard Schema, a validator function, or null');
+      }
+      if (type.startsWith('xstate.') || type.startsWith('warden.')) {
+        throw new ConfigError(`actor ${options.name}: events.${type}`, "is reserved: 'xstate.' and 'warden.' event types never reach a machine as inputs");
       }
       schemas.set(type, schema);
     }

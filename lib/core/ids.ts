@@ -9,6 +9,7 @@
  *     unchanged, so IDs stay the same for them.
  *  2. `idPart` is injective: two different keys never give the same part.
  */
+import { ConfigError, describeValue } from './errors.js';
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
 const UNSAFE = /[%\x00-\x20\x7f]/g;
@@ -49,9 +50,11 @@ export function hash32(s: string): number {
   return h >>> 0;
 }
 
-/** The partition (0..partitions-1) a key belongs to. */
+/** The partition (0..partitions-1) a key belongs to; a key that is not a string, or a count that is not an integer >= 1, is a `ConfigError`. */
 export function partitionOf(key: string, partitions: number): number {
-  return partitions <= 1 ? 0 : hash32(key) % partitions;
+  if (typeof key !== 'string') throw new ConfigError('key', `must be a string, got ${describeValue(key)}`);
+  if (!Number.isSafeInteger(partitions) || partitions < 1) throw new ConfigError('partitions', `must be an integer >= 1, got ${describeValue(partitions)}`);
+  return partitions === 1 ? 0 : hash32(key) % partitions;
 }
 
 /** Type of the log record that fires an actor's timer (lib/actor/timers.ts). Reserved: inputs may not use `warden.` types. */

@@ -9,7 +9,7 @@
  *     and every cause, as `errorChain` lists them). Warden's own lines pass the error itself.
  */
 import { pino } from 'pino';
-import { errorChain } from './errors.js';
+import { ConfigError, errorChain } from './errors.js';
 
 /** What warden needs of a logger (a subset of pino's). */
 export interface Logger {
@@ -45,6 +45,9 @@ function serializeError(err: unknown): unknown {
   return { type: err.name, message: err.message, ...(code === undefined ? {} : { code }), stack: err.stack, chain: errorChain(err) };
 }
 
+/** The levels `createLogger` takes (`level`, or `WARDEN_LOG_LEVEL`). */
+const LEVELS: ReadonlyArray<NonNullable<LoggerOptions['level']>> = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 /**
  * A pino logger writing JSON lines to stderr.
  *
@@ -52,7 +55,11 @@ function serializeError(err: unknown): unknown {
  * const logger = createLogger({ level: 'info' });
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const level = options.level ?? (process.env.WARDEN_LOG_LEVEL as LoggerOptions['level']) ?? 'warn';
+  const fromEnv = options.level === undefined && process.env.WARDEN_LOG_LEVEL !== undefined && process.env.WARDEN_LOG_LEVEL !== '';
+  const level: string = options.level ?? (fromEnv ? process.env.WARDEN_LOG_LEVEL! : 'warn');
+  if (!(LEVELS as readonly unknown[]).includes(level)) {
+    throw new ConfigError(fromEnv ? 'WARDEN_LOG_LEVEL' : 'level', `must be one of ${LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+  }
   const paths = [...REDACTED_FIELDS.flatMap((f) => [f, `*.${f}`]), ...(options.redact ?? [])];
   return pino({ name: options.name ?? 'warden', level, redact: { paths, censor: '[redacted]' }, serializers: { err: serializeError } }, options.destination ?? pino.destination(2));
 }

@@ -193,6 +193,7 @@ function oneOf<T extends string>(field: string, value: T | undefined, allowed: r
 }
 
 function resolveActorSupervision(at: string, o: ActorSupervisionOptions): ResolvedActorSupervision {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ConfigError(at, `must be an object { restartFrom?, safeStates?, intensity?, ... }, got ${describeValue(o)}`);
   const restartFrom = o.restartFrom ?? 'checkpoint';
   if (restartFrom !== 'checkpoint' && restartFrom !== 'initial') {
     throw new ConfigError(`${at}.restartFrom`, `must be 'checkpoint' or 'initial', got ${JSON.stringify(restartFrom)}`);
@@ -236,6 +237,7 @@ function checkpointsEnabled(field: string, value: boolean | undefined): boolean 
  * ] });
  */
 export function definePipeline(options: PipelineOptions): Pipeline {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', `must be an object { name, stages }, got ${describeValue(options)}`);
   if (typeof options.name !== 'string' || !NAME.test(options.name)) {
     throw new ConfigError('pipeline.name', `must match ${NAME}, got ${JSON.stringify(options.name)}`);
   }

@@ -9,8 +9,8 @@ export interface HeadersLike {
   get(name: string): string | null;
 }
 
-/** What `retryAfterFrom` reads: a fetch `Response`, its `Headers`, a plain header record (`node:http`), or the value. */
-export type RetryAfterSource = { headers: HeadersLike } | HeadersLike | Record<string, string | string[] | number | undefined> | string;
+/** What `retryAfterFrom` reads: a fetch `Response`, its `Headers`, a plain header record (`node:http`), or the value (a string, or a number of seconds). */
+export type RetryAfterSource = { headers: HeadersLike } | HeadersLike | Record<string, string | string[] | number | undefined> | string | number;
 
 const systemClock = new SystemClock();
 const DELTA_SECONDS = /^\d+(?:\.\d+)?$/;
@@ -18,6 +18,8 @@ const DELTA_SECONDS = /^\d+(?:\.\d+)?$/;
 function headerValue(source: RetryAfterSource | null | undefined): string | undefined {
   if (source === null || source === undefined) return undefined;
   if (typeof source === 'string') return source;
+  if (typeof source === 'number') return String(source);
+  if (typeof source !== 'object') return undefined;
   if ('headers' in source && typeof (source.headers as Partial<HeadersLike> | undefined)?.get === 'function') {
     return (source.headers as HeadersLike).get('retry-after') ?? undefined;
   }

@@ -27,6 +27,11 @@ test('retryAfterFrom: delta-seconds, an HTTP date, and what does not parse', (t)
   t.is(retryAfterFrom('-5'), undefined);
   t.is(retryAfterFrom(''), undefined);
   t.is(retryAfterFrom(undefined), undefined);
+  t.is(retryAfterFrom(2), 2_000, 'a number is seconds');
+  t.is(retryAfterFrom(0.25), 250);
+  t.is(retryAfterFrom(-5), undefined);
+  t.is(retryAfterFrom(Number.NaN), undefined);
+  t.is(retryAfterFrom(true as never), undefined, 'anything else reads as no header, never a throw');
 });
 
 test('retryAfterFrom: a fetch Response, Headers, and node:http header records', (t) => {

@@ -4,7 +4,7 @@
  * lib/pipeline/partitions.ts invariant 5).
  */
 import test from 'ava';
-import { createLogger, definePipeline, InMemoryCheckpointStore, silentLogger, startNode, WardenError } from '../../lib/index.js';
+import { ConfigError, createLogger, definePipeline, InMemoryCheckpointStore, silentLogger, startNode, WardenError } from '../../lib/index.js';
 import { counter } from '../helpers/counter.js';
 
 function capture(level: 'debug' | 'info' = 'info'): { lines: Array<Record<string, unknown>>; logger: ReturnType<typeof createLogger> } {
@@ -33,6 +33,21 @@ test('more paths can be redacted, and an error is written with its code and caus
   t.deepEqual(line.user, { email: '[redacted]', id: 7 });
   t.is(line.err.code, 'TIMEOUT');
   t.deepEqual(line.err.chain.map((c) => c.message), ['checkpoint write timed out', 'ECONNRESET']);
+});
+
+test('createLogger refuses an unknown level, and WARDEN_LOG_LEVEL naming one, with a ConfigError naming where it came from', (t) => {
+  t.is(t.throws(() => createLogger({ level: 'loud' as never }), { instanceOf: ConfigError })?.field, 'level');
+  const before = process.env.WARDEN_LOG_LEVEL;
+  process.env.WARDEN_LOG_LEVEL = 'verbose';
+  try {
+    const err = t.throws(() => createLogger(), { instanceOf: ConfigError });
+    t.is(err?.field, 'WARDEN_LOG_LEVEL');
+    t.regex(err?.message ?? '', /must be one of trace, debug, info, warn, error, fatal, silent, got "verbose"/);
+    t.notThrows(() => createLogger({ level: 'info' }), 'an explicit level wins over the environment');
+  } finally {
+    if (before === undefined) delete process.env.WARDEN_LOG_LEVEL;
+    else process.env.WARDEN_LOG_LEVEL = before;
+  }
 });
 
 test('a partition restored, killed and stopped each log one line with stage, partition and epoch', async (t) => {

@@ -1,6 +1,7 @@
 /** Configuration checks of `definePipeline` and `startNode` that name the field at fault. */
 import test from 'ava';
 import { ConfigError, InMemoryCheckpointStore, InMemoryLeaseStore, InMemoryTransport, WardenError, createProducer, defineActor, definePipeline, listDeadLetters, readKeyState, replayDeadLetters, silentLogger, startNode, teardownPipeline } from '../../lib/index.js';
+import { partitionOf } from '../../lib/testing/index.js';
 import { counter, counterMachine } from '../helpers/counter.js';
 
 /** The counter operator under another name. */
@@ -174,4 +175,20 @@ test('a cluster node on a short lease TTL starts with its default renewal (a thi
   await node.ingest({ key: 'a', type: 'add', payload: { amount: 2 } });
   await node.whenCaughtUp({ timeoutMs: 5_000 });
   t.true((await node.status()).every((p) => p.local && p.owner?.node === 'n1'));
+});
+
+test('defineActor and definePipeline refuse options that are not an object, an event type in the reserved xstate. or warden. space, and a stage supervision that is not an object', (t) => {
+  t.is(t.throws(() => defineActor(undefined as never), { instanceOf: ConfigError })?.field, 'options');
+  t.is(t.throws(() => definePipeline(undefined as never), { instanceOf: ConfigError })?.field, 'options');
+  for (const type of ['xstate.init', 'warden.timer']) {
+    const err = t.throws(() => defineActor({ name: 'r', machine: counterMachine, events: { [type]: null } }), { instanceOf: ConfigError });
+    t.regex(err?.message ?? '', /is reserved/, type);
+  }
+  t.is(t.throws(() => definePipeline({ name: 'sup-x', stages: [{ actor: counter, supervision: 'x' as never }] }), { instanceOf: ConfigError })?.field, 'stages[0] (counter).supervision');
+});
+
+test('partitionOf refuses a key that is not a string or a partition count that is not an integer >= 1', (t) => {
+  for (const n of [0, -3, 2.5, Number.NaN]) t.is(t.throws(() => partitionOf('a', n), { instanceOf: ConfigError })?.field, 'partitions', String(n));
+  t.is(t.throws(() => partitionOf(undefined as never, 4), { instanceOf: ConfigError })?.field, 'key');
+  t.is(partitionOf('a', 1), 0);
 });
