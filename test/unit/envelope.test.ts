@@ -154,7 +154,7 @@ test('partitionOf is stable and always in range', (t) => {
   t.is(partitionOf('bob', 8), 4);
   t.is(partitionOf('user-42', 16), 11);
   t.is(partitionOf('alice', 1), 0);
-  t.is(partitionOf('alice', 0), 0);
+  t.throws(() => partitionOf('alice', 0), { message: /partitions must be an integer >= 1/ }, 'no partition of none');
 });
 
 test('partitionOf spreads 10k keys over 8 partitions: each gets between 10% and 15%', (t) => {
