@@ -112,7 +112,7 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
     const alert: WardenAlert = { ...a, node: node.nodeId, sinceMs: clock.now() };
     open.set(id, alert);
     logger.error({ alert: alert.alert, stage: alert.stage, partition: alert.partition, subject: alert.subject, value: alert.value, bound: alert.bound }, `alert: ${alert.message}`);
-    call(options.onAlert && (() => options.onAlert!(alert)));
+    call(options.onAlert && (() => options.onAlert!({ ...alert }))); // a copy: the watcher's own may count on (dead letters)
   };
   const resolve = (id: string): void => {
     const alert = open.get(id);
@@ -219,7 +219,7 @@ export function watchAlerts(node: WardenNode, options: AlertOptions = {}): Alert
   arm();
 
   return {
-    active: () => [...open.values()],
+    active: () => [...open.values()].map((a) => ({ ...a })),
     check,
     stop() {
       stopped = true; // invariant 2
