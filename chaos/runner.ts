@@ -17,6 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
 import { JetStreamTransport } from '../lib/adapters/nats/index.js';
 import { RedisCheckpointStore } from '../lib/adapters/redis/index.js';
+import { ConfigError, describeValue } from '../lib/core/errors.js';
 import { silentLogger } from '../lib/core/logger.js';
 import { createProducer } from '../lib/pipeline/producer.js';
 import { readKeyState } from '../lib/pipeline/read-state.js';
@@ -163,10 +164,12 @@ function ownCli(): string {
 
 /** Runs `scenario` once with `seed`; resolves with its report (invariant 3: nothing outlives it). */
 export async function runScenario(scenario: Scenario, options: RunOptions): Promise<ChaosReport> {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', `must be an object with at least a seed, got ${describeValue(options)}`);
   const log = options.log ?? (() => undefined);
-  const durationMs = options.durationMs ?? scenario.durationMs;
+  const durationMs = options.durationMs ?? scenario?.durationMs;
   const sampleMs = options.sampleMs ?? 250;
-  const schedule = scheduleOf(scenario, options.seed, durationMs);
+  if (typeof sampleMs !== 'number' || !Number.isFinite(sampleMs) || sampleMs <= 0) throw new ConfigError('sampleMs', `must be a finite number of ms > 0, got ${describeValue(sampleMs)}`);
+  const schedule = scheduleOf(scenario, options.seed, durationMs); // checks the scenario, the seed and the duration
   const startedAt = new Date();
   const name = `chaos-${scenario.name}-${randomBytes(3).toString('hex')}`.slice(0, 60);
   const progress = (p: Omit<ChaosProgress, 'totalMs' | 'faultsTotal'>): void => options.onProgress?.({ ...p, totalMs: durationMs, faultsTotal: schedule.length });

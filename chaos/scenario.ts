@@ -224,7 +224,10 @@ export function usesApi(scenario: Scenario): boolean {
  * The scenario's fault schedule for `seed`, in time order: the same seed, the same schedule. A step
  * the run could not carry out throws a `ConfigError` naming it, before anything is started.
  */
-export function scheduleOf(scenario: Scenario, seed: number, durationMs = scenario.durationMs): ScheduledFault[] {
+export function scheduleOf(scenario: Scenario, seed: number, durationMs = scenario?.durationMs): ScheduledFault[] {
+  if (scenario?.kind !== 'warden.scenario') throw new ConfigError('scenario', `must be made by defineScenario(), got ${describeValue(scenario)}`);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new ConfigError('seed', `must be an integer >= 0, got ${describeValue(seed)}`);
+  if (typeof durationMs !== 'number' || !Number.isFinite(durationMs) || durationMs <= 0) throw new ConfigError('durationMs', `must be a finite number of ms > 0, got ${describeValue(durationMs)}`);
   const steps = scenario.faults({ rng: rngOf(seed), durationMs, nodes: scenario.nodes, natsServers: scenario.natsServers });
   if (!Array.isArray(steps)) throw new ConfigError('scenario.faults', `must return an array of { atMs, fault }, got ${typeof steps}`);
   steps.forEach((step, i) => {

@@ -5,7 +5,7 @@
  * invariant table's verdicts.
  */
 import test from 'ava';
-import { defineScenario, rngOf, scheduleOf, type ScenarioOptions } from 'warden/chaos';
+import { defineScenario, rngOf, runScenario, scheduleOf, type ScenarioOptions } from 'warden/chaos';
 import { ConfigError } from '../../lib/core/errors.js';
 import { recoveries, verdicts, type InputTiming } from '../../chaos/invariants.js';
 import { SemanticsChecker } from '../../lib/testing/semantics-checker.js';
@@ -224,4 +224,15 @@ test('the invariant table: each violation fails its own invariant, with examples
   const lost = verdictsOf({ lost: 1 }).find((r) => r.name === 'no lost inputs')!;
   t.is(lost.value, '1 lost of 3');
   t.true((lost.examples ?? []).length > 0);
+});
+
+test('scheduleOf and runScenario refuse a seed, duration, sample period, scenario or options of the wrong kind with a ConfigError naming it, before anything starts', async (t) => {
+  const scenario = defineScenario({ ...base, faults: () => [] });
+  for (const seed of [-1, 1.5, Number.NaN, undefined, 'abc']) t.is(t.throws(() => scheduleOf(scenario, seed as number), { instanceOf: ConfigError })?.field, 'seed', String(seed));
+  for (const durationMs of [0, -5, Number.POSITIVE_INFINITY, '2s']) t.is(t.throws(() => scheduleOf(scenario, 1, durationMs as number), { instanceOf: ConfigError })?.field, 'durationMs', String(durationMs));
+  t.is(t.throws(() => scheduleOf({ name: 'x', faults: () => [] } as never, 1), { instanceOf: ConfigError })?.field, 'scenario');
+  t.is((await t.throwsAsync(runScenario(scenario, undefined as never), { instanceOf: ConfigError })).field, 'options');
+  t.is((await t.throwsAsync(runScenario(scenario, { seed: 1, sampleMs: 0 }), { instanceOf: ConfigError })).field, 'sampleMs');
+  t.is((await t.throwsAsync(runScenario(scenario, { seed: 1, durationMs: -5 }), { instanceOf: ConfigError })).field, 'durationMs');
+  t.is((await t.throwsAsync(runScenario(scenario, { seed: 'abc' as never }), { instanceOf: ConfigError })).field, 'seed');
 });
