@@ -13,7 +13,9 @@
  * PORT + i (PORT 0: each child a free port, named in its ready line).
  *
  * Lifecycle: one JSON line `{"ready":true,...}` on stdout once the node runs; SIGTERM or SIGINT
- * hands its partitions over (final checkpoints) and exits 0; a tree that gives up exits 1.
+ * hands its partitions over (final checkpoints) and exits 0, also when it comes while the node is
+ * still starting (the node is stopped as soon as it runs, and no ready line is printed); a tree
+ * that gives up exits 1.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -68,6 +70,25 @@ function port(v: string): number {
 
 /** Runs one node until it is told to stop; resolves with the exit status. */
 export async function runWorker(args: WorkerArgs, io: CliIo = processIo): Promise<number> {
+  // SIGTERM/SIGINT are ours from the start: one that comes while the node is still starting stops
+  // it as soon as it runs (graceful, exit 0), rather than killing the process half-started.
+  let stopRequested = false;
+  let stopNow: (() => void) | undefined;
+  const onSignal = (): void => {
+    stopRequested = true;
+    stopNow?.();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    return await runWorkerUntilStopped(args, io, () => stopRequested, (fn) => (stopNow = fn));
+  } finally {
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
+  }
+}
+
+async function runWorkerUntilStopped(args: WorkerArgs, io: CliIo, stopRequested: () => boolean, onStop: (stop: () => void) => void): Promise<number> {
   const logger = createLogger({ name: 'warden-worker' });
   let closeAll = (): Promise<void> => Promise.resolve();
   try {
@@ -120,16 +141,19 @@ export async function runWorker(args: WorkerArgs, io: CliIo = processIo): Promis
       };
     }
     const http = server ? `http://${args.httpHost}:${(server.address() as AddressInfo).port}` : undefined;
-    io.out(`${JSON.stringify({ ready: true, pipeline: pipeline.name, cluster, nodeId, pid: process.pid, backends: backends.label, ...(http ? { http } : {}) })}\n`);
+    if (!stopRequested()) io.out(`${JSON.stringify({ ready: true, pipeline: pipeline.name, cluster, nodeId, pid: process.pid, backends: backends.label, ...(http ? { http } : {}) })}\n`);
     const stopped = new Promise<number>((resolve) => {
+      let stopping = false;
       const stop = (): void => {
+        if (stopping) return;
+        stopping = true;
         node.stop().then(() => resolve(0), (err: unknown) => {
           io.err(`warden worker: ${describeError(err)}\n`);
           resolve(1);
         });
       };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      onStop(stop);
+      if (stopRequested()) stop(); // a signal came while the node was starting
     });
     const failed = node.done().then(() => new Promise<number>(() => undefined), (err: unknown) => {
       io.err(`warden worker: the node gave up: ${describeError(err)}\n`);
