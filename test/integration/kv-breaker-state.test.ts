@@ -8,7 +8,9 @@
  * (a private server from `chaos/servers.ts`).
  */
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -104,6 +106,20 @@ test('invariant 1: a missing bucket is created with history 1, the TTL maxAgeMs 
   t.teardown(() => b.close());
   t.like(logger.warns[0], { obj: { bucket, ttlMs: 60_000, wantedTtlMs: 5_000 } });
   t.like(await (await new Kvm(await adminConnection()).open(bucket)).status(), { ttl: 60_000 }, 'unchanged');
+});
+
+test('with no logger given, a bucket kept with another TTL is still reported: a warn line on stderr (the default logger)', async (t) => {
+  const bucket = `${BUCKET}-deflog`;
+  buckets.add(bucket);
+  const a = await store({ bucket, maxAgeMs: 60_000 });
+  t.teardown(() => a.close());
+  const lib = new globalThis.URL('../../lib/adapters/nats/index.ts', import.meta.url).href;
+  const script = `const { KvBreakerStateStore } = await import(${JSON.stringify(lib)});
+const s = await KvBreakerStateStore.connect({ servers: ${JSON.stringify(URL)}, bucket: ${JSON.stringify(bucket)}, maxAgeMs: 5000, waitOnFirstConnect: false });
+await s.close();`;
+  const { stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, WARDEN_LOG_LEVEL: 'warn' } });
+  const warn = stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; bucket?: string; ttlMs?: number }).find((l) => l.bucket === bucket);
+  t.like(warn, { level: 40, ttlMs: 60_000 }, stderr);
 });
 
 test('the bucket TTL expires a state nobody publishes again: a new watcher is told nothing; a running one keeps what it had', async (t) => {

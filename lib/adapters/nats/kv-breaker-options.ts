@@ -11,7 +11,7 @@
 import { StorageType } from '@nats-io/jetstream';
 import { SystemClock, type Clock } from '../../core/clock.js';
 import { ConfigError, type WardenError } from '../../core/errors.js';
-import { silentLogger, type Logger } from '../../core/logger.js';
+import { createLogger, type Logger } from '../../core/logger.js';
 import { checkBreakerName } from '../../resilience/breaker-state-codec.js';
 import type { JetStreamTransportOptions } from './options.js';
 
@@ -74,7 +74,7 @@ export interface KvBreakerStateStoreOptions {
   onError?: (error: WardenError) => void;
   /** Clock of the watcher backoff. @default new SystemClock() */
   clock?: Clock;
-  /** @default silentLogger */
+  /** Where a bucket kept with other settings, and a watcher failure without `onError`, are reported. @default createLogger() */
   logger?: Logger;
 }
 
@@ -134,7 +134,7 @@ export function resolveStoreOptions(o: KvBreakerStateStoreOptions): KvBreakerSet
     retryMaxMs: Math.max(retryInitialMs, number(o.watchRetry?.maxMs, 5_000, 'watchRetry.maxMs', 1)),
     onError: o.onError,
     clock: o.clock ?? new SystemClock(),
-    logger: o.logger ?? silentLogger,
+    logger: o.logger ?? createLogger(),
   };
 }
 
