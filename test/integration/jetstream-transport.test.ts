@@ -73,6 +73,26 @@ test('a failed connect is TRANSPORT_CLOSED and names the server without its cred
   t.false(/tok-s3cret|pw-s3cret/.test(exposed(tokenErr)));
 });
 
+test('ensureStream on an existing stream keeps its replica count: a transport with other streamDefaults.replicas neither scales it nor fails', async (t) => {
+  const id = uid();
+  const one = await JetStreamTransport.connect({ servers: URL });
+  const three = await JetStreamTransport.connect({ servers: URL, streamDefaults: { replicas: 3 } });
+  t.teardown(async () => {
+    await one.deleteStream(`keep_${id}`).catch(() => undefined);
+    await one.close();
+    await three.close();
+  });
+  await one.ensureStream({ name: `keep_${id}`, subjects: [`keep${id}.>`], duplicateWindowMs: 60_000 });
+  // On one server a replica count of 3 cannot be created; asked of an existing stream, it is not applied.
+  await t.notThrowsAsync(three.ensureStream({ name: `keep_${id}`, subjects: [`keep${id}.>`], duplicateWindowMs: 30_000 }));
+  const nc = await connect({ servers: URL });
+  t.teardown(() => nc.close());
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const info = await (await jetstreamManager(nc)).streams.info(`keep_${id}`);
+  t.is(info.config.num_replicas, 1, 'the replica count it was created with');
+  t.is(info.config.duplicate_window, 30_000 * 1_000_000, 'the rest of the config is updated');
+});
+
 test('bad stream configs the server refuses are CONFIG, with the JetStream error kept as cause', async (t) => {
   const id = uid();
   const replicated = await JetStreamTransport.connect({ servers: URL, streamDefaults: { replicas: 3 } });

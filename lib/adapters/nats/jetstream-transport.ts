@@ -28,7 +28,7 @@
  *     readers recreate their consumer with tries of that length (`jetstream-reader.ts`).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamClient, type JetStreamManager, type StreamInfo as JsStreamInfo } from '@nats-io/jetstream';
 import { ConfigError, WardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { retrySetup } from './setup-retry.js';
@@ -193,25 +193,44 @@ export class JetStreamTransport implements Transport {
   }
 
   /**
-   * Creates the stream, or updates it when it exists with another config. While JetStream does not
-   * answer (`TIMEOUT`) it asks again for up to `setupTimeoutMs`.
+   * Creates the stream, or updates it when it exists with another config. The replica count is
+   * chosen when the stream is created: an update keeps the stream's own (scaling a stream is an
+   * operator's act, and a node started with another `streamDefaults.replicas`, or none, must not
+   * scale production streams up or down). While JetStream does not answer (`TIMEOUT`) it asks
+   * again for up to `setupTimeoutMs`.
    */
   async ensureStream(config: StreamConfig): Promise<StreamInfo> {
     this.assertOpen();
     const cfg = toJsConfig(config, this.o.defaults);
     const ctx = this.ctx('ensureStream', { stream: cfg.name });
+    const existing = async (): Promise<JsStreamInfo | undefined> => {
+      try {
+        return await this.jsm.streams.info(cfg.name);
+      } catch (err) {
+        const e = toWardenError(err, ctx);
+        if (e.code === 'STREAM_NOT_FOUND') return undefined;
+        throw e;
+      }
+    };
+    const update = async (current: JsStreamInfo): Promise<StreamInfo> => {
+      try {
+        return toInfo(await this.jsm.streams.update(cfg.name, { ...cfg, num_replicas: current.config.num_replicas }));
+      } catch (err) {
+        throw toWardenError(err, ctx);
+      }
+    };
     const once = async (): Promise<StreamInfo> => {
+      const current = await existing(); // first: the server judges a create's replicas before it sees the stream exists
+      if (current) return update(current);
       try {
         return toInfo(await this.jsm.streams.add(cfg));
       } catch (err) {
         const e = toWardenError(err, ctx);
         if (e.code !== 'STREAM_EXISTS') throw e;
       }
-      try {
-        return toInfo(await this.jsm.streams.update(cfg.name, cfg));
-      } catch (err) {
-        throw toWardenError(err, ctx);
-      }
+      const raced = await existing(); // created by another node meanwhile
+      if (!raced) throw new WardenError('STREAM_NOT_FOUND', `stream ${cfg.name} was reported to exist, then not found`, { details: { stream: cfg.name } });
+      return update(raced);
     };
     return retrySetup(once, { withinMs: this.o.setupTimeoutMs, clock: this.o.clock, logger: this.logger, what: `ensureStream ${cfg.name}` });
   }
