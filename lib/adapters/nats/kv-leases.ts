@@ -32,7 +32,7 @@ import { ConfigError, WardenError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { parseLeaseValue, type Lease, type LeaseChange, type LeaseEntry, type LeaseStore } from '../../cluster/leases.js';
 import { Redactor, redactUrl, toWardenError, type NatsErrorContext } from './errors.js';
-import { replicasOf } from './options.js';
+import { credentialsFromUrls, replicasOf } from './options.js';
 import { retrySetup } from './setup-retry.js';
 
 /** Options of `KvLeaseStore`. */
@@ -126,7 +126,8 @@ export class KvLeaseStore implements LeaseStore {
     const redactor = new Redactor(list);
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers: list, name: options.name ?? 'warden-leases', waitOnFirstConnect: false, maxReconnectAttempts: -1 });
+      const { servers: plain, ...credentials } = credentialsFromUrls(list);
+      nc = await connect({ servers: plain, ...credentials, name: options.name ?? 'warden-leases', waitOnFirstConnect: false, maxReconnectAttempts: -1 });
     } catch (err) {
       throw toWardenError(err, { op: `leases.connect to ${list.map(redactUrl).join(',')}`, redactor });
     }

@@ -184,6 +184,41 @@ function serverList(servers: string | string[]): string[] {
   return list;
 }
 
+/** What `credentialsFromUrls` finds: the URLs without their user info, and the credentials they carried. */
+export interface UrlCredentials {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+}
+
+/**
+ * @internal The credentials written in server URLs (`nats://user:pass@host`, `nats://token@host`),
+ * taken out of the URLs: the NATS client does not read them there, and would connect without
+ * them. URLs that carry different credentials are a `ConfigError` (a connection has one set).
+ *
+ * @example credentialsFromUrls(['nats://alice:s3cret@n1:4222']) // { servers: ['nats://n1:4222'], user: 'alice', pass: 's3cret' }
+ */
+export function credentialsFromUrls(servers: readonly string[]): UrlCredentials {
+  let found: { user?: string; pass?: string; token?: string } | undefined;
+  let first = '';
+  const stripped = servers.map((s) => {
+    const m = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]+)@(.*)$/i.exec(s);
+    if (!m?.[2]) return s;
+    const info = m[2];
+    const colon = info.indexOf(':');
+    const creds = colon < 0 ? { token: decodeURIComponent(info) } : { user: decodeURIComponent(info.slice(0, colon)), pass: decodeURIComponent(info.slice(colon + 1)) };
+    if (found === undefined) {
+      found = creds;
+      first = info;
+    } else if (first !== info) {
+      throw new ConfigError('servers', 'URLs carry different credentials; a connection logs in with one set: give it once (user/pass or token options, or the same user info in every URL)');
+    }
+    return `${m[1] ?? ''}${m[3]}`;
+  });
+  return { servers: stripped, ...(found ?? {}) };
+}
+
 /** Passwords and tokens in server URLs, so they are scrubbed from free text too. */
 function urlSecrets(servers: string[]): string[] {
   const out: string[] = [];
@@ -242,8 +277,9 @@ export function resolveOptions(options: JetStreamTransportOptions): {
     initialMs: positive(options.publishRetry?.initialMs, 100, 'publishRetry.initialMs'),
     maxMs: positive(options.publishRetry?.maxMs, 5_000, 'publishRetry.maxMs'),
   };
+  const fromUrls = credentialsFromUrls(servers);
   const co: ConnectionOptions = {
-    servers,
+    servers: fromUrls.servers,
     name: options.name ?? 'warden',
     maxReconnectAttempts: -1,
     waitOnFirstConnect: options.waitOnFirstConnect ?? true,
@@ -252,9 +288,14 @@ export function resolveOptions(options: JetStreamTransportOptions): {
     reconnectJitterTLS: positive(options.reconnectJitterMs, 500, 'reconnectJitterMs', true),
     timeout: positive(options.connectTimeoutMs, 10_000, 'connectTimeoutMs'),
   };
-  if (options.user !== undefined) co.user = options.user;
-  if (options.pass !== undefined) co.pass = options.pass;
-  if (options.token !== undefined) co.token = options.token;
+  // Explicit credentials win over those written in the URLs.
+  const explicit = options.user !== undefined || options.token !== undefined || options.authenticator !== undefined;
+  const user = options.user ?? (explicit ? undefined : fromUrls.user);
+  const pass = options.pass ?? (explicit ? undefined : fromUrls.pass);
+  const token = options.token ?? (explicit ? undefined : fromUrls.token);
+  if (user !== undefined) co.user = user;
+  if (pass !== undefined) co.pass = pass;
+  if (token !== undefined) co.token = token;
   if (options.authenticator !== undefined) co.authenticator = options.authenticator;
   if (options.tls !== undefined) co.tls = options.tls;
   return { servers, redactor, resolved, retry, connection: co };
