@@ -21,12 +21,18 @@
  *     microtask between the input and its outcome; the asynchronous path is taken only to load,
  *     start a new life, back off after a crash, or rebuild. Either path gives the same outcome.
  * 22. The compact tier: stated in compact-tier.ts.
+ * 23. A key's entry that cannot be read because the store does not answer (`TRANSPORT_CLOSED`,
+ *     `TIMEOUT`, retryable) is read again with backoff (10 ms doubling to 1 s) until it can be,
+ *     while the partition waits on that input: the actors it holds stay in memory and the
+ *     partition goes on as soon as the store answers (it does not fail and restart, which would
+ *     drop them and need the store to claim the partition again). A kill or a failure of the
+ *     worker ends the wait.
  */
 import type { ActorEntry } from '../checkpoint/checkpoint-store.js';
 import { ActorHost, type ActorHostOptions, type LogPoint } from '../actor/actor-host.js';
 import { SharedActorSystem } from '../actor/actor-system.js';
 import type { Json } from '../core/envelope.js';
-import { ActorCrashedError, describeError, type WardenError } from '../core/errors.js';
+import { ActorCrashedError, describeError, WardenError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
 import { readEntries } from './batch.js';
 import { CompactTier } from './compact-tier.js';
@@ -34,6 +40,11 @@ import { KeyRestarts } from './key-restarts.js';
 import type { WorkerConfig } from './options.js';
 import { isUnusableCheckpoint, loadActor, rebuildActor } from './replay.js';
 import { RejectedStep, type ActorsOwner, type DirtyState, type StepOutcome } from './keyed-types.js';
+
+/** Invariant 23: an error of a store that does not answer now, which a later read may not meet. */
+function storeUnavailable(err: unknown): boolean {
+  return err instanceof WardenError && !err.nonRetryable && (err.code === 'TRANSPORT_CLOSED' || err.code === 'TIMEOUT');
+}
 
 /** No entry prefetched: one shared empty map. */
 const NOTHING_PREFETCHED = new Map<string, Promise<ActorEntry | undefined>>(); // never added to: a load only deletes from it
@@ -363,19 +374,30 @@ export class KeyedActors {
     if (this.compact.has(key)) return this.wake(key);
     let host: ActorHost;
     const ctx = this.owner.restoreContext();
-    const ahead = this.prefetched.get(key);
+    let ahead = this.prefetched.get(key);
     this.prefetched.delete(key); // invariant 20: used once
-    try {
-      const loaded = await loadActor(ctx, key, at, ahead);
-      if (existingOnly && !loaded.entry) {
-        loaded.host.stop();
-        return undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const loaded = await loadActor(ctx, key, at, ahead);
+        if (existingOnly && !loaded.entry) {
+          loaded.host.stop();
+          return undefined;
+        }
+        host = loaded.host;
+        break;
+      } catch (err) {
+        if (isUnusableCheckpoint(err)) {
+          ({ host } = await rebuildActor(ctx, key, this.owner.restoredSeq, at, this.poisoned));
+          this.dirty.add(key); // the next cut overwrites the unusable entry
+          break;
+        }
+        // Invariant 23: the store does not answer. The partition waits for it, keeping what it holds.
+        if (!storeUnavailable(err) || this.owner.dead) throw err;
+        if (attempt === 0) this.c.logger.warn({ stage: this.c.stage.name, partition: this.c.partition, key, err }, 'loading a key from the checkpoint store failed; the partition waits and tries again');
+        ahead = undefined;
+        await sleep(this.c.clock, this.c.commitRetry.delay(attempt, this.c.random), this.owner.ended).catch(() => undefined);
+        if (this.owner.dead) throw err;
       }
-      host = loaded.host;
-    } catch (err) {
-      if (!isUnusableCheckpoint(err)) throw err;
-      ({ host } = await rebuildActor(ctx, key, this.owner.restoredSeq, at, this.poisoned));
-      this.dirty.add(key); // the next cut overwrites the unusable entry
     }
     if (this.owner.dead) {
       host.stop(); // killed while loading: nothing more is applied (invariant 7')
