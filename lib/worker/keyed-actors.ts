@@ -26,7 +26,8 @@
  *     while the partition waits on that input: the actors it holds stay in memory and the
  *     partition goes on as soon as the store answers (it does not fail and restart, which would
  *     drop them and need the store to claim the partition again). A kill or a failure of the
- *     worker ends the wait.
+ *     worker ends the wait; so does a graceful stop (`StoreWaitAbandoned`: the worker stops, the
+ *     input stays in the log for the next owner).
  */
 import type { ActorEntry } from '../checkpoint/checkpoint-store.js';
 import { ActorHost, type ActorHostOptions, type LogPoint } from '../actor/actor-host.js';
@@ -39,7 +40,7 @@ import { CompactTier } from './compact-tier.js';
 import { KeyRestarts } from './key-restarts.js';
 import type { WorkerConfig } from './options.js';
 import { isUnusableCheckpoint, loadActor, rebuildActor } from './replay.js';
-import { RejectedStep, type ActorsOwner, type DirtyState, type StepOutcome } from './keyed-types.js';
+import { RejectedStep, StoreWaitAbandoned, type ActorsOwner, type DirtyState, type StepOutcome } from './keyed-types.js';
 
 /** Invariant 23: an error of a store that does not answer now, which a later read may not meet. */
 function storeUnavailable(err: unknown): boolean {
@@ -393,10 +394,12 @@ export class KeyedActors {
         }
         // Invariant 23: the store does not answer. The partition waits for it, keeping what it holds.
         if (!storeUnavailable(err) || this.owner.dead) throw err;
+        if (this.owner.stopping) throw new StoreWaitAbandoned(key, this.c.where, err);
         if (attempt === 0) this.c.logger.warn({ stage: this.c.stage.name, partition: this.c.partition, key, err }, 'loading a key from the checkpoint store failed; the partition waits and tries again');
         ahead = undefined;
         await sleep(this.c.clock, this.c.commitRetry.delay(attempt, this.c.random), this.owner.ended).catch(() => undefined);
         if (this.owner.dead) throw err;
+        if (this.owner.stopping) throw new StoreWaitAbandoned(key, this.c.where, err);
       }
     }
     if (this.owner.dead) {

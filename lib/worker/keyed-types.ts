@@ -4,7 +4,7 @@
  */
 import type { ActorHost } from '../actor/actor-host.js';
 import type { Json } from '../core/envelope.js';
-import type { WardenError } from '../core/errors.js';
+import { WardenError } from '../core/errors.js';
 import type { RestoreContext } from './replay.js';
 
 /**
@@ -14,6 +14,17 @@ import type { RestoreContext } from './replay.js';
 export class RejectedStep extends Error {
   constructor(readonly reason: unknown) {
     super('step rejected', { cause: reason });
+  }
+}
+
+/**
+ * Thrown by a key's load that was waiting for the checkpoint store when the worker was asked to
+ * stop gracefully (keyed-actors invariant 23): the input in hand is left in the log for the next
+ * owner, and the worker stops rather than fails.
+ */
+export class StoreWaitAbandoned extends WardenError {
+  constructor(key: string, where: string, cause: unknown) {
+    super('STOPPED', `${where} stopped while waiting for the checkpoint store to read key ${JSON.stringify(key)}; the input stays in the log`, { cause });
   }
 }
 
@@ -34,6 +45,8 @@ export type StepOutcome<T> =
 /** What the keyed actors need of their worker. */
 export interface ActorsOwner {
   readonly dead: boolean;
+  /** A graceful stop was asked for: a wait for the store gives up (keyed-actors invariant 23). */
+  readonly stopping: boolean;
   /** Aborted when the worker dies: cuts a restart backoff short. */
   readonly ended: AbortSignal;
   /** The position the worker restored (replays start above it for keys without an entry). */

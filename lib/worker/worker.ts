@@ -66,7 +66,7 @@ import { CallRunner } from './call-runner.js';
 import { Checkpointer } from './checkpointer.js';
 import { checkLogCoversCheckpoint, claimPartition, RetentionWatch } from './claim.js';
 import { KeyedActors } from './keyed-actors.js';
-import type { ActorsOwner } from './keyed-types.js';
+import { StoreWaitAbandoned, type ActorsOwner } from './keyed-types.js';
 import { compileWorkerOptions, type Failpoint, type PartitionWorkerOptions, type WorkerConfig } from './options.js';
 import { Outbox } from './outbox.js';
 import { LogRecords } from './records.js';
@@ -140,6 +140,10 @@ export class PartitionWorker implements ActorsOwner, InputOwner {
   /** Killed or failed: applies, publishes and writes nothing more (invariant 7). */
   get dead(): boolean {
     return this.state === 'killed' || this.state === 'failed';
+  }
+
+  get stopping(): boolean {
+    return this.state === 'stopping';
   }
 
   get live(): boolean {
@@ -227,7 +231,10 @@ export class PartitionWorker implements ActorsOwner, InputOwner {
       this.end();
       throw err;
     }
-    this.loop = this.run().catch((err: unknown) => this.fail(err));
+    this.loop = this.run().catch((err: unknown) => {
+      if (err instanceof StoreWaitAbandoned && this.state === 'stopping') return; // keyed-actors invariant 23: a stop, not a failure
+      this.fail(err);
+    });
   }
 
   /** Resolves when the worker ends; rejects with the error that made it fail. */

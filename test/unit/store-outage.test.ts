@@ -21,6 +21,9 @@ class ReadOutage extends InMemoryCheckpointStore {
   override readActorsOf(...args: Parameters<NonNullable<CheckpointStore['readActorsOf']>>): ReturnType<NonNullable<CheckpointStore['readActorsOf']>> {
     return this.down ? this.refuse() : super.readActorsOf(...args);
   }
+  override write(...args: Parameters<CheckpointStore['write']>): ReturnType<CheckpointStore['write']> {
+    return this.down ? this.refuse() : super.write(...args);
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -44,4 +47,24 @@ test('a key whose entry cannot be read while the store is down: the partition wa
   t.like(node.inspect('counter', 'old')?.context, { total: 7 });
   t.like(node.inspect('counter', 'new')?.context, { total: 1 });
   t.is((await node.status())[0]!.restarts, 0);
+});
+
+test('a graceful stop while a partition waits for the store ends the wait: the worker stops (not fails) at once, the input left in the log', async (t) => {
+  const store = new ReadOutage();
+  const events: string[] = [];
+  const node = await startNode({
+    pipeline: definePipeline({ name: 'outage-stop', stages: [{ actor: counter }] }), checkpointStore: store, logger: silentLogger,
+    onEvent: (e) => void events.push(e.type),
+  });
+  await node.ingest({ key: 'old', type: 'add', payload: { amount: 5 } });
+  await node.whenCaughtUp();
+  store.down = true;
+  await node.ingest({ key: 'new', type: 'add', payload: { amount: 1 } });
+  await sleep(100);
+  const t0 = performance.now();
+  await node.stop();
+  t.true(performance.now() - t0 < 5_000, `stop took ${Math.round(performance.now() - t0)} ms (the worker's shutdown bound is 10 s)`);
+  t.true(events.includes('stopped'), events.join(','));
+  t.false(events.includes('failed'), events.join(','));
+  t.is(node.inspect('counter', 'new'), undefined, 'the input was not applied');
 });
