@@ -35,6 +35,11 @@ export interface Incarnation {
   startedAt: number;
   /** Set once the incarnation exited or its supervisor began to stop it. */
   ended: boolean;
+  /**
+   * Set while `shutdownIncarnation` waits for its graceful stop: ends that wait (its timer cleared,
+   * no second kill) when the supervisor is killed and kills the incarnation itself.
+   */
+  cutShutdown?: () => void;
 }
 
 /** How a child ended by itself. */
@@ -194,11 +199,14 @@ export async function shutdownIncarnation(inc: Incarnation, shutdown: Shutdown, 
     return 'graceful';
   }
   let timer: TimerHandle;
-  const timedOut = new Promise<'timeout'>((resolve) => {
+  const timedOut = new Promise<'timeout' | 'cut'>((resolve) => {
     timer = clock.setTimeout(() => resolve('timeout'), shutdown);
+    inc.cutShutdown = () => resolve('cut');
   });
   const winner = await Promise.race([stopped.then(() => 'stopped' as const), timedOut]);
   clock.clearTimeout(timer);
+  delete inc.cutShutdown;
+  if (winner === 'cut') return 'killed'; // killed with its supervisor, which reported it
   return winner === 'stopped' ? 'graceful' : killOrAbandon(inc.handle, logger);
 }
 

@@ -176,6 +176,7 @@ class SupervisorCore implements Supervisor, RefHost {
       this.inStop.delete(rec);
       if (!inc) continue;
       inc.ended = true;
+      inc.cutShutdown?.(); // a graceful stop in progress: its timer goes, and it kills nothing more
       if (!inc.controller.signal.aborted) inc.controller.abort(new WardenError('STOPPED', 'killed with its supervisor'));
       this.emit({ type: 'child-stopped', path: rec.path, id: rec.spec.id, how: killOrAbandon(inc.handle, this.opts.logger) });
     }

@@ -647,6 +647,20 @@ test('child invariant 4: a nested supervisor that does not stop in time is kille
   t.is(lab.clock.pending, 0);
 });
 
+test('child invariant 4: a grandchild killed with its supervisor in the middle of its own timed stop leaves no timer behind and is killed once', async (t) => {
+  const lab = new Lab();
+  const inner: SupervisorChildSpec = { kind: 'supervisor', id: 'inner', shutdown: 100, supervisor: { children: [lab.worker('y', { shutdown: 10_000 })] } };
+  const sup = lab.supervisor({ id: 'root', children: [inner] });
+  await sup.start();
+  lab.hangStop('y');
+  const stopping = sup.stop();
+  await lab.settle(100);
+  await stopping;
+  t.is(lab.clock.pending, 0, "no timer of y's own graceful stop is left on the clock");
+  await lab.settle(20_000);
+  t.deepEqual(lab.log.filter((l) => l.startsWith('kill:')), ['kill:y'], 'killed once, not again when its own shutdown would have run out');
+});
+
 test('child invariant 4: a nested supervisor with shutdown brutal-kill is killed with its subtree at once, no child stopped gracefully', async (t) => {
   const lab = new Lab();
   const inner: SupervisorChildSpec = { kind: 'supervisor', id: 'inner', shutdown: 'brutal-kill', supervisor: { children: [lab.worker('a'), lab.worker('b')] } };
