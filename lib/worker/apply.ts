@@ -136,6 +136,11 @@ function settle(w: InputOwner, msg: StoredMessage, env: Envelope, at: LogPoint, 
       break;
     case 'rejected':
       w.records.deadLetter(msg, outcome.error, { env, reason: 'unroutable' });
+      // The actor was rolled back to before it: a timer firing or call result dead-lettered is
+      // consumed (as one that crashed its actor), or the timer would wait for a firing that never
+      // comes, and a successor would fire it, or issue the call, again.
+      if (timer !== undefined) w.actors.forget(env.key, (h) => h.forgetTimer(timer));
+      if (call !== undefined) w.actors.forget(env.key, (h) => h.forgetCall(call.call));
       break;
     case 'escalated':
       return w.actors.recover(env.key, at).then(() => crashed(w, msg, env, escalatedInput(w.c.where, outcome.crash), timer, call, outcome.error));
