@@ -8,7 +8,7 @@
  * The check runs the inputs twice:
  *  - run A, straight through, one host per key;
  *  - run B, with every host persisted and restored after every `restoreEvery` steps (a
- *    checkpoint and a crash), while `Date.now` answers a day later and `Math.random` another
+ *    checkpoint and a crash), while `Date.now` and `new Date()` answer a day later and `Math.random` another
  *    sequence, so an action that reads them gives other values.
  * Due timers fire between inputs as the worker would (the firing dated at its deadline). The
  * first step where the runs differ in state, outputs or timers is reported.
@@ -16,7 +16,7 @@
  * Invariants:
  *  1. A deterministic machine is reported `ok` (no false alarm): both runs apply the same
  *     inputs and firings at the same log points, and restore is exact (actor-host invariant 4).
- *  2. `Date.now` and `Math.random` are restored after run B, whatever happens in it.
+ *  2. `Date`, `Date.now` and `Math.random` are restored after run B, whatever happens in it.
  */
 import { ActorHost, type EmittedEvent, type LogPoint } from '../actor/actor-host.js';
 import type { ActorDefinition } from '../actor/define-actor.js';
@@ -80,10 +80,18 @@ export function checkDeterminism(actor: ActorDefinition, inputs: readonly Determ
   // eslint-disable-next-line no-restricted-properties
   const realNow = Date.now;
   const realRandom = Math.random;
+  const RealDate = globalThis.Date;
   let restored: Step[];
   try {
     // eslint-disable-next-line no-restricted-properties
     Date.now = () => realNow() + 86_400_000;
+    // `new Date()` reads the clock too: a Date whose no-argument form is a day later.
+    globalThis.Date = class ShiftedDate extends RealDate {
+      constructor(...args: unknown[]) {
+        if (args.length === 0) super(realNow() + 86_400_000);
+        else super(...(args as ConstructorParameters<DateConstructor>));
+      }
+    } as DateConstructor;
     let x = 0x2545f491;
     Math.random = () => {
       x ^= x << 13;
@@ -93,8 +101,9 @@ export function checkDeterminism(actor: ActorDefinition, inputs: readonly Determ
     };
     restored = run(actor, dated, Math.max(1, options.restoreEvery ?? 1));
   } finally {
+    globalThis.Date = RealDate; // invariant 2
     // eslint-disable-next-line no-restricted-properties
-    Date.now = realNow; // invariant 2
+    Date.now = realNow;
     Math.random = realRandom;
   }
   const steps = Math.max(straight.length, restored.length);

@@ -59,6 +59,15 @@ test('an action reading Math.random() is caught, and the globals are restored af
   t.is(Math.random, random);
 });
 
+test('an action reading new Date() is caught too, and Date is restored afterwards (with its arguments, Date still works)', (t) => {
+  const RealDate = Date;
+  const report = checkDeterminism(stamping(() => new Date().getTime()), adds);
+  t.false(report.ok);
+  t.like(report.divergence, { step: 0, what: 'state' });
+  t.is(globalThis.Date, RealDate);
+  t.true(checkDeterminism(stamping(() => new Date(1_700_000_000_000).getTime()), adds).ok, 'a date built from a value is not a clock read');
+});
+
 test('outputs that differ are reported as outputs when the state does not show it', (t) => {
   const leaky = defineActor({
     name: 'leaky',
