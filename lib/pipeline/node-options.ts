@@ -21,7 +21,7 @@ export interface NodeTiming {
   maxRecoveryMs: number;
 }
 
-function finiteMs(field: string, value: unknown, fallback: number, min: 'positive' | 'non-negative'): number {
+export function finiteMs(field: string, value: unknown, fallback: number, min: 'positive' | 'non-negative'): number {
   const v = value ?? fallback;
   const ok = typeof v === 'number' && Number.isFinite(v) && (min === 'positive' ? v > 0 : v >= 0);
   if (!ok) throw new ConfigError(field, `must be a finite number of ms ${min === 'positive' ? '> 0' : '>= 0'}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);

@@ -26,7 +26,7 @@ import { ConfigError, WardenError } from '../core/errors.js';
 import { partitionOf } from '../core/ids.js';
 import type { Transport } from '../transport/transport.js';
 import type { Pipeline } from './define-pipeline.js';
-import { compileNodeOptions } from './node-options.js';
+import { compileNodeOptions, finiteMs } from './node-options.js';
 import type { NodeEvent, NodeOptions, PartitionStatus, WardenNode } from './node-types.js';
 import { NodePartitions } from './partitions.js';
 import { createProducer } from './producer.js';
@@ -181,16 +181,16 @@ export async function startNode(options: NodeOptions): Promise<WardenNode> {
     get alive() {
       return !stopped && fatal === undefined;
     },
-    async whenCaughtUp({ timeoutMs = 30_000, pollMs = 5 } = {}) {
-      if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) throw new ConfigError('timeoutMs', `must be a finite number of ms >= 0, got ${String(timeoutMs)}`);
-      if (typeof pollMs !== 'number' || !Number.isFinite(pollMs) || pollMs < 0) throw new ConfigError('pollMs', `must be a finite number of ms >= 0, got ${String(pollMs)}`);
+    async whenCaughtUp(options = {}) {
+      const timeoutMs = finiteMs('timeoutMs', options.timeoutMs, 30_000, 'non-negative');
+      const pollMs = finiteMs('pollMs', options.pollMs, 5, 'non-negative');
       const deadline = clock.now() + timeoutMs;
       let quiet = 0;
       while (quiet < 2) {
         if (fatal) throw new WardenError('STOPPED', `pipeline ${pipeline.name} has stopped: ${fatal.message}`, { cause: fatal });
         if (stopped) throw new WardenError('STOPPED', `pipeline ${pipeline.name} was stopped`);
         // In a cluster, the partitions this node runs; alone, all of them.
-        const all = (await node.status()).filter((p) => !ownership || parts.runs(p.stage, p.partition));
+        const all = (await statusNow()).filter((p) => !ownership || parts.runs(p.stage, p.partition)); // no owners: no lease or claim reads per poll
         // In a cluster, a partition down because its lease ran out is being handed over (the
         // coordinator stops it here, the placement runs it again): not caught up yet, not a failure.
         const down = all.find((p) => p.down && !(ownership && p.down.code === 'LEASE_LOST'));

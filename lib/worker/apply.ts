@@ -136,11 +136,9 @@ function settle(w: InputOwner, msg: StoredMessage, env: Envelope, at: LogPoint, 
       break;
     case 'rejected':
       w.records.deadLetter(msg, outcome.error, { env, reason: 'unroutable' });
-      // The actor was rolled back to before it: a timer firing or call result dead-lettered is
-      // consumed (as one that crashed its actor), or the timer would wait for a firing that never
-      // comes, and a successor would fire it, or issue the call, again.
-      if (timer !== undefined) w.actors.forget(env.key, (h) => h.forgetTimer(timer));
-      if (call !== undefined) w.actors.forget(env.key, (h) => h.forgetCall(call.call));
+      // The actor was rolled back to before it: the timer would wait for a firing that never comes,
+      // and a successor would fire it, or issue the call, again.
+      consumeRecord(w, env.key, timer, call);
       break;
     case 'escalated':
       return w.actors.recover(env.key, at).then(() => crashed(w, msg, env, escalatedInput(w.c.where, outcome.crash), timer, call, outcome.error));
@@ -155,9 +153,14 @@ function settle(w: InputOwner, msg: StoredMessage, env: Envelope, at: LogPoint, 
 /** An input that crashed its actor for good: dead-lettered, and its timer or call dropped from the rebuilt actor. */
 function crashed(w: InputOwner, msg: StoredMessage, env: Envelope, error: unknown, timer: string | undefined, call: CallResult | undefined, escalation: WardenError | undefined): WardenError | undefined {
   w.records.deadLetter(msg, error, { env });
-  if (timer !== undefined) w.actors.forget(env.key, (h) => h.forgetTimer(timer));
-  if (call !== undefined) w.actors.forget(env.key, (h) => h.forgetCall(call.call));
+  consumeRecord(w, env.key, timer, call);
   return advanceAfter(w, msg, escalation);
+}
+
+/** A dead-lettered timer firing or call result is consumed: dropped from the key's actor. */
+function consumeRecord(w: InputOwner, key: string, timer: string | undefined, call: CallResult | undefined): void {
+  if (timer !== undefined) w.actors.forget(key, (h) => h.forgetTimer(timer));
+  if (call !== undefined) w.actors.forget(key, (h) => h.forgetCall(call.call));
 }
 
 function advanceAfter(w: InputOwner, msg: StoredMessage, escalation: WardenError | undefined): WardenError | undefined {

@@ -203,31 +203,36 @@ export function credentialsFromUrls(servers: readonly string[]): UrlCredentials 
   let found: { user?: string; pass?: string; token?: string } | undefined;
   let first = '';
   const stripped = servers.map((s) => {
-    const m = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]+)@(.*)$/i.exec(s);
-    if (!m?.[2]) return s;
-    const info = m[2];
-    const colon = info.indexOf(':');
-    const creds = colon < 0 ? { token: decodeURIComponent(info) } : { user: decodeURIComponent(info.slice(0, colon)), pass: decodeURIComponent(info.slice(colon + 1)) };
+    const u = userInfoOf(s);
+    if (!u) return s;
+    const creds = u.pass === undefined ? { token: decodeURIComponent(u.user) } : { user: decodeURIComponent(u.user), pass: decodeURIComponent(u.pass) };
     if (found === undefined) {
       found = creds;
-      first = info;
-    } else if (first !== info) {
+      first = u.info;
+    } else if (first !== u.info) {
       throw new ConfigError('servers', 'URLs carry different credentials; a connection logs in with one set: give it once (user/pass or token options, or the same user info in every URL)');
     }
-    return `${m[1] ?? ''}${m[3]}`;
+    return u.without;
   });
   return { servers: stripped, ...(found ?? {}) };
 }
 
-/** Passwords and tokens in server URLs, so they are scrubbed from free text too. */
+/** The user info of a server URL (`user:pass@`, or a lone `token@`, as written) and the URL without it. */
+function userInfoOf(url: string): { info: string; user: string; pass: string | undefined; without: string } | undefined {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]+)@(.*)$/i.exec(url);
+  if (!m?.[2]) return undefined;
+  const info = m[2];
+  const colon = info.indexOf(':');
+  return { info, user: colon < 0 ? info : info.slice(0, colon), pass: colon < 0 ? undefined : info.slice(colon + 1), without: `${m[1] ?? ''}${m[3]}` };
+}
+
+/** Passwords and tokens in server URLs, as written and decoded, so they are scrubbed from free text too. */
 function urlSecrets(servers: string[]): string[] {
   const out: string[] = [];
   for (const s of servers) {
-    const m = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^@/]+)@/i.exec(s);
-    if (!m?.[1]) continue;
-    const [user, pass] = m[1].split(':');
-    if (pass) out.push(pass, decodeURIComponent(pass));
-    else if (user) out.push(user, decodeURIComponent(user)); // a lone token
+    const u = userInfoOf(s);
+    const secret = u?.pass || u?.user; // the password, or a lone token
+    if (secret) out.push(secret, decodeURIComponent(secret));
   }
   return out.filter((x) => x.length >= 3);
 }
